@@ -1,0 +1,1 @@
+"""Gymnasium task distributions for meta-RL, installed as ``metarl.envs``."""

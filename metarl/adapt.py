@@ -1,0 +1,98 @@
+"""The one inner loop of the toolkit: a few gradient steps on a task's support data.
+
+MAML (Finn et al., 2017, Algorithm 1 line 6 / eq. 1) adapts parameters with
+
+    θ'_i = θ - α ∇_θ L_{T_i}(f_θ)
+
+repeated for ``steps`` steps. Second-order MAML differentiates the query loss at θ' through
+this update (the gradient of the gradient); first-order MAML (FOMAML, section 5.2 of the paper)
+treats ∇L as a constant, which here means detaching it. Reptile runs the same loop and only
+forms its outer update differently; MAML-RL runs it on a REINFORCE surrogate.
+
+The gradient is taken with :func:`torch.func.grad`, a function transform, so that the very same
+code works on one task and under :func:`torch.func.vmap` over a stacked meta-batch, and so that
+an outer ``backward()`` (or ``torch.autograd.grad``) still sees through it to θ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from metarl.functional import LossFn, Params
+
+LearningRate = float | Sequence[float] | Tensor
+"""One step size for every step, or one per step (e.g. ``[α, α/2, α/2]`` for MAML-RL tests)."""
+
+
+def step_sizes(lr: LearningRate, steps: int) -> list[float | Tensor]:
+    """Expand ``lr`` to one step size per inner step, checking the length."""
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if isinstance(lr, Tensor):
+        if lr.dim() == 0:
+            return [lr] * steps
+        if lr.shape[0] != steps:
+            raise ValueError(f"got {lr.shape[0]} step sizes for {steps} inner steps")
+        return list(lr.unbind(0))
+    if isinstance(lr, (int, float)):
+        return [float(lr)] * steps
+    lrs = list(lr)
+    if len(lrs) != steps:
+        raise ValueError(f"got {len(lrs)} step sizes for {steps} inner steps")
+    return lrs
+
+
+def adapt(
+    loss_fn: LossFn,
+    params: Params,
+    batch: Any,
+    *,
+    steps: int = 1,
+    lr: LearningRate = 0.01,
+    first_order: bool = False,
+) -> Params:
+    """Take ``steps`` SGD steps of ``loss_fn(·, batch)`` from ``params``; return θ'.
+
+    Args:
+        loss_fn: ``(params, batch) -> scalar``; the task's inner (support) loss.
+        params: the starting point θ. If its tensors require grad, the result stays
+            differentiable with respect to them.
+        batch: the task's support data, passed to ``loss_fn`` unchanged.
+        steps: number of inner gradient steps (0 returns ``params`` itself).
+        lr: the inner step size α, a float or one per step.
+        first_order: FOMAML -- treat each inner gradient as a constant, so the outer gradient
+            is the query-loss gradient at θ' (no second derivatives are ever built).
+
+    Returns:
+        A new parameter dict θ'. The input dict and any module behind it are left unchanged.
+    """
+    grad_fn = torch.func.grad(loss_fn)
+    for alpha in step_sizes(lr, steps):
+        grads = grad_fn(params, batch)
+        if first_order:
+            grads = {k: g.detach() for k, g in grads.items()}
+        params = {k: p - alpha * grads[k] for k, p in params.items()}
+    return params
+
+
+def adapt_path(
+    loss_fn: LossFn,
+    params: Params,
+    batch: Any,
+    *,
+    steps: int,
+    lr: LearningRate,
+) -> list[Params]:
+    """Parameters after 0, 1, ..., ``steps`` inner steps (for evaluation curves).
+
+    The path is computed without building second-order graphs: it is meant for measuring
+    post-adaptation performance, not for differentiating it.
+    """
+    path = [{k: v.detach() for k, v in params.items()}]
+    for alpha in step_sizes(lr, steps):
+        path.append(adapt(loss_fn, path[-1], batch, steps=1, lr=[alpha], first_order=True))
+    return path

@@ -1,0 +1,45 @@
+"""User-facing errors.
+
+Every mistake a user can make on the command line or in a config (an unknown algorithm, a
+negative shot count, an output directory that belongs to another run, a corrupt checkpoint)
+raises :class:`MetaRLError` with one sentence that names the problem and what to do. The
+scripts print that sentence alone, without a traceback, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class MetaRLError(Exception):
+    """A problem with the user's input, reported as one clear line."""
+
+
+class CheckpointError(MetaRLError):
+    """A checkpoint is missing, truncated, corrupt, or belongs to another model."""
+
+
+def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a script's ``main`` so a :class:`MetaRLError` prints one line and exits with 2."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except MetaRLError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`MetaRLError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise MetaRLError(message)

@@ -1,0 +1,1 @@
+"""Supervised few-shot task families, models and runners, installed as ``metarl.supervised``."""
