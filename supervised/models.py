@@ -1,0 +1,32 @@
+"""Networks for the supervised few-shot families.
+
+Every model here is an ordinary ``nn.Module`` that holds no state a forward pass changes, so
+that :func:`torch.func.functional_call` with any parameter dict (one task's θ', or a task
+stack under :func:`torch.func.vmap`) computes exactly the same function as the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network, e.g. the 1-40-40-1 regressor of MAML section 5.1.
+
+    Parameter names are ``layers.{i}.weight`` / ``layers.{i}.bias``.
+    """
+
+    def __init__(self, in_dim: int = 1, hidden: Sequence[int] = (40, 40), out_dim: int = 1):
+        super().__init__()
+        sizes = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
