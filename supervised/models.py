@@ -8,6 +8,7 @@ stack under :func:`torch.func.vmap`) computes exactly the same function as the m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,3 +31,110 @@ class MLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
         return x
+
+
+class BatchStatNorm2d(nn.Module):
+    """Batch normalisation from batch statistics only, with a learnable affine map.
+
+    ``y = (x − mean) / sqrt(var + eps) · weight + bias``, with mean and (biased) variance taken
+    over the batch and spatial axes of the input it is given. There are no running statistics:
+    as in the original MAML code (``tf.contrib.layers.batch_norm`` in training mode, used at
+    meta-test time too), every forward pass normalises with the statistics of its own batch, so
+    evaluation is transductive over a task's query set.
+
+    Why not ``nn.BatchNorm2d(track_running_stats=False)``: under :func:`torch.func.vmap` its
+    fused kernel's batching rule gives a second-order meta-gradient that disagrees with the
+    per-task loop (``tests/test_fewshot_models.py`` pins this). Written from ``mean``/``var``
+    ops, every derivative is composed from ordinary autograd formulas and stays exact under
+    vmap, ``torch.func.grad`` and double backward.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), correction=0, keepdim=True)
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+
+
+Downsample = Literal["stride", "maxpool"]
+
+
+class Conv4(nn.Module):
+    """The four-block convolutional network of MAML section 5.2 (after Vinyals et al., 2016).
+
+    Each block is a 3×3 convolution, batch norm (:class:`BatchStatNorm2d`), ReLU, and a halving
+    of the resolution: a stride-2 convolution (``"stride"``, used for Omniglot) or a 2×2 max-pool
+    (``"maxpool"``, used for MiniImagenet). As in the original code (``maml.py``
+    ``forward_conv``), strided features are averaged over space before the linear head (64
+    features for Omniglot's 28×28 inputs), while max-pooled ones are flattened (5·5·32 = 800 for
+    MiniImagenet's 84×84 inputs).
+
+    The convolutions have no bias: batch norm subtracts the batch mean right after, so a bias
+    there would have an identically zero gradient (the original code carries one anyway).
+
+    Parameter names: ``blocks.{i}.conv.weight``, ``blocks.{i}.norm.weight``/``.bias``,
+    ``head.weight``/``.bias``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        width: int = 64,
+        downsample: Downsample = "stride",
+        image_size: int = 28,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if downsample not in ("stride", "maxpool"):
+            raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}")
+        self.downsample = downsample
+        stride = 2 if downsample == "stride" else 1
+        blocks = []
+        size = image_size
+        for i in range(4):
+            block = nn.Module()
+            block.conv = nn.Conv2d(
+                in_channels if i == 0 else width, width, 3, stride=stride, padding=1, bias=False
+            )
+            block.norm = BatchStatNorm2d(width, eps)
+            blocks.append(block)
+            size = (size + 1) // 2 if downsample == "stride" else size // 2
+        if size < 1:
+            raise ValueError(f"image_size {image_size} is too small for four halvings")
+        self.blocks = nn.ModuleList(blocks)
+        features = width if downsample == "stride" else width * size * size
+        self.head = nn.Linear(features, n_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases (the original code's initialisers, except
+        its N(0, 1) Omniglot head, which we replace by Xavier too)."""
+        for block in self.blocks:
+            nn.init.xavier_uniform_(block.conv.weight)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = torch.relu(block.norm(block.conv(x)))
+            if self.downsample == "maxpool":
+                x = nn.functional.max_pool2d(x, 2)
+        x = x.mean(dim=(2, 3)) if self.downsample == "stride" else x.flatten(1)
+        return self.head(x)
+
+
+def conv4_omniglot(n_way: int) -> Conv4:
+    """Conv4 for 28×28 grey Omniglot: 64 filters, stride-2 convolutions."""
+    return Conv4(1, n_way, width=64, downsample="stride", image_size=28)
+
+
+def conv4_miniimagenet(n_way: int) -> Conv4:
+    """Conv4 for 84×84 RGB MiniImagenet: 32 filters (to reduce overfitting), 2×2 max-pool."""
+    return Conv4(3, n_way, width=32, downsample="maxpool", image_size=84)

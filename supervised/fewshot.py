@@ -1,0 +1,100 @@
+"""Few-shot image classification problems (MAML section 5.2): Omniglot and MiniImagenet.
+
+Each builder returns a :class:`~metarl.tasks.SupervisedProblem`: the conv4 network, the mean
+cross-entropy (inner and query loss; see ``docs/conventions.md`` for why MAML's step sizes are
+multiplied by N for it), query accuracy as the metric, and an :class:`EpisodeSampler` per
+split over a uint8 tensor that lives on ``device`` for the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from metarl.functional import LossFn, Params, functional_loss
+from metarl.meta import MetricFn
+from metarl.supervised.episodes import EpisodeSampler
+from metarl.supervised.miniimagenet import SPLITS, load_split
+from metarl.supervised.models import conv4_miniimagenet, conv4_omniglot
+from metarl.supervised.omniglot import OmniglotProtocol, omniglot_splits
+from metarl.tasks import SupervisedProblem
+
+
+def accuracy_metric(model: nn.Module) -> MetricFn:
+    """``(params, (x, y)) -> {"accuracy": fraction of x classified as y}``."""
+
+    def metric(params: Params, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        x, y = batch
+        logits = torch.func.functional_call(model, params, (x,))
+        return {"accuracy": (logits.argmax(-1) == y).to(logits.dtype).mean()}
+
+    return metric
+
+
+def classification_problem(
+    model: nn.Module,
+    splits: dict[str, np.ndarray],
+    n_way: int,
+    k_shot: int,
+    k_query: int,
+    eval_query: int,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> SupervisedProblem:
+    """Wrap ``model`` and uint8 class tensors ``[classes, images, C, H, W]`` per split.
+
+    Training episodes use ``k_query`` query images per class, validation and test episodes
+    ``eval_query``. The model is moved to ``device`` and ``dtype``.
+    """
+    model.to(device=device, dtype=dtype)
+    loss_fn: LossFn = functional_loss(model, nn.functional.cross_entropy)
+    samplers = {
+        name: EpisodeSampler(
+            torch.as_tensor(images).to(device),
+            n_way,
+            k_shot,
+            k_query if name == "train" else eval_query,
+            dtype=dtype,
+            name=name,
+        )
+        for name, images in splits.items()
+    }
+    return SupervisedProblem(model, loss_fn, accuracy_metric(model), samplers)
+
+
+def omniglot_problem(
+    n_way: int,
+    k_shot: int,
+    k_query: int = 15,
+    eval_query: int = 15,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    protocol: OmniglotProtocol | None = None,
+) -> SupervisedProblem:
+    """Omniglot N-way K-shot with conv4-64 (strided), on MAML's character split."""
+    splits = omniglot_splits(data_root, protocol)
+    return classification_problem(
+        conv4_omniglot(n_way), splits, n_way, k_shot, k_query, eval_query, device, dtype
+    )
+
+
+def miniimagenet_problem(
+    n_way: int,
+    k_shot: int,
+    k_query: int = 15,
+    eval_query: int = 15,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> SupervisedProblem:
+    """MiniImagenet N-way K-shot with conv4-32 (max-pool), on Ravi & Larochelle's split."""
+    splits = {name: load_split(name, data_root)["images"] for name in SPLITS}
+    return classification_problem(
+        conv4_miniimagenet(n_way), splits, n_way, k_shot, k_query, eval_query, device, dtype
+    )
