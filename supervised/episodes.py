@@ -17,6 +17,26 @@ from metarl.errors import require
 from metarl.tasks import TaskBatch
 
 
+def distinct_draws(
+    rng: np.random.Generator, rows: tuple[int, ...], n: int, high: int
+) -> np.ndarray:
+    """``rows + (n,)`` integers from ``[0, high)``, distinct within each row, in random order.
+
+    Every ordered n-tuple of distinct values is equally likely. When ``n² ≤ high`` duplicates
+    are rare, so i.i.d. draws are redrawn for the few rows that repeat a value (rejection keeps
+    the distribution uniform); otherwise each row is the head of a random permutation.
+    """
+    if n * n > high:
+        return np.argsort(rng.random((*rows, high)), axis=-1)[..., :n]
+    out = rng.integers(0, high, (*rows, n))
+    while True:
+        ordered = np.sort(out, axis=-1)
+        repeats = (ordered[..., 1:] == ordered[..., :-1]).any(axis=-1)
+        if not repeats.any():
+            return out
+        out[repeats] = rng.integers(0, high, (int(repeats.sum()), n))
+
+
 class EpisodeSampler:
     """Draws meta-batches of N-way K-shot episodes (a :class:`metarl.tasks.TaskSampler`).
 
@@ -79,9 +99,8 @@ class EpisodeSampler:
         shuffled anew in every episode (the learner cannot memorise a class→label map).
         """
         classes, per_class = self.images.shape[:2]
-        chosen = np.stack([rng.choice(classes, self.n_way, replace=False) for _ in range(n_tasks)])
-        keys = rng.random((n_tasks, self.n_way, per_class))
-        picks = np.argsort(keys, axis=-1)[..., : self.k_shot + self.n_query]
+        chosen = distinct_draws(rng, (n_tasks,), self.n_way, classes)
+        picks = distinct_draws(rng, (n_tasks, self.n_way), self.k_shot + self.n_query, per_class)
         return chosen, picks
 
     def sample(self, n_tasks: int, rng: np.random.Generator) -> TaskBatch:

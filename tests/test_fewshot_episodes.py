@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from metarl.errors import MetaRLError
-from metarl.supervised.episodes import EpisodeSampler
+from metarl.supervised.episodes import EpisodeSampler, distinct_draws
 
 CLASSES, PER_CLASS = 12, 10
 
@@ -84,3 +86,14 @@ def test_clear_errors():
         EpisodeSampler(images.float(), n_way=5, k_shot=1, n_query=1)
     with pytest.raises(MetaRLError, match="--k-shot must be at least 1"):
         EpisodeSampler(images, n_way=5, k_shot=0, n_query=1)
+
+
+@pytest.mark.parametrize("n, high", [(2, 5), (3, 4)])  # rejection path, permutation path
+def test_distinct_draws_are_uniform_over_ordered_tuples(n, high):
+    draws = distinct_draws(np.random.default_rng(3), (60000,), n, high)
+    assert all(len(set(row)) == n for row in draws[:1000].tolist())
+    _, counts = np.unique(draws, axis=0, return_counts=True)
+    tuples = math.perm(high, n)
+    assert len(counts) == tuples
+    expected = len(draws) / tuples
+    assert np.abs(counts - expected).max() < 6 * np.sqrt(expected)

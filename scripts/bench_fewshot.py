@@ -1,0 +1,266 @@
+#!/usr/bin/env python
+"""Time one second-order MAML meta-iteration at the paper's few-shot shapes.
+
+A meta-iteration is: draw a meta-batch of episodes from a uint8 tensor resident on the device,
+the meta-objective (inner steps + query loss), backward, and an Adam step. Two paths run on
+the same device in the same process, on the same model and meta-batches:
+
+* ``loop``: the plain per-task loop of :mod:`metarl.reference` (``autograd.grad`` with
+  ``create_graph=True``, one task at a time), as MAML is usually written by hand;
+* ``vmap``: :func:`metarl.meta.maml_objective`, all tasks in one ``torch.func.vmap`` call,
+  optionally under ``torch.compile`` (``--compile``, ``--compile-mode reduce-overhead`` for CUDA
+  graphs) and with TF32 tensor-core maths on CUDA (``--tf32``).
+
+Before timing, the vmap path's meta-gradient (in the timed precision, compiled if asked) is
+compared with the loop's in float64 on the same batch; the first compiled call's time is
+reported as the compile time (it is part of the user's wait). Pixels are random: the cost of
+an episode does not depend on what the images show.
+
+Examples::
+
+    python scripts/bench_fewshot.py                                  # Omniglot 5-way 1-shot
+    python scripts/bench_fewshot.py --setting omniglot-20way-1shot --repeats 5
+    python scripts/bench_fewshot.py --device cuda --compile --compile-mode reduce-overhead --tf32
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import tyro
+from torch import Tensor, nn
+
+from metarl.errors import MetaRLError, cli_errors, require
+from metarl.functional import LossFn, Params, flatten, functional_loss, params_of
+from metarl.meta import grads_of, maml_objective
+from metarl.reference import loop_maml_loss
+from metarl.supervised.episodes import EpisodeSampler
+from metarl.supervised.models import conv4_miniimagenet, conv4_omniglot
+from metarl.supervised.presets import PRESETS
+from metarl.tasks import TaskBatch
+
+SHAPES = {  # family -> (model factory, resident split shape [classes, images, C, H, W])
+    "omniglot": (conv4_omniglot, (4400, 20, 1, 28, 28)),
+    "miniimagenet": (conv4_miniimagenet, (64, 40, 3, 84, 84)),
+}
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "tf32": 1e-2}
+"""Relative error of the meta-gradient against the float64 loop that always passes.
+
+float64 must match the loop to rounding (measured ~1e-15). In float32 the error is set by the
+conditioning of the batch, not only by the precision: transductive batch norm over a handful of
+query images can amplify rounding a thousandfold on some episodes (measured: the float32 *loop*
+itself is off by 3e-3 on one 32-task Omniglot batch). So a float32/TF32 run passes when its
+error is at most this bound or 10× the error of the plain loop run in the same precision on the
+same batch, whichever is larger. TF32 rounds matmul/convolution inputs to 10 mantissa bits
+(~5e-4 per product), hence its larger bound.
+"""
+
+
+@dataclass
+class BenchConfig:
+    """Benchmark a second-order meta-iteration: vmap (optionally compiled) vs per-task loop."""
+
+    setting: str = "omniglot-5way-1shot"
+    """A few-shot preset of supervised/presets.py giving N, K, query size, meta-batch, inner
+    steps and α (omniglot-5way-1shot, omniglot-20way-1shot, miniimagenet-5way-1shot, ...)."""
+    meta_batch: int | None = None
+    """Override the preset's tasks per meta-batch."""
+    k_query: int | None = None
+    """Override the preset's query images per class."""
+    inner_steps: int | None = None
+    """Override the preset's inner steps."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Precision of the timed runs."""
+    tf32: bool = False
+    """CUDA only: TF32 tensor cores for float32 matmuls and convolutions (otherwise both are
+    pinned to full IEEE float32 precision)."""
+    compile: bool = False
+    """Wrap the vmap meta-objective in torch.compile."""
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = "default"
+    """torch.compile mode; reduce-overhead replays CUDA graphs (CUDA only)."""
+    loop: bool = True
+    """Also time the per-task loop (the baseline of the ratio)."""
+    warmup: int = 3
+    """Untimed iterations of each path before timing (after the compile call)."""
+    repeats: int = 20
+    """Timed iterations per path; the median is reported."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice); note it when cores are shared."""
+    seed: int = 0
+    """Seed of the model initialisation and the episode draws."""
+    out: Path | None = None
+    """Also write the numbers to this JSON file."""
+
+
+def configure_precision(device: torch.device, tf32: bool) -> str:
+    """Set TF32 on or off for CUDA matmuls and convolutions; return the precision's name."""
+    if device.type != "cuda":
+        require(not tf32, "--tf32 needs --device cuda (TF32 is a tensor-core format)")
+        return "ieee"
+    mode = "tf32" if tf32 else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+    return mode
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step: Callable[[], None], n: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of each of ``n`` calls of ``step`` (device-synchronised)."""
+    out = []
+    for _ in range(n):
+        sync(device)
+        tic = time.perf_counter()
+        step()
+        sync(device)
+        out.append(time.perf_counter() - tic)
+    return out
+
+
+def relative_error(params: Params, grads: Params, reference: Params) -> float:
+    a = flatten({k: grads[k].double() for k in params})
+    b = flatten({k: reference[k] for k in params})
+    return float((a - b).norm() / b.norm())
+
+
+def loop_gradient(
+    model: nn.Module, batch: TaskBatch, steps: int, lr: float, dtype: torch.dtype
+) -> Params:
+    """The per-task loop's meta-gradient in ``dtype`` (on a copy of ``model``, eager)."""
+    copied = copy.deepcopy(model).to(dtype)
+    loss_fn = functional_loss(copied, nn.functional.cross_entropy)
+    params = params_of(copied)
+    support, query = (tuple(t.to(dtype) if t.is_floating_point() else t for t in part)
+                      for part in batch)
+    loss = loop_maml_loss(loss_fn, params, support, query, len(support[1]), steps, lr)
+    return grads_of(loss, params)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    cfg = tyro.cli(BenchConfig, args=argv, description=__doc__)
+    require(cfg.setting in PRESETS and PRESETS[cfg.setting].get("family") in SHAPES,
+            f"unknown --setting {cfg.setting!r}; choose one of "
+            + ", ".join(k for k, v in PRESETS.items() if v.get("family") in SHAPES))
+    require(cfg.repeats >= 1 and cfg.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0")
+    preset = PRESETS[cfg.setting]
+    n_way, k_shot, lr = preset["n_way"], preset["k_shot"], preset["inner_lr"]
+    k_query = cfg.k_query or preset["k_query"]
+    meta_batch = cfg.meta_batch or preset["meta_batch"]
+    steps = cfg.inner_steps if cfg.inner_steps is not None else preset["inner_steps"]
+    require(cfg.device == "cpu" or torch.cuda.is_available(),
+            f"--device {cfg.device} was asked for but no CUDA GPU is available")
+    device = torch.device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    precision = configure_precision(device, cfg.tf32)
+    dtype = getattr(torch, cfg.dtype)
+
+    factory, shape = SHAPES[preset["family"]]
+    torch.manual_seed(cfg.seed)
+    model = factory(n_way).to(device=device, dtype=dtype)
+    loss_fn: LossFn = functional_loss(model, nn.functional.cross_entropy)
+    params = params_of(model)
+    opt = torch.optim.Adam(params.values(), lr=preset["outer_lr"])
+    pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator()
+                           .manual_seed(cfg.seed)).to(device)
+    sampler = EpisodeSampler(pixels, n_way, k_shot, k_query, dtype=dtype, name="synthetic")
+    rng = np.random.default_rng(cfg.seed)
+
+    def objective(p: Params, support: Any, query: Any) -> Tensor:
+        return maml_objective(loss_fn, p, support, query, steps=steps, lr=lr).loss
+
+    vmap_objective = torch.compile(objective, mode=cfg.compile_mode) if cfg.compile else objective
+
+    def loop_objective(p: Params, support: Any, query: Any) -> Tensor:
+        return loop_maml_loss(loss_fn, p, support, query, meta_batch, steps, lr)
+
+    def make_step(fn: Callable[[Params, Any, Any], Tensor]) -> Callable[[], None]:
+        def step() -> None:
+            batch = sampler.sample(meta_batch, rng)
+            opt.zero_grad(set_to_none=True)
+            fn(params, batch.support, batch.query).backward()
+            opt.step()
+
+        return step
+
+    # Correctness (and the compile call): the timed path's meta-gradient vs the float64 loop.
+    check_batch = sampler.sample(meta_batch, np.random.default_rng(cfg.seed + 1))
+    reference = loop_gradient(model, check_batch, steps, lr, torch.float64)
+    floor = relative_error(params, loop_gradient(model, check_batch, steps, lr, dtype), reference)
+    sync(device)
+    tic = time.perf_counter()
+    ours = grads_of(vmap_objective(params, check_batch.support, check_batch.query), params)
+    sync(device)
+    first_call = time.perf_counter() - tic
+    error = relative_error(params, ours, reference)
+    tolerance = TOLERANCE["tf32" if cfg.tf32 else cfg.dtype]
+    if cfg.dtype != "float64":
+        tolerance = max(tolerance, 10 * floor)
+
+    paths = {"vmap": make_step(vmap_objective)}
+    if cfg.loop:
+        paths["loop"] = make_step(loop_objective)
+    ms: dict[str, float] = {}
+    warm_s: dict[str, float] = {}
+    for name, step in paths.items():
+        warm_s[name] = sum(time_steps(step, cfg.warmup, device))
+        ms[name] = 1e3 * statistics.median(time_steps(step, cfg.repeats, device))
+    sample_ms = 1e3 * statistics.median(
+        time_steps(lambda: sampler.sample(meta_batch, rng), cfg.repeats, device))
+
+    result = {
+        "setting": cfg.setting, "n_way": n_way, "k_shot": k_shot, "k_query": k_query,
+        "meta_batch": meta_batch, "inner_steps": steps, "inner_lr": lr,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "dtype": cfg.dtype, "fp32_precision": precision, "threads": torch.get_num_threads(),
+        "compile": cfg.compile, "compile_mode": cfg.compile_mode if cfg.compile else None,
+        "ms_per_iteration": ms, "episode_sampling_ms": sample_ms,
+        "loop_over_vmap": ms["loop"] / ms["vmap"] if "loop" in ms else None,
+        "first_call_s": first_call,
+        "compile_s": first_call - ms["vmap"] / 1e3 if cfg.compile else None,
+        "warmup_s": warm_s, "grad_rel_error_vs_float64_loop": error,
+        "loop_rel_error_same_precision": floor, "tolerance": tolerance,
+        "torch": torch.__version__, "config": {k: str(v) for k, v in asdict(cfg).items()},
+    }
+    print(f"{cfg.setting}: {n_way}-way {k_shot}-shot, {k_query} query/class, meta-batch "
+          f"{meta_batch}, {steps} inner step(s), second order; {result['device']}, "
+          f"{cfg.dtype} ({precision}), {torch.get_num_threads()} threads"
+          + (f", torch.compile mode={cfg.compile_mode}" if cfg.compile else ""))
+    for name, value in ms.items():
+        print(f"  {name:5s} {value:10.2f} ms / meta-iteration")
+    if result["loop_over_vmap"] is not None:
+        print(f"  ratio loop/vmap: {result['loop_over_vmap']:.1f}x")
+    print(f"  episode sampling: {sample_ms:.3f} ms of each iteration")
+    if cfg.compile:
+        print(f"  compile: {result['compile_s']:.1f} s (first call {first_call:.1f} s), "
+              f"then {warm_s['vmap']:.2f} s of {cfg.warmup} warm-up iterations")
+    print(f"  meta-gradient vs float64 loop: relative error {error:.1e} (tolerance "
+          f"{tolerance:.1e}; the loop itself in {cfg.dtype}/{precision}: {floor:.1e})")
+    if cfg.out is not None:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(json.dumps(result, indent=2) + "\n")
+    if error > tolerance:
+        raise MetaRLError(f"the meta-gradient differs from the loop by {error:.1e}, more than "
+                          f"the {tolerance:.1e} allowed for {cfg.dtype}/{precision}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
