@@ -18,6 +18,9 @@ from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
 
 CONFIG_NAME = "config.json"
+RESUMABLE = ("iterations", "resume", "device", "threads", "compile", "eval_every",
+             "checkpoint_every", "keep_checkpoints", "log_every")
+"""Settings that may change when a run is resumed: they do not change what is computed."""
 
 
 def _diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str]) -> list[str]:
@@ -45,7 +48,7 @@ def prepare_run_dir(
     config: Mapping[str, Any],
     *,
     resume: bool,
-    resumable_fields: Iterable[str] = ("iterations", "resume", "device"),
+    resumable_fields: Iterable[str] = RESUMABLE,
 ) -> Path:
     """Create or reopen a run folder for ``config``; never clobber another run.
 

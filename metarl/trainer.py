@@ -2,7 +2,7 @@
 
 One loop serves MAML, FOMAML, Reptile and the "pretrained" joint-training baseline of the MAML
 paper; they differ only in how the outer gradient of a meta-batch is formed
-(:func:`outer_gradient`). Around that the loop provides what a long run needs: meta-batches
+(:func:`make_outer_step`). Around that the loop provides what a long run needs: meta-batches
 from a seeded ``numpy.random.Generator``, an outer ``torch.optim`` optimiser (Adam by default),
 periodic validation, TensorBoard scalars and ``metrics.jsonl``, a progress bar, checksummed
 atomic checkpoints, exact resume (the generator state, optimiser state and iteration count are
@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from metarl.checkpoint import CheckpointDir, check_signature, model_signature
@@ -29,7 +31,14 @@ from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import Params, concat_examples, params_of
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
-from metarl.meta import assign_gradients, finite, grads_of, maml_objective, reptile_pseudo_gradient
+from metarl.meta import (
+    MetaOutput,
+    assign_gradients,
+    finite,
+    grads_of,
+    maml_objective,
+    reptile_pseudo_gradient,
+)
 from metarl.signals import StopRequest
 from metarl.tasks import SupervisedProblem, TaskBatch
 
@@ -83,6 +92,12 @@ class LoopConfig:
     """cpu or cuda."""
     vectorize: bool = True
     """Run the meta-batch as one torch.func.vmap call (False: a Python loop over tasks)."""
+    compile: bool = False
+    """torch.compile the meta-objective (slower start, faster iterations; see
+    docs/benchmarks.md for the compile time)."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice). 1 is fastest for small models and
+    avoids oversubscription when several runs share the cores."""
 
     def validate(self) -> None:
         """Raise one clear :class:`MetaRLError` for the first invalid setting."""
@@ -94,6 +109,8 @@ class LoopConfig:
                      "max_nan_steps", "checkpoint_every"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        require(self.threads is None or self.threads >= 1,
+                f"--threads must be at least 1, got {self.threads}")
         for name in ("inner_steps", "eval_inner_steps", "eval_every", "eval_tasks"):
             value = getattr(self, name)
             require(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
@@ -110,38 +127,63 @@ class LoopConfig:
                     "--device cuda was asked for but no CUDA GPU is available; use --device cpu")
 
 
-def outer_gradient(
-    problem: SupervisedProblem, params: Params, batch: TaskBatch, cfg: LoopConfig
-) -> tuple[Params, dict[str, float]]:
-    """The outer (meta) gradient of one meta-batch, and scalars to log.
+OuterStep = Callable[[Params, TaskBatch], tuple[Params, dict[str, Tensor]]]
+"""``(θ, meta-batch) -> (outer gradient, scalars to log)``."""
+
+
+def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
+    """The outer (meta) gradient of one meta-batch for ``cfg.algo``.
 
     * maml / fomaml: ∇_θ of the mean query loss at θ'_i = adapt(θ, support_i);
     * reptile: θ − mean_i θ'_i, adapting on support ∪ query (Reptile has no query split);
     * pretrained: ∇_θ of the loss at θ itself on support ∪ query (joint training).
+
+    With ``cfg.compile`` the pure part (objective or pseudo-gradient) goes through
+    :func:`torch.compile`; Dynamo inlines the inner ``torch.func.grad``, so the compiled graph
+    contains the inner gradient explicitly and the outer backward is an ordinary one.
     """
-    common = {"loss_fn": problem.loss_fn, "params": params}
-    if cfg.algo in ("maml", "fomaml"):
-        out = maml_objective(
-            support=batch.support, query=batch.query, steps=cfg.inner_steps, lr=cfg.inner_lr,
-            first_order=cfg.algo == "fomaml", metric_fn=problem.metric_fn,
-            vectorize=cfg.vectorize, **common,
-        )
-        grads = grads_of(out.loss, params)
-        return grads, {"train/query_loss": out.loss.item(),
-                       **{f"train/{k}": v.item() for k, v in out.metrics.items()}}
-    everything = concat_examples(batch.support, batch.query)
+    loss_fn, metric_fn = problem.loss_fn, problem.metric_fn
+
+    def maybe_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return torch.compile(fn) if cfg.compile else fn
+
     if cfg.algo == "reptile":
-        grads = reptile_pseudo_gradient(
-            support=everything, steps=cfg.inner_steps, lr=cfg.inner_lr,
-            vectorize=cfg.vectorize, **common,
-        )
-        norm = torch.sqrt(sum((g * g).sum() for g in grads.values()))
-        return grads, {"train/pseudo_grad_norm": float(norm)}
-    out = maml_objective(
-        support=everything, query=everything, steps=0, lr=cfg.inner_lr,
-        metric_fn=problem.metric_fn, vectorize=cfg.vectorize, **common,
-    )
-    return grads_of(out.loss, params), {"train/loss": out.loss.item()}
+
+        def pseudo(params: Params, data: Any) -> Params:
+            return reptile_pseudo_gradient(loss_fn, params, data, steps=cfg.inner_steps,
+                                           lr=cfg.inner_lr, vectorize=cfg.vectorize)
+
+        pseudo_c = maybe_compile(pseudo)
+
+        def reptile_step(params: Params, batch: TaskBatch) -> tuple[Params, dict[str, Tensor]]:
+            grads = pseudo_c(params, concat_examples(batch.support, batch.query))
+            norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads.values()))
+            return grads, {"train/pseudo_grad_norm": norm}
+
+        return reptile_step
+
+    pretrained = cfg.algo == "pretrained"
+
+    def objective(params: Params, support: Any, query: Any) -> MetaOutput:
+        return maml_objective(loss_fn, params, support, query,
+                              steps=0 if pretrained else cfg.inner_steps, lr=cfg.inner_lr,
+                              first_order=cfg.algo == "fomaml", metric_fn=metric_fn,
+                              vectorize=cfg.vectorize)
+
+    objective_c = maybe_compile(objective)
+    prefix = "train/" if pretrained else "train/query_"
+
+    def gradient_step(params: Params, batch: TaskBatch) -> tuple[Params, dict[str, Tensor]]:
+        if pretrained:
+            everything = concat_examples(batch.support, batch.query)
+            out = objective_c(params, everything, everything)
+        else:
+            out = objective_c(params, batch.support, batch.query)
+        scalars = {f"{prefix}loss": out.loss.detach(),
+                   **{f"{prefix}{k}": v for k, v in out.metrics.items()}}
+        return grads_of(out.loss, params), scalars
+
+    return gradient_step
 
 
 class MetaTrainer:
@@ -162,6 +204,8 @@ class MetaTrainer:
         progress: bool = True,
     ) -> None:
         cfg.validate()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         self.problem = problem
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -177,6 +221,7 @@ class MetaTrainer:
         self.iteration = 0
         self.train_seconds = 0.0
         self.val_history: list[dict[str, Any]] = []
+        self.outer_step = make_outer_step(problem, cfg)
         if resume:
             self._resume()
 
@@ -274,7 +319,7 @@ class MetaTrainer:
                 while self.iteration < cfg.iterations:
                     tic = time.perf_counter()
                     batch = self.problem.splits["train"].sample(cfg.meta_batch, self.rng)
-                    grads, scalars = outer_gradient(self.problem, self.params, batch, cfg)
+                    grads, scalars = self.outer_step(self.params, batch)
                     if finite(grads.values()):
                         assign_gradients(self.params, grads)
                         self.optimizer.step()
@@ -295,14 +340,16 @@ class MetaTrainer:
                     elapsed = time.perf_counter() - tic
                     self.train_seconds += elapsed
                     bar.update(1)
-                    for k, v in {**scalars, "time/seconds_per_iteration": elapsed}.items():
-                        window.setdefault(k, []).append(v)
+                    for k, v in scalars.items():
+                        window.setdefault(k, []).append(float(v))
+                    window.setdefault("time/seconds_per_iteration", []).append(elapsed)
                     if self.iteration % cfg.log_every == 0:
                         means = {k: float(np.mean(v)) for k, v in window.items()}
                         window.clear()
                         logger.log(self.iteration, means)
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in
-                                         means.items() if not k.startswith("time")})
+                        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()
+                                 if not k.startswith("time")}
+                        bar.set_postfix(shown, refresh=False)
                     if cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks:
                         self._validate(logger)
                     if self.iteration % cfg.checkpoint_every == 0:

@@ -87,3 +87,23 @@ def test_missing_and_corrupt_checkpoints(finished_run, tmp_path):
     proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint", str(bad),
                       check=False)
     assert proc.returncode == 2 and "truncated" in proc.stderr
+
+
+def test_reproduce_sinusoid_smoke(tmp_path):
+    proc = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--shots", "5",
+                      "--algos", "maml", "pretrained", "--iterations", "20")
+    assert "K=5: MAML below pretrained" in proc.stdout
+    for name in ("summary.json", "summary.md", "sinusoid-k5.png", "sinusoid-k5-predictions.png"):
+        assert (tmp_path / name).is_file(), name
+    # A second call reuses the finished runs instead of retraining or overwriting them.
+    again = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--shots", "5",
+                       "--algos", "maml", "pretrained", "--iterations", "20")
+    assert "training into" not in again.stdout
+
+
+def test_benchmark_smoke(tmp_path):
+    proc = run_script("bench_supervised.py", "--repeats", "3", "--warmup", "1", "--rounds", "1",
+                      "--threads", "1", "--out", str(tmp_path / "b.json"))
+    assert "speed-up" in proc.stdout
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["grad_rel_error_float64"] < 1e-10
