@@ -91,6 +91,7 @@ def summarise(curves: dict[str, np.ndarray]) -> dict[str, Any]:
         stats = [mean_ci95(values[:, s]) for s in range(values.shape[1])]
         out[f"{name}_mean"] = [m for m, _ in stats]
         out[f"{name}_ci95"] = [c for _, c in stats]
+        out[f"{name}_median"] = [float(np.median(values[:, s])) for s in range(values.shape[1])]
     return out
 
 

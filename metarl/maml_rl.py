@@ -81,7 +81,9 @@ class MAMLTRPO:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
 
     # ------------------------------------------------------------ inner loop
-    def _task_loss(self) -> Callable[[Params, PGBatch], Tensor]:
+    def task_loss(self) -> Callable[[Params, PGBatch], Tensor]:
+        """The inner loss as ``(params, batch) -> scalar``; for task-stacked params and
+        batches it is the sum of the per-task losses (so its gradient is per task)."""
         inner = INNER_LOSSES[self.inner_loss]
 
         def loss(params: Params, batch: PGBatch) -> Tensor:
@@ -94,7 +96,7 @@ class MAMLTRPO:
     def adapt(self, params: Params, support: PGBatch, *, first_order: bool | None = None
               ) -> Params:
         """Task-stacked adapted parameters θ'_i = adapt(θ, D_i), differentiable in θ."""
-        loss = self._task_loss()
+        loss = self.task_loss()
         fo = self.first_order if first_order is None else first_order
         kwargs: dict[str, Any] = {"steps": self.inner_steps, "lr": self.inner_lr,
                                   "first_order": fo}
@@ -104,6 +106,12 @@ class MAMLTRPO:
         if self.mode == "vmap":
             return torch.func.vmap(lambda b: adapt(loss, params, b, **kwargs))(support)
         return stack([adapt(loss, params, index_tasks(support, i), **kwargs) for i in range(n)])
+
+    def adapt_stacked(self, stacked: Params, batch: PGBatch, lr: float) -> Params:
+        """One first-order inner step from already task-stacked parameters (evaluation:
+        step k+1 of the paper's protocol starts where step k ended, on fresh episodes)."""
+        return {k: v.detach() for k, v in
+                adapt(self.task_loss(), stacked, batch, steps=1, lr=lr, first_order=True).items()}
 
     def adapted_for_sampling(self, support: PGBatch) -> Params:
         """θ'_i as constants, to roll out the query episodes with."""

@@ -13,8 +13,6 @@ uninterrupted one on CPU), NaN/inf guards, and a clean stop on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from metarl.checkpoint import CheckpointDir, check_signature, model_signature
-from metarl.errors import MetaRLError, require
+from metarl.checkpoint import (
+    CheckpointDir,
+    check_signature,
+    load_checkpoint,
+    model_signature,
+    save_checkpoint,
+)
+from metarl.errors import require
 from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import Params, concat_examples, params_of
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
+from metarl.loop import load_latest_state, run_loop, say
 from metarl.meta import (
     MetaOutput,
     assign_gradients,
@@ -39,7 +43,6 @@ from metarl.meta import (
     maml_objective,
     reptile_pseudo_gradient,
 )
-from metarl.signals import StopRequest
 from metarl.tasks import SupervisedProblem, TaskBatch
 
 ALGORITHMS = ("maml", "fomaml", "reptile", "pretrained")
@@ -73,6 +76,10 @@ class LoopConfig:
     """Evaluate on validation tasks every this many iterations (0: never)."""
     eval_tasks: int = 100
     """Validation tasks per periodic evaluation."""
+    select_best: bool = True
+    """Report the test results of the checkpoint with the best validation score (mean query
+    loss over adaptation steps 1..eval_inner_steps), kept as checkpoints/best.pt, rather than
+    of the last iteration."""
     test_tasks: int = 600
     """Held-out test tasks in the final evaluation (the paper uses 600)."""
     eval_seed: int = 20170309
@@ -221,6 +228,7 @@ class MetaTrainer:
         self.iteration = 0
         self.train_seconds = 0.0
         self.val_history: list[dict[str, Any]] = []
+        self.best_score = math.inf
         self.outer_step = make_outer_step(problem, cfg)
         if resume:
             self._resume()
@@ -244,6 +252,7 @@ class MetaTrainer:
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
             "val_history": self.val_history,
+            "best_score": self.best_score,
             "config": self.config_dict,
         }
 
@@ -251,14 +260,10 @@ class MetaTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = self.checkpoints.load_latest(map_location=self.device)
+        found = load_latest_state(self.checkpoints, "metarl-supervised", self.device)
         if found is None:
             return
-        path, state, warnings = found
-        for w in warnings:
-            tqdm.write(f"warning: {w}", file=sys.stderr)
-        require(state.get("kind") == "metarl-supervised",
-                f"{path} is not a supervised meta-training checkpoint")
+        path, state = found
         check_signature(state["model_signature"], self.model, path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -267,7 +272,8 @@ class MetaTrainer:
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.val_history = list(state["val_history"])
-        tqdm.write(f"resumed from {path} at iteration {self.iteration}", file=sys.stderr)
+        self.best_score = float(state["best_score"])
+        say(f"resumed from {path} at iteration {self.iteration}")
 
     # ------------------------------------------------------------ evaluation
     @property
@@ -289,7 +295,13 @@ class MetaTrainer:
 
     def final_evaluation(self) -> dict[str, Any]:
         """Test-set adaptation curve; the pretrained baseline's step size is tuned first."""
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"evaluated": {"iteration": self.iteration, "selected_by": "last"}}
+        best = self.checkpoints.root / "best.pt"
+        if self.cfg.select_best and best.is_file():
+            state = load_checkpoint(best, map_location=self.device)
+            self.model.load_state_dict(state["model"])
+            out["evaluated"] = {"iteration": int(state["iteration"]),
+                                "selected_by": "validation", "val_score": state["best_score"]}
         lr = self.eval_lr
         if self.cfg.algo == "pretrained" and self.cfg.eval_inner_lr is None:
             split = "val" if "val" in self.problem.splits else "train"
@@ -308,66 +320,36 @@ class MetaTrainer:
     def train(self) -> None:
         """Run until ``cfg.iterations`` outer steps are done (or a stop is requested)."""
         cfg = self.cfg
-        logger = RunLogger(self.run_dir, start_step=self.iteration)
-        bad_steps = 0
-        window: dict[str, list[float]] = {}
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not self.progress,
-                   desc=f"{cfg.algo}", dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
-        try:
-            with StopRequest() as stop:
-                while self.iteration < cfg.iterations:
-                    tic = time.perf_counter()
-                    batch = self.problem.splits["train"].sample(cfg.meta_batch, self.rng)
-                    grads, scalars = self.outer_step(self.params, batch)
-                    if finite(grads.values()):
-                        assign_gradients(self.params, grads)
-                        self.optimizer.step()
-                        bad_steps = 0
-                    else:
-                        bad_steps += 1
-                        tqdm.write(f"warning: non-finite meta-gradient at iteration "
-                                   f"{self.iteration}; step skipped ({bad_steps} in a row)",
-                                   file=sys.stderr)
-                        logger.log(self.iteration, {"train/skipped_nonfinite": 1.0})
-                        if bad_steps >= cfg.max_nan_steps:
-                            raise MetaRLError(
-                                f"{bad_steps} non-finite meta-gradients in a row at iteration "
-                                f"{self.iteration}; stopping (the last good checkpoint is kept "
-                                "in checkpoints/); lower --outer-lr or --inner-lr"
-                            )
-                    self.iteration += 1
-                    elapsed = time.perf_counter() - tic
-                    self.train_seconds += elapsed
-                    bar.update(1)
-                    for k, v in scalars.items():
-                        window.setdefault(k, []).append(float(v))
-                    window.setdefault("time/seconds_per_iteration", []).append(elapsed)
-                    if self.iteration % cfg.log_every == 0:
-                        means = {k: float(np.mean(v)) for k, v in window.items()}
-                        window.clear()
-                        logger.log(self.iteration, means)
-                        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()
-                                 if not k.startswith("time")}
-                        bar.set_postfix(shown, refresh=False)
-                    if cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks:
-                        self._validate(logger)
-                    if self.iteration % cfg.checkpoint_every == 0:
-                        self.save()
-                    if stop.requested:
-                        path = self.save()
-                        tqdm.write(f"{stop.requested} received: checkpoint saved to {path}; "
-                                   "rerun with --resume to continue", file=sys.stderr)
-                        raise SystemExit(0)
-            if not self.checkpoints.list() or self.checkpoints.list()[-1][0] != self.iteration:
-                self.save()
-        finally:
-            bar.close()
-            logger.close()
+        run_loop(self, run_dir=self.run_dir, iterations=cfg.iterations, log_every=cfg.log_every,
+                 checkpoint_every=cfg.checkpoint_every, max_bad_steps=cfg.max_nan_steps,
+                 desc=cfg.algo, progress=self.progress)
+
+    def step(self) -> tuple[dict[str, Tensor], bool]:
+        """One outer update on a fresh meta-batch (skipped if its gradient is not finite)."""
+        batch = self.problem.splits["train"].sample(self.cfg.meta_batch, self.rng)
+        grads, scalars = self.outer_step(self.params, batch)
+        if not finite(grads.values()):
+            return scalars, False
+        assign_gradients(self.params, grads)
+        self.optimizer.step()
+        return scalars, True
+
+    def after_iteration(self, logger: RunLogger) -> None:
+        cfg = self.cfg
+        if cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks:
+            self._validate(logger)
 
     def _validate(self, logger: RunLogger) -> None:
-        split = "val" if "val" in self.problem.splits else "test"
+        """Validation curve; with ``select_best`` the best-scoring state goes to best.pt."""
+        if "val" not in self.problem.splits:
+            return
+        split = "val"
         res = self.evaluate(split, self.cfg.eval_tasks)
+        losses = res["loss_mean"]
+        score = float(np.mean(losses[1:])) if len(losses) > 1 else float(losses[0])
+        if self.cfg.select_best and math.isfinite(score) and score < self.best_score:
+            self.best_score = score
+            save_checkpoint(self.checkpoints.root / "best.pt", self.state())
         entry = {"iteration": self.iteration, "split": split}
         scalars = {}
         for key, values in res.items():

@@ -13,11 +13,7 @@ and PNG plots into --out-dir. See README.md and docs/results.md.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import replace
-
-import tyro
-
+from metarl.cli import parse_with_preset
 from metarl.errors import cli_errors
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.runner import train
@@ -25,16 +21,7 @@ from metarl.supervised.runner import train
 
 def parse(argv: list[str] | None = None) -> SupervisedConfig:
     """Parse flags on top of the preset named by ``--preset`` (explicit flags win)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset = None
-    for i, arg in enumerate(argv):
-        if arg == "--preset" and i + 1 < len(argv):
-            preset = argv[i + 1]
-        elif arg.startswith("--preset="):
-            preset = arg.split("=", 1)[1]
-    default = apply_preset(SupervisedConfig(), preset)
-    cfg = tyro.cli(SupervisedConfig, default=default, args=argv, description=__doc__)
-    return replace(cfg, preset=preset) if preset else cfg
+    return parse_with_preset(SupervisedConfig, apply_preset, argv, __doc__)
 
 
 @cli_errors

@@ -16,7 +16,7 @@ PRESETS: dict[str, dict[str, Any]] = {}
 PRESETS["sinusoid"] = dict(
     family="sinusoid", algo="maml", k_shot=10, k_query=10, iterations=70000, meta_batch=25,
     inner_steps=1, inner_lr=0.01, outer_lr=1e-3, eval_inner_steps=10, eval_query=100,
-    eval_every=5000, eval_tasks=200, checkpoint_every=5000, test_tasks=600, threads=1,
+    eval_every=5000, eval_tasks=600, checkpoint_every=5000, test_tasks=600, threads=1,
 )
 # A few-minute version on 2 CPU cores (the README's demo): same problem, fewer iterations.
 PRESETS["sinusoid-demo"] = {**PRESETS["sinusoid"], "iterations": 8000, "eval_every": 2000,

@@ -20,7 +20,7 @@ DT = torch.float64
 def tiny_problem(n_tasks: int = 4, k: int = 6, seed: int = 0):
     """A 1-8-8-1 ReLU regressor in float64 with random sinusoid-like tasks."""
     torch.manual_seed(seed)
-    model = MLP(1, (8, 8), 1).to(DT)
+    model = MLP(1, (8, 8), 1, init="torch").to(DT)
     loss_fn = functional_loss(model, nn.functional.mse_loss)
     gen = torch.Generator().manual_seed(seed)
     amp = torch.rand(n_tasks, 1, 1, generator=gen, dtype=DT) * 4 + 0.5

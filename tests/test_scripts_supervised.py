@@ -90,14 +90,17 @@ def test_missing_and_corrupt_checkpoints(finished_run, tmp_path):
 
 
 def test_reproduce_sinusoid_smoke(tmp_path):
-    proc = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--shots", "5",
-                      "--algos", "maml", "pretrained", "--iterations", "20")
+    args = ["--out-dir", str(tmp_path), "--eval-shots", "5", "10", "--algos", "maml",
+            "pretrained", "--iterations", "20", "--test-tasks", "50"]
+    proc = run_script("reproduce_sinusoid.py", *args)
     assert "K=5: MAML below pretrained" in proc.stdout
-    for name in ("summary.json", "summary.md", "sinusoid-k5.png", "sinusoid-k5-predictions.png"):
+    for name in ("summary.json", "summary.md", "sinusoid-k5.png", "sinusoid-k10-predictions.png"):
         assert (tmp_path / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["runs"]) == {"5", "10"}
+    assert "step_size_tuning" in summary["runs"]["5"]["pretrained"]
     # A second call reuses the finished runs instead of retraining or overwriting them.
-    again = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--shots", "5",
-                       "--algos", "maml", "pretrained", "--iterations", "20")
+    again = run_script("reproduce_sinusoid.py", *args)
     assert "training into" not in again.stdout
 
 

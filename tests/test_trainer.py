@@ -72,7 +72,7 @@ def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path, capsys):
     cfg = small_cfg(tmp_path, iterations=50, checkpoint_every=2, max_nan_steps=3)
     torch.manual_seed(0)
     trainer = MetaTrainer(nan_problem(cfg, good_batches=4), cfg, tmp_path, progress=False)
-    with pytest.raises(MetaRLError, match="3 non-finite meta-gradients in a row"):
+    with pytest.raises(MetaRLError, match="3 non-finite updates in a row"):
         trainer.train()
     assert all(torch.isfinite(p).all() for p in trainer.params.values())
     assert [it for it, _ in trainer.checkpoints.list()][-1] == 6  # last good one kept
