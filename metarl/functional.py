@@ -119,3 +119,20 @@ def tree_map(fn: Callable[[Tensor], Tensor], tree: Any) -> Any:
 def index_tasks(batch: Any, i: int) -> Any:
     """Task ``i`` of a batch whose tensors carry a leading task axis."""
     return tree_map(lambda t: t[i], batch)
+
+
+def concat_examples(a: Any, b: Any, dim: int = 1) -> Any:
+    """Join two batches of the same structure along the example axis (``dim``).
+
+    With a leading task axis the example axis is 1: Reptile and the joint-training baseline
+    use this to train on a task's support and query examples together.
+    """
+    if isinstance(a, Tensor):
+        return torch.cat([a, b], dim=dim)
+    if isinstance(a, Mapping):
+        return {k: concat_examples(a[k], b[k], dim) for k in a}
+    if isinstance(a, tuple) and hasattr(a, "_fields"):
+        return type(a)(*(concat_examples(x, y, dim) for x, y in zip(a, b)))
+    if isinstance(a, (tuple, list)):
+        return type(a)(concat_examples(x, y, dim) for x, y in zip(a, b))
+    raise TypeError(f"cannot concatenate batches of type {type(a).__name__}")

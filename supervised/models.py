@@ -18,12 +18,29 @@ class MLP(nn.Module):
     """A fully connected ReLU network, e.g. the 1-40-40-1 regressor of MAML section 5.1.
 
     Parameter names are ``layers.{i}.weight`` / ``layers.{i}.bias``.
+
+    Args:
+        init: ``"maml"`` draws weights from a normal truncated at two standard deviations
+            with std 0.01 and zero biases, as the original code does for its fully connected
+            nets (cbfinn/maml, ``construct_fc_weights``); ``"torch"`` keeps PyTorch's default.
     """
 
-    def __init__(self, in_dim: int = 1, hidden: Sequence[int] = (40, 40), out_dim: int = 1):
+    def __init__(
+        self,
+        in_dim: int = 1,
+        hidden: Sequence[int] = (40, 40),
+        out_dim: int = 1,
+        init: str = "maml",
+    ):
         super().__init__()
         sizes = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        if init == "maml":
+            for layer in self.layers:
+                nn.init.trunc_normal_(layer.weight, std=0.01, a=-0.02, b=0.02)
+                nn.init.zeros_(layer.bias)
+        elif init != "torch":
+            raise ValueError(f"unknown init {init!r}; choose maml or torch")
 
     def forward(self, x: Tensor) -> Tensor:
         for i, layer in enumerate(self.layers):

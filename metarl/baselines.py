@@ -1,0 +1,57 @@
+"""The linear feature baseline of rllab, as used by the MAML-RL code.
+
+Features per step: ``[o, o², t, t², t³, 1]`` with ``o`` the observation clipped to ±10 and
+``t = step / 100`` (the original code's time feature, independent of the horizon). The
+baseline is fit per task, on that task's episodes, by ridge-regularised least squares on the
+discounted returns; when the solve is not finite the regulariser grows tenfold, up to five
+times, as in rllab's ``LinearFeatureBaseline``. All tasks are solved at once with
+:func:`torch.linalg.solve` on a ``[tasks, F, F]`` stack.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def linear_features(observations: Tensor, mask: Tensor) -> Tensor:
+    """Features ``[..., time, 2·obs_dim + 4]`` for observations ``[..., time, obs_dim]``."""
+    o = observations.clamp(-10.0, 10.0)
+    horizon = observations.shape[-2]
+    t = torch.arange(horizon, device=o.device, dtype=o.dtype) / 100.0
+    t = t.expand(*observations.shape[:-1]).unsqueeze(-1)
+    feats = torch.cat([o, o * o, t, t * t, t**3, torch.ones_like(t)], dim=-1)
+    return feats * mask.unsqueeze(-1)
+
+
+def fit_linear_baseline(
+    observations: Tensor, returns: Tensor, mask: Tensor, reg: float = 1e-5, tries: int = 5
+) -> Tensor:
+    """Per-task ridge regression; returns the fitted values ``[tasks, episodes, time]``.
+
+    Args:
+        observations: ``[tasks, episodes, time, obs_dim]``.
+        returns: discounted returns ``[tasks, episodes, time]``.
+        mask: valid steps ``[tasks, episodes, time]``.
+    """
+    feats = linear_features(observations, mask)  # [T, E, H, F]
+    t = feats.shape[0]
+    x = feats.reshape(t, -1, feats.shape[-1]).double()
+    y = (returns * mask).reshape(t, -1, 1).double()
+    xtx = x.transpose(1, 2) @ x
+    xty = x.transpose(1, 2) @ y
+    eye = torch.eye(xtx.shape[-1], dtype=xtx.dtype, device=xtx.device)
+    coeffs: Tensor | None = None
+    for attempt in range(tries):
+        solved = torch.linalg.solve(xtx + reg * (10.0**attempt) * eye, xty)
+        if coeffs is None:
+            coeffs = solved
+        else:  # keep each task's first finite solution
+            done = torch.isfinite(coeffs).all(dim=(1, 2), keepdim=True)
+            coeffs = torch.where(done, coeffs, solved)
+        if bool(torch.isfinite(coeffs).all()):
+            break
+    assert coeffs is not None
+    coeffs = torch.nan_to_num(coeffs, nan=0.0)
+    values = (feats.double() @ coeffs.unsqueeze(1)).squeeze(-1)
+    return values.to(returns.dtype) * mask

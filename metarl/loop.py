@@ -1,0 +1,133 @@
+"""The driver every training script shares: iterate, log, checkpoint, resume, stop cleanly.
+
+A trainer supplies one iteration (:meth:`Trainable.step`) and its state; :func:`run_loop`
+adds the progress bar, TensorBoard/``metrics.jsonl`` logging (means over each logging
+window), periodic checkpoints, a clean stop with a checkpoint on SIGINT/SIGTERM, and the
+non-finite-step guard (skipped steps are logged; after ``max_bad_steps`` in a row training
+stops with a clear message and the last good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from metarl.checkpoint import CheckpointDir
+from metarl.errors import CheckpointError, MetaRLError
+from metarl.logger import RunLogger
+from metarl.signals import StopRequest
+
+
+def say(message: str) -> None:
+    """Print a status line to stderr without breaking the progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
+class Trainable(Protocol):
+    """What :func:`run_loop` needs from a trainer."""
+
+    iteration: int
+    """Completed iterations (restored on resume)."""
+    train_seconds: float
+    """Wall-clock seconds spent in :meth:`step` over the whole run, resumes included."""
+    checkpoints: CheckpointDir
+
+    def step(self) -> tuple[Mapping[str, float], bool]:
+        """Run one iteration; return scalars to log and False if it was skipped (NaN/inf)."""
+        ...
+
+    def save(self) -> Path:
+        """Checkpoint the current state."""
+        ...
+
+    def after_iteration(self, logger: RunLogger) -> None:
+        """Periodic work after each iteration (e.g. validation)."""
+        ...
+
+
+def load_latest_state(
+    checkpoints: CheckpointDir, kind: str, map_location: str | torch.device
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest valid checkpoint of ``kind`` (damaged newer ones are reported, kept)."""
+    found = checkpoints.load_latest(map_location=map_location)
+    if found is None:
+        return None
+    path, state, warnings = found
+    for w in warnings:
+        say(f"warning: {w}")
+    if state.get("kind") != kind:
+        raise CheckpointError(f"{path} is a {state.get('kind')!r} checkpoint, not a {kind!r} one; "
+                              "resume with the script that wrote it")
+    return path, state
+
+
+def run_loop(
+    trainer: Trainable,
+    *,
+    run_dir: Path,
+    iterations: int,
+    log_every: int = 1,
+    checkpoint_every: int = 1000,
+    max_bad_steps: int = 10,
+    desc: str = "",
+    progress: bool = True,
+) -> None:
+    """Run ``trainer`` until ``iterations`` are done or a stop signal arrives."""
+    logger = RunLogger(run_dir, start_step=trainer.iteration)
+    window: dict[str, list[float]] = {}
+    bad_steps = 0
+    bar = tqdm(total=iterations, initial=trainer.iteration, disable=not progress, desc=desc,
+               dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    try:
+        with StopRequest() as stop:
+            while trainer.iteration < iterations:
+                tic = time.perf_counter()
+                scalars, ok = trainer.step()
+                if ok:
+                    bad_steps = 0
+                else:
+                    bad_steps += 1
+                    say(f"warning: non-finite update at iteration {trainer.iteration}; step "
+                        f"skipped ({bad_steps} in a row)")
+                    logger.log(trainer.iteration, {"train/skipped_nonfinite": 1.0})
+                    if bad_steps >= max_bad_steps:
+                        raise MetaRLError(
+                            f"{bad_steps} non-finite updates in a row at iteration "
+                            f"{trainer.iteration}; stopping (the last good checkpoint is kept "
+                            "in checkpoints/); lower the learning rates"
+                        )
+                trainer.iteration += 1
+                elapsed = time.perf_counter() - tic
+                trainer.train_seconds += elapsed
+                bar.update(1)
+                for k, v in scalars.items():
+                    window.setdefault(k, []).append(float(v))
+                window.setdefault("time/seconds_per_iteration", []).append(elapsed)
+                if trainer.iteration % log_every == 0:
+                    means = {k: float(np.mean(v)) for k, v in window.items()}
+                    window.clear()
+                    logger.log(trainer.iteration, means)
+                    shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()
+                             if not k.startswith("time")}
+                    bar.set_postfix(dict(list(shown.items())[:4]), refresh=False)
+                trainer.after_iteration(logger)
+                if trainer.iteration % checkpoint_every == 0:
+                    trainer.save()
+                if stop.requested:
+                    path = trainer.save()
+                    say(f"{stop.requested} received: checkpoint saved to {path}; rerun with "
+                        "--resume to continue")
+                    raise SystemExit(0)
+        saved = trainer.checkpoints.list()
+        if not saved or saved[-1][0] != trainer.iteration:
+            trainer.save()
+    finally:
+        bar.close()
+        logger.close()

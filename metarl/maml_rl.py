@@ -1,0 +1,185 @@
+"""MAML-TRPO: REINFORCE inner updates, a trust-region outer update (MAML section 5.3).
+
+For a meta-batch of tasks with support episodes D_i (sampled by π_θ) and query episodes D'_i
+(sampled by the adapted π_θ'_i), the meta-objective is
+
+    L(θ) = mean_i  −E_{D'_i}[ π_{θ'_i(θ)}(a|s) / π_old(a|s) · A(s, a) ],
+    θ'_i(θ) = adapt(θ, D_i)  (REINFORCE steps of size α through :func:`metarl.adapt.adapt`),
+
+minimised by TRPO with the constraint mean_i KL(π_{θ'_i(θ_old)} || π_{θ'_i(θ)}) ≤ δ, i.e. the
+KL between the *adapted* policies before and after the step, so its Hessian-vector products
+are taken through the inner update by double back-propagation.
+
+The inner update runs in one of three equivalent ways (tested equal):
+
+* ``"stacked"`` (default): θ is broadcast to a ``[tasks, ...]`` stack and the sum of the
+  per-task inner losses is differentiated once, giving every task's gradient in one pass of
+  batched matmuls;
+* ``"vmap"``: :func:`torch.func.vmap` of the per-task :func:`~metarl.adapt.adapt`;
+* ``"loop"``: a Python loop over tasks (the reference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from metarl.adapt import LearningRate, adapt
+from metarl.functional import Params, expand, flatten, index_tasks, stack, unflatten
+from metarl.pg import INNER_LOSSES, PGBatch, mean_kl, surrogate_loss
+from metarl.policies import GaussianDist, GaussianMLPPolicy
+from metarl.trpo import conjugate_gradient, line_search
+
+MODES = ("stacked", "vmap", "loop")
+
+
+@dataclass
+class TRPOSettings:
+    """The outer update's settings (defaults: the MAML paper / original code)."""
+
+    max_kl: float = 0.01
+    """Trust-region radius δ on the mean KL of the adapted policies."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """Damping added to the KL Hessian: (F + λI) v."""
+    ls_ratio: float = 0.8
+    """Backtracking factor of the line search."""
+    ls_steps: int = 15
+    """Line-search candidates tried before the step is rejected."""
+
+
+@dataclass
+class MAMLTRPO:
+    """The MAML-TRPO meta-learner for a :class:`GaussianMLPPolicy`.
+
+    Attributes:
+        policy: holds the meta-parameters θ (updated in place by :meth:`step`).
+        inner_steps, inner_lr, first_order: the inner loop, see :func:`metarl.adapt.adapt`.
+        inner_loss: ``"reinforce"`` (the paper's estimator) or ``"lvc"`` (ProMP's).
+        mode: how the inner update is batched over tasks (see the module docstring).
+        trpo: the outer update's settings.
+    """
+
+    policy: GaussianMLPPolicy
+    inner_steps: int = 1
+    inner_lr: LearningRate = 0.1
+    first_order: bool = False
+    inner_loss: str = "reinforce"
+    mode: str = "stacked"
+    trpo: TRPOSettings = field(default_factory=TRPOSettings)
+
+    def __post_init__(self) -> None:
+        if self.inner_loss not in INNER_LOSSES:
+            raise ValueError(f"unknown inner loss {self.inner_loss!r}; choose reinforce or lvc")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+
+    # ------------------------------------------------------------ inner loop
+    def task_loss(self) -> Callable[[Params, PGBatch], Tensor]:
+        """The inner loss as ``(params, batch) -> scalar``; for task-stacked params and
+        batches it is the sum of the per-task losses (so its gradient is per task)."""
+        inner = INNER_LOSSES[self.inner_loss]
+
+        def loss(params: Params, batch: PGBatch) -> Tensor:
+            # A scalar per task; with task-stacked inputs the sum gives each task's gradient
+            # with respect to its own slice of the stack.
+            return inner(self.policy, params, batch).sum()
+
+        return loss
+
+    def adapt(self, params: Params, support: PGBatch, *, first_order: bool | None = None
+              ) -> Params:
+        """Task-stacked adapted parameters θ'_i = adapt(θ, D_i), differentiable in θ."""
+        loss = self.task_loss()
+        fo = self.first_order if first_order is None else first_order
+        kwargs: dict[str, Any] = {"steps": self.inner_steps, "lr": self.inner_lr,
+                                  "first_order": fo}
+        n = support.mask.shape[0]
+        if self.mode == "stacked":
+            return adapt(loss, expand(params, n), support, **kwargs)
+        if self.mode == "vmap":
+            return torch.func.vmap(lambda b: adapt(loss, params, b, **kwargs))(support)
+        return stack([adapt(loss, params, index_tasks(support, i), **kwargs) for i in range(n)])
+
+    def adapt_stacked(self, stacked: Params, batch: PGBatch, lr: float) -> Params:
+        """One first-order inner step from already task-stacked parameters (evaluation:
+        step k+1 of the paper's protocol starts where step k ended, on fresh episodes)."""
+        return {k: v.detach() for k, v in
+                adapt(self.task_loss(), stacked, batch, steps=1, lr=lr, first_order=True).items()}
+
+    def adapted_for_sampling(self, support: PGBatch) -> Params:
+        """θ'_i as constants, to roll out the query episodes with."""
+        params = dict(self.policy.named_parameters())
+        return {k: v.detach() for k, v in self.adapt(params, support, first_order=True).items()}
+
+    # -------------------------------------------------------- meta-objective
+    def surrogate(self, adapted: Params, query: PGBatch) -> Tensor:
+        """Mean over tasks of the query surrogate at the (stacked) adapted parameters."""
+        return surrogate_loss(self.policy, adapted, query).mean()
+
+    def kl(self, adapted: Params, old: GaussianDist, query: PGBatch) -> Tensor:
+        """Mean over tasks of KL(π_old' || π_θ') on the query observations."""
+        return mean_kl(self.policy, adapted, old, query).mean()
+
+    def meta_loss(self, params: Params, support: PGBatch, query: PGBatch) -> Tensor:
+        """L(θ): the query surrogate through the inner update (for tests and diagnostics)."""
+        return self.surrogate(self.adapt(params, support), query)
+
+    # ----------------------------------------------------------- outer step
+    def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
+        """One TRPO meta-update of ``policy`` in place; returns diagnostics.
+
+        A line-search candidate is scored on parameter dicts, never on the live policy; the
+        policy changes only once a candidate is accepted. A step whose objective, gradient or
+        search direction is not finite is rejected and reported (``nonfinite``).
+        """
+        s = self.trpo
+        params = dict(self.policy.named_parameters())
+        keys = list(params)
+        leaves = [params[k] for k in keys]
+        adapted = self.adapt(params, support)
+        with torch.no_grad():
+            old = GaussianDist(*(t.detach() for t in self.policy.dist(
+                {k: v.detach() for k, v in adapted.items()}, query.observations)))
+        loss = self.surrogate(adapted, query)
+        kl = self.kl(adapted, old, query)
+        grad = flatten(torch.autograd.grad(loss, leaves, retain_graph=True))
+        grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
+
+        def fisher_vector(v: Tensor) -> Tensor:
+            hv = torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True)
+            return flatten(hv) + s.cg_damping * v
+
+        stats: dict[str, float] = {"surrogate_before": loss.item(),
+                                   "grad_norm": grad.norm().item()}
+        direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
+        shs = torch.dot(direction, fisher_vector(direction))
+        if not (torch.isfinite(direction).all() and torch.isfinite(shs) and shs > 0):
+            return {**stats, "accepted": 0.0, "nonfinite": 1.0, "ls_steps": 0.0, "kl": 0.0,
+                    "surrogate_after": stats["surrogate_before"], "step_fraction": 0.0}
+        full_step = unflatten(direction * torch.sqrt(2.0 * s.max_kl / shs), params)
+        theta = {k: v.detach() for k, v in params.items()}
+
+        def evaluate(fraction: float) -> tuple[float, float]:
+            candidate = {k: theta[k] - fraction * full_step[k].detach() for k in keys}
+            with torch.no_grad():
+                cand_adapted = self.adapt(candidate, support, first_order=True)
+                return (self.surrogate(cand_adapted, query).item(),
+                        self.kl(cand_adapted, old, query).item())
+
+        result = line_search(evaluate, loss.item(), s.max_kl, s.ls_ratio, s.ls_steps)
+        if result.accepted:
+            with torch.no_grad():
+                for k in keys:
+                    params[k].sub_(result.step_fraction * full_step[k])
+        return {**stats, "accepted": float(result.accepted), "ls_steps": float(result.steps_tried),
+                "kl": result.kl, "surrogate_after": result.objective,
+                "step_fraction": result.step_fraction,
+                "nonfinite": float(result.nonfinite > 0 and not result.accepted),
+                "max_step_norm": math.sqrt(sum(float((v**2).sum()) for v in full_step.values()))}

@@ -1,0 +1,77 @@
+"""PNG plots a user looks at after a run: training curves and adaptation curves.
+
+Matplotlib is used with the non-interactive Agg backend, so plotting works on headless
+machines and in CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from metarl.io import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Render ``fig`` to PNG and write it atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def plot_training_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
+    """One panel per logged quantity (``train/*``, ``val/*``) against the iteration."""
+    tags = sorted({k for r in records for k in r if k != "step" and not k.startswith("time/")})
+    n = max(len(tags), 1)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, tag in zip(axes.flat, tags):
+        pts = [(r["step"], r[tag]) for r in records if r.get(tag) is not None]
+        if pts:
+            steps, values = zip(*pts)
+            ax.plot(steps, values, lw=1.2)
+        ax.set_title(tag, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tags):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_adaptation_curves(
+    curves: Sequence[tuple[str, dict[str, Any]]],
+    path: Path,
+    *,
+    metric: str = "loss",
+    ylabel: str = "loss",
+    title: str = "",
+) -> Path:
+    """Mean ± 95% CI of ``metric`` against the number of gradient steps (MAML Figure 3/5)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, res in curves:
+        mean = np.asarray(res[f"{metric}_mean"], dtype=float)
+        ci = np.asarray(res[f"{metric}_ci95"], dtype=float)
+        steps = np.asarray(res.get("steps", range(len(mean))))
+        ax.plot(steps, mean, marker="o", ms=3, label=label)
+        ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
+    ax.set_xlabel("number of gradient steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,0 +1,145 @@
+"""Configuration and paper presets of MAML-TRPO runs (parsed by tyro in the scripts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metarl.errors import MetaRLError, require
+from metarl.maml_rl import MODES
+from metarl.pg import INNER_LOSSES
+
+
+@dataclass
+class RLConfig:
+    """Meta-train a Gaussian MLP policy with MAML-TRPO on a metarl task distribution."""
+
+    env: str = "metarl/Navigation2D-v0"
+    """Registered task distribution (metarl/Navigation2D-v0, metarl/HalfCheetahVel-v0, ...)."""
+    iterations: int = 500
+    """Meta-iterations (outer TRPO steps)."""
+    meta_batch: int = 20
+    """Tasks per meta-iteration (the paper: 20 for navigation, 40 for locomotion)."""
+    episodes_per_task: int = 20
+    """Episodes sampled per task before and after adaptation (the paper: 20)."""
+    horizon: int | None = None
+    """Steps per episode (default: the env's, 100 for navigation, 200 for locomotion)."""
+    inner_steps: int = 1
+    """REINFORCE steps in the inner loop during meta-training."""
+    inner_lr: float = 0.1
+    """Inner step size α (the paper: 0.1; the original navigation scripts use up to 0.5)."""
+    first_order: bool = False
+    """First-order MAML: ignore second derivatives through the inner step."""
+    inner_loss: str = "reinforce"
+    """Inner estimator: reinforce (the paper's) or lvc (ProMP's low-variance curvature)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE λ (1.0: returns minus the linear baseline, as the original code)."""
+    normalize_advantages: bool = True
+    """Normalise advantages per task to zero mean and unit variance."""
+    max_kl: float = 0.01
+    """TRPO trust-region radius on the mean KL of the adapted policies."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations of the TRPO step."""
+    cg_damping: float = 1e-5
+    """Damping of the KL Hessian-vector products."""
+    ls_ratio: float = 0.8
+    """Backtracking ratio of the TRPO line search."""
+    ls_steps: int = 15
+    """Line-search candidates before a step is rejected."""
+    hidden_sizes: tuple[int, ...] = (100, 100)
+    """Hidden layer sizes of the policy MLP (the paper: two layers of 100)."""
+    activation: str = "relu"
+    """Hidden activation: relu (the paper) or tanh."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy."""
+    mode: str = "stacked"
+    """How the inner update is batched over tasks: stacked, vmap or loop (same results)."""
+    device: str = "cpu"
+    """Where the policy, adaptation and TRPO run (cpu or cuda); physics is always on CPU."""
+    threads: int | None = None
+    """Physics threads for the batched environments (default: all CPUs)."""
+    seed: int = 0
+    """Seed of the policy initialisation, task draws and rollouts."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many iterations (and at the end, and on SIGINT/SIGTERM)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    max_nan_steps: int = 10
+    """Stop after this many consecutive non-finite TRPO steps (the last good checkpoint stays)."""
+    out_dir: Path = Path("runs/nav-maml")
+    """Run folder: config, checkpoints, TensorBoard events, results.json, plots."""
+    resume: bool = False
+    """Continue the run in --out-dir from its newest valid checkpoint."""
+    preset: str | None = None
+    """Named settings to start from (see metarl/rl_config.py); explicit flags override."""
+
+    def validate(self) -> None:
+        """Raise one clear :class:`MetaRLError` for the first invalid setting."""
+        import metarl.envs  # noqa: F401  (registers the ids)
+        from metarl.envs import ENV_IDS
+
+        require(self.env in ENV_IDS,
+                f"unknown --env {self.env!r}; choose one of {', '.join(ENV_IDS)}")
+        require(self.inner_loss in INNER_LOSSES,
+                f"unknown --inner-loss {self.inner_loss!r}; choose reinforce or lvc")
+        require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
+        require(self.activation in ("relu", "tanh"),
+                f"unknown --activation {self.activation!r}; choose relu or tanh")
+        for name in ("iterations", "meta_batch", "episodes_per_task", "cg_iterations",
+                     "ls_steps", "checkpoint_every", "keep_checkpoints", "max_nan_steps"):
+            value = getattr(self, name)
+            require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        require(self.inner_steps >= 0, f"--inner-steps must be >= 0, got {self.inner_steps}")
+        require(self.horizon is None or self.horizon >= 1,
+                f"--horizon must be at least 1, got {self.horizon}")
+        for name in ("inner_lr", "max_kl", "init_std"):
+            value = getattr(self, name)
+            require(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+        require(0 < self.gamma <= 1, f"--gamma must be in (0, 1], got {self.gamma}")
+        require(0 <= self.gae_lambda <= 1, f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        require(0 < self.ls_ratio < 1, f"--ls-ratio must be in (0, 1), got {self.ls_ratio}")
+        require(all(h >= 1 for h in self.hidden_sizes), "--hidden-sizes must be positive")
+        require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+                f"unknown --device {self.device!r}; choose cpu or cuda")
+        if self.device.startswith("cuda"):
+            require(torch.cuda.is_available(),
+                    "--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings recorded in config.json (everything but the resume flag)."""
+        d = asdict(self)
+        d.pop("resume")
+        return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+                for k, v in d.items()}
+
+
+# The MAML paper's settings (section 5.3 and appendix A.2; original code cbfinn/maml_rl):
+# 20 tasks x 20 episodes x 100 steps for 2D navigation, 40 tasks x 20 episodes x 200 steps for
+# locomotion, one REINFORCE step of α = 0.1, TRPO with δ = 0.01, 500 meta-iterations.
+_NAV = dict(env="metarl/Navigation2D-v0", meta_batch=20, episodes_per_task=20, inner_lr=0.1,
+            iterations=500)
+_LOCO = dict(meta_batch=40, episodes_per_task=20, inner_lr=0.1, iterations=500)
+RL_PRESETS: dict[str, dict[str, Any]] = {
+    "navigation": _NAV,
+    "halfcheetah-vel": {**_LOCO, "env": "metarl/HalfCheetahVel-v0"},
+    "halfcheetah-dir": {**_LOCO, "env": "metarl/HalfCheetahDir-v0"},
+    "ant-vel": {**_LOCO, "env": "metarl/AntVel-v0"},
+    "ant-dir": {**_LOCO, "env": "metarl/AntDir-v0"},
+    "ant-pos": {**_LOCO, "env": "metarl/AntPos-v0"},
+}
+
+
+def apply_rl_preset(cfg: RLConfig, name: str | None) -> RLConfig:
+    """``cfg`` with the named preset's values (unknown names get a clear error)."""
+    if name is None:
+        return cfg
+    if name not in RL_PRESETS:
+        raise MetaRLError(
+            f"unknown --preset {name!r}; choose one of {', '.join(sorted(RL_PRESETS))}")
+    known = {f.name for f in fields(RLConfig)}
+    return replace(cfg, preset=name, **{k: v for k, v in RL_PRESETS[name].items() if k in known})

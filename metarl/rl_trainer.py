@@ -1,0 +1,198 @@
+"""MAML-TRPO meta-training on a metarl task distribution, and the paper's evaluation.
+
+One meta-iteration (MAML Algorithm 3 with a TRPO outer step):
+
+1. draw ``meta_batch`` tasks; roll out ``episodes_per_task`` episodes of each with θ
+   (support, one batched call of the :class:`~metarl.sampler.MultiTaskSampler`);
+2. fit the linear baseline per task, take the inner REINFORCE step(s): θ'_i;
+3. roll out the query episodes of every task with its own θ'_i (one batched call);
+4. TRPO on the mean query surrogate through the inner update (:class:`~metarl.maml_rl.MAMLTRPO`).
+
+Wall-clock time is split into sampling (2 rollouts), inner (baselines and adaptation) and
+outer (TRPO) and logged with the returns before and after adaptation, the KL and the
+line-search statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl.advantages import to_pg_batch
+from metarl.checkpoint import CheckpointDir, check_signature, model_signature
+from metarl.envs.base import Task
+from metarl.functional import Params, expand
+from metarl.logger import RunLogger
+from metarl.loop import load_latest_state, run_loop, say
+from metarl.maml_rl import MAMLTRPO, TRPOSettings
+from metarl.policies import GaussianMLPPolicy
+from metarl.rl_config import RLConfig
+from metarl.sampler import MultiTaskSampler
+
+KIND = "metarl-maml-trpo"
+
+
+def build_policy(cfg: RLConfig, obs_dim: int, act_dim: int) -> GaussianMLPPolicy:
+    """The Gaussian MLP policy a config describes (seeded by the caller)."""
+    return GaussianMLPPolicy(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation, cfg.init_std)
+
+
+def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
+    """The MAML-TRPO meta-learner a config describes."""
+    return MAMLTRPO(
+        policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lr, first_order=cfg.first_order,
+        inner_loss=cfg.inner_loss, mode=cfg.mode,
+        trpo=TRPOSettings(cfg.max_kl, cfg.cg_iterations, cfg.cg_damping, cfg.ls_ratio,
+                          cfg.ls_steps),
+    )
+
+
+def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> MultiTaskSampler:
+    """A batched sampler for ``cfg.env`` with ``episodes`` episodes per task."""
+    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon, device=cfg.device,
+                            num_threads=cfg.threads,
+                            env_kwargs={"oracle": True} if oracle else None)
+
+
+class MetaRLTrainer:
+    """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring)."""
+
+    def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
+                 progress: bool = True) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(cfg.device)
+        self.progress = progress
+        self.sampler = make_sampler(cfg, cfg.episodes_per_task)
+        space = self.sampler.env
+        obs_dim = space.observation_space.shape[0]  # type: ignore[attr-defined]
+        act_dim = space.action_space.shape[0]  # type: ignore[attr-defined]
+        torch.manual_seed(cfg.seed)
+        self.policy = build_policy(cfg, obs_dim, act_dim).to(self.device)
+        self.learner = build_learner(cfg, self.policy)
+        self.rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
+        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+        self.iteration = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        if resume:
+            self._resume()
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "iteration": self.iteration,
+            "policy": self.policy.state_dict(),
+            "model_signature": model_signature(self.policy),
+            "policy_spec": {"obs_dim": self.policy.obs_dim, "act_dim": self.policy.act_dim,
+                            "hidden_sizes": list(self.policy.hidden_sizes),
+                            "activation": self.policy.activation},
+            "rng": self.rng.bit_generator.state,
+            "train_seconds": self.train_seconds,
+            "history": self.history,
+            "config": self.cfg.identity(),
+        }
+
+    def save(self) -> Path:
+        return self.checkpoints.save(self.iteration, self.state())
+
+    def _resume(self) -> None:
+        found = load_latest_state(self.checkpoints, KIND, self.device)
+        if found is None:
+            return
+        path, state = found
+        check_signature(state["model_signature"], self.policy, path)
+        self.policy.load_state_dict(state["policy"])
+        self.rng.bit_generator.state = state["rng"]
+        self.iteration = int(state["iteration"])
+        self.train_seconds = float(state["train_seconds"])
+        self.history = list(state["history"])
+        say(f"resumed from {path} at iteration {self.iteration}")
+
+    # -------------------------------------------------------------- training
+    def train(self) -> None:
+        run_loop(self, run_dir=self.run_dir, iterations=self.cfg.iterations, log_every=1,
+                 checkpoint_every=self.cfg.checkpoint_every,
+                 max_bad_steps=self.cfg.max_nan_steps, desc="maml-trpo", progress=self.progress)
+
+    def step(self) -> tuple[dict[str, float], bool]:
+        """One meta-iteration; False when TRPO had to reject a non-finite step."""
+        cfg = self.cfg
+        prep = {"gamma": cfg.gamma, "gae_lambda": cfg.gae_lambda,
+                "normalize_advantages": cfg.normalize_advantages}
+        t0 = time.perf_counter()
+        tasks = self.sampler.env.sample_tasks(cfg.meta_batch, self.rng)
+        theta = {k: v.detach() for k, v in self.policy.named_parameters()}
+        support_eps = self.sampler.sample(tasks, self.policy, theta, self.rng)
+        t1 = time.perf_counter()
+        support = to_pg_batch(support_eps, **prep)
+        adapted = self.learner.adapted_for_sampling(support)
+        t2 = time.perf_counter()
+        query_eps = self.sampler.sample(tasks, self.policy, adapted, self.rng)
+        t3 = time.perf_counter()
+        query = to_pg_batch(query_eps, **prep)
+        stats = self.learner.step(support, query)
+        t4 = time.perf_counter()
+        scalars = {
+            "returns/before_adaptation": support_eps.returns.mean().item(),
+            "returns/after_adaptation": query_eps.returns.mean().item(),
+            **{f"trpo/{k}": v for k, v in stats.items()},
+            "time/sampling": (t1 - t0) + (t3 - t2),
+            "time/inner": t2 - t1,
+            "time/outer": t4 - t3,
+        }
+        self.history.append({"iteration": self.iteration + 1, **scalars})
+        return scalars, stats.get("nonfinite", 0.0) == 0.0
+
+    def after_iteration(self, logger: RunLogger) -> None:
+        return None
+
+
+def evaluate_adaptation(
+    sampler: MultiTaskSampler,
+    learner: MAMLTRPO,
+    params: Params,
+    tasks: Sequence[Task],
+    *,
+    steps: int,
+    lrs: Sequence[float],
+    rng: np.random.Generator,
+    gamma: float = 0.99,
+    gae_lambda: float = 1.0,
+) -> tuple[np.ndarray, Params]:
+    """The paper's protocol: sample, adapt, sample again, ``steps`` times.
+
+    At step k every task's current policy (θ at k = 0) rolls out ``sampler.episodes_per_task``
+    fresh episodes; their mean return is recorded, and one first-order REINFORCE step of size
+    ``lrs[k]`` (the paper: α, then α/2) moves the task's parameters. Returns the mean episode
+    return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
+    """
+    if len(lrs) < steps:
+        raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
+    current = {k: v.detach() for k, v in expand(params, len(tasks)).items()}
+    returns = np.zeros((len(tasks), steps + 1))
+    policy = learner.policy
+    for k in range(steps + 1):
+        episodes = sampler.sample(tasks, policy, current, rng)
+        returns[:, k] = episodes.returns.mean(1).double().cpu().numpy()
+        if k < steps:
+            batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda)
+            current = learner.adapt_stacked(current, batch, lrs[k])
+    return returns, current
+
+
+def paper_step_sizes(alpha: float, steps: int) -> list[float]:
+    """α for the first step, α/2 for the later ones (MAML section 5.3's evaluation)."""
+    return [alpha] + [alpha / 2.0] * max(steps - 1, 0)
+
+
+def evaluation_episodes(horizon: int, timesteps: int = 4000) -> int:
+    """Episodes per adaptation step for a budget of ``timesteps`` (the paper: 4000)."""
+    return max(1, timesteps // horizon)

@@ -1,0 +1,104 @@
+"""One output folder per run, and the rules that keep a user's earlier runs safe.
+
+A run folder holds ``config.json``, ``checkpoints/``, TensorBoard event files under ``tb/``,
+``metrics.jsonl``, ``results.json`` and the PNG plots. :func:`prepare_run_dir` refuses to
+write into a folder that holds anything else or another run, unless the user asked to resume
+that very run (same configuration apart from the fields allowed to change on resume).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from metarl.errors import MetaRLError
+from metarl.io import atomic_write_json
+
+CONFIG_NAME = "config.json"
+RESUMABLE = ("iterations", "resume", "device", "threads", "compile", "eval_every",
+             "checkpoint_every", "keep_checkpoints", "log_every")
+"""Settings that may change when a run is resumed: they do not change what is computed."""
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str]) -> list[str]:
+    skip = set(ignore)
+    keys = (set(old) | set(new)) - skip
+    return sorted(k for k in keys if old.get(k) != new.get(k))
+
+
+def check_writable(path: Path) -> None:
+    """Raise a clear error if ``path`` (created if needed) cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".metarl-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise MetaRLError(
+            f"cannot write to output directory {path} ({err.strerror}); "
+            "choose a writable --out-dir"
+        ) from None
+
+
+def prepare_run_dir(
+    out_dir: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    *,
+    resume: bool,
+    resumable_fields: Iterable[str] = RESUMABLE,
+) -> Path:
+    """Create or reopen a run folder for ``config``; never clobber another run.
+
+    * new or empty folder: write ``config.json``;
+    * folder with a ``config.json`` and ``resume=True``: the configs must agree except for
+      ``resumable_fields`` (e.g. more iterations); the stored config is updated;
+    * folder with a run and ``resume=False``, or with foreign files: a clear error.
+    """
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise MetaRLError(f"--out-dir {path} is a file, not a directory; choose another path")
+    check_writable(path)
+    config_path = path / CONFIG_NAME
+    contents = [p.name for p in path.iterdir() if p.name != ".metarl-write-test"]
+    if config_path.is_file():
+        if not resume:
+            raise MetaRLError(
+                f"output directory {path} already holds a run; pass --resume to continue it "
+                "or choose a new --out-dir (nothing was overwritten)"
+            )
+        try:
+            old = json.loads(config_path.read_text())
+        except json.JSONDecodeError:
+            raise MetaRLError(
+                f"{config_path} is not valid JSON; this folder's run cannot be resumed"
+            ) from None
+        changed = _diff(old, config, resumable_fields)
+        if changed:
+            raise MetaRLError(
+                f"cannot resume {path}: its run used different settings for "
+                f"{', '.join(changed)}; resume with the same settings or choose a new --out-dir"
+            )
+    elif contents:
+        raise MetaRLError(
+            f"output directory {path} is not empty and holds no metarl run; "
+            "choose a new or empty --out-dir"
+        )
+    elif resume:
+        raise MetaRLError(f"nothing to resume in {path}: it holds no run; drop --resume")
+    atomic_write_json(config_path, dict(config))
+    return path
+
+
+def unique_path(path: Path) -> Path:
+    """``path`` if free, else ``stem-2.ext``, ``stem-3.ext``... (never overwrite results)."""
+    if not path.exists():
+        return path
+    n = 2
+    while True:
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        n += 1

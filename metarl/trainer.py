@@ -1,0 +1,370 @@
+"""The meta-training loop shared by every supervised task family.
+
+One loop serves MAML, FOMAML, Reptile and the "pretrained" joint-training baseline of the MAML
+paper; they differ only in how the outer gradient of a meta-batch is formed
+(:func:`make_outer_step`). Around that the loop provides what a long run needs: meta-batches
+from a seeded ``numpy.random.Generator``, an outer ``torch.optim`` optimiser (Adam by default),
+periodic validation, TensorBoard scalars and ``metrics.jsonl``, a progress bar, checksummed
+atomic checkpoints, exact resume (the generator state, optimiser state and iteration count are
+checkpointed, so an interrupted and resumed run ends with the same parameters as an
+uninterrupted one on CPU), NaN/inf guards, and a clean stop on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.checkpoint import (
+    CheckpointDir,
+    check_signature,
+    load_checkpoint,
+    model_signature,
+    save_checkpoint,
+)
+from metarl.errors import require
+from metarl.evaluation import evaluate, tune_step_size
+from metarl.functional import Params, concat_examples, params_of
+from metarl.io import atomic_write_json
+from metarl.logger import RunLogger
+from metarl.loop import load_latest_state, run_loop, say
+from metarl.meta import (
+    MetaOutput,
+    assign_gradients,
+    finite,
+    grads_of,
+    maml_objective,
+    reptile_pseudo_gradient,
+)
+from metarl.tasks import SupervisedProblem, TaskBatch
+
+ALGORITHMS = ("maml", "fomaml", "reptile", "pretrained")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class LoopConfig:
+    """Settings of the shared meta-training loop (every family uses these)."""
+
+    algo: str = "maml"
+    """Meta-learning algorithm: maml (second order), fomaml (first-order MAML), reptile, or
+    pretrained (joint training on all tasks without adaptation: the paper's baseline)."""
+    iterations: int = 70000
+    """Number of outer (meta) updates."""
+    meta_batch: int = 25
+    """Tasks per outer update."""
+    inner_steps: int = 1
+    """Inner gradient steps per task during meta-training."""
+    inner_lr: float = 0.01
+    """Inner step size α, for a MEAN loss over the support examples (docs/conventions.md)."""
+    outer_lr: float = 1e-3
+    """Outer (meta) learning rate β."""
+    outer_optimizer: str = "adam"
+    """Outer optimiser: adam or sgd (plain SGD with outer_lr=1 is Reptile's original step)."""
+    eval_inner_steps: int = 10
+    """Inner steps at evaluation; results are reported after each of 0..eval_inner_steps."""
+    eval_inner_lr: float | None = None
+    """Inner step size at evaluation (default: inner_lr; tuned on validation for pretrained)."""
+    eval_every: int = 1000
+    """Evaluate on validation tasks every this many iterations (0: never)."""
+    eval_tasks: int = 100
+    """Validation tasks per periodic evaluation."""
+    select_best: bool = True
+    """Report the test results of the checkpoint with the best validation score (mean query
+    loss over adaptation steps 1..eval_inner_steps), kept as checkpoints/best.pt, rather than
+    of the last iteration."""
+    test_tasks: int = 600
+    """Held-out test tasks in the final evaluation (the paper uses 600)."""
+    eval_seed: int = 20170309
+    """Seed of the validation/test task draws, shared by all runs so that every algorithm is
+    scored on exactly the same tasks."""
+    checkpoint_every: int = 1000
+    """Write a checkpoint every this many iterations (and at the end, and on SIGINT/SIGTERM)."""
+    keep_checkpoints: int = 3
+    """How many of the newest checkpoints to keep."""
+    log_every: int = 50
+    """Log training scalars every this many iterations."""
+    max_nan_steps: int = 10
+    """Stop (keeping the last good checkpoint) after this many consecutive non-finite steps."""
+    seed: int = 0
+    """Seed of the model initialisation and of the training task stream."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    vectorize: bool = True
+    """Run the meta-batch as one torch.func.vmap call (False: a Python loop over tasks)."""
+    compile: bool = False
+    """torch.compile the meta-objective (slower start, faster iterations; see
+    docs/benchmarks.md for the compile time)."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice). 1 is fastest for small models and
+    avoids oversubscription when several runs share the cores."""
+
+    def validate(self) -> None:
+        """Raise one clear :class:`MetaRLError` for the first invalid setting."""
+        require(self.algo in ALGORITHMS,
+                f"unknown --algo {self.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        require(self.outer_optimizer in OPTIMIZERS,
+                f"unknown --outer-optimizer {self.outer_optimizer!r}; choose adam or sgd")
+        for name in ("iterations", "meta_batch", "test_tasks", "keep_checkpoints", "log_every",
+                     "max_nan_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        require(self.threads is None or self.threads >= 1,
+                f"--threads must be at least 1, got {self.threads}")
+        for name in ("inner_steps", "eval_inner_steps", "eval_every", "eval_tasks"):
+            value = getattr(self, name)
+            require(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        for name in ("inner_lr", "outer_lr"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value > 0,
+                    f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        require(self.algo != "reptile" or self.inner_steps >= 1,
+                "reptile needs --inner-steps >= 1 (its update is θ − mean θ')")
+        require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+                f"unknown --device {self.device!r}; choose cpu or cuda")
+        if self.device.startswith("cuda"):
+            require(torch.cuda.is_available(),
+                    "--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+
+
+OuterStep = Callable[[Params, TaskBatch], tuple[Params, dict[str, Tensor]]]
+"""``(θ, meta-batch) -> (outer gradient, scalars to log)``."""
+
+
+def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
+    """The outer (meta) gradient of one meta-batch for ``cfg.algo``.
+
+    * maml / fomaml: ∇_θ of the mean query loss at θ'_i = adapt(θ, support_i);
+    * reptile: θ − mean_i θ'_i, adapting on support ∪ query (Reptile has no query split);
+    * pretrained: ∇_θ of the loss at θ itself on support ∪ query (joint training).
+
+    With ``cfg.compile`` the pure part (objective or pseudo-gradient) goes through
+    :func:`torch.compile`; Dynamo inlines the inner ``torch.func.grad``, so the compiled graph
+    contains the inner gradient explicitly and the outer backward is an ordinary one.
+    """
+    loss_fn, metric_fn = problem.loss_fn, problem.metric_fn
+
+    def maybe_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return torch.compile(fn) if cfg.compile else fn
+
+    if cfg.algo == "reptile":
+
+        def pseudo(params: Params, data: Any) -> Params:
+            return reptile_pseudo_gradient(loss_fn, params, data, steps=cfg.inner_steps,
+                                           lr=cfg.inner_lr, vectorize=cfg.vectorize)
+
+        pseudo_c = maybe_compile(pseudo)
+
+        def reptile_step(params: Params, batch: TaskBatch) -> tuple[Params, dict[str, Tensor]]:
+            grads = pseudo_c(params, concat_examples(batch.support, batch.query))
+            norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads.values()))
+            return grads, {"train/pseudo_grad_norm": norm}
+
+        return reptile_step
+
+    pretrained = cfg.algo == "pretrained"
+
+    def objective(params: Params, support: Any, query: Any) -> MetaOutput:
+        return maml_objective(loss_fn, params, support, query,
+                              steps=0 if pretrained else cfg.inner_steps, lr=cfg.inner_lr,
+                              first_order=cfg.algo == "fomaml", metric_fn=metric_fn,
+                              vectorize=cfg.vectorize)
+
+    objective_c = maybe_compile(objective)
+    prefix = "train/" if pretrained else "train/query_"
+
+    def gradient_step(params: Params, batch: TaskBatch) -> tuple[Params, dict[str, Tensor]]:
+        if pretrained:
+            everything = concat_examples(batch.support, batch.query)
+            out = objective_c(params, everything, everything)
+        else:
+            out = objective_c(params, batch.support, batch.query)
+        scalars = {f"{prefix}loss": out.loss.detach(),
+                   **{f"{prefix}{k}": v for k, v in out.metrics.items()}}
+        return grads_of(out.loss, params), scalars
+
+    return gradient_step
+
+
+class MetaTrainer:
+    """Meta-trains ``problem.model`` in ``run_dir`` according to ``cfg``.
+
+    Call :meth:`train` (resumes from the newest valid checkpoint when ``resume``), then
+    :meth:`final_evaluation` for the test-set numbers that go into ``results.json``.
+    """
+
+    def __init__(
+        self,
+        problem: SupervisedProblem,
+        cfg: LoopConfig,
+        run_dir: Path,
+        *,
+        config_dict: dict[str, Any] | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        cfg.validate()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.problem = problem
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(cfg.device)
+        self.model = problem.model.to(self.device)
+        self.params = params_of(self.model)
+        self.optimizer = self._make_optimizer()
+        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+        self.config_dict = config_dict or {}
+        self.progress = progress
+        train_seq, _ = np.random.SeedSequence(cfg.seed).spawn(2)
+        self.rng = np.random.default_rng(train_seq)
+        self.iteration = 0
+        self.train_seconds = 0.0
+        self.val_history: list[dict[str, Any]] = []
+        self.best_score = math.inf
+        self.outer_step = make_outer_step(problem, cfg)
+        if resume:
+            self._resume()
+
+    # ----------------------------------------------------------------- state
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        values = list(self.params.values())
+        if self.cfg.outer_optimizer == "adam":
+            return torch.optim.Adam(values, lr=self.cfg.outer_lr)
+        return torch.optim.SGD(values, lr=self.cfg.outer_lr)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where the run stands."""
+        return {
+            "kind": "metarl-supervised",
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "model_signature": model_signature(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "train_seconds": self.train_seconds,
+            "val_history": self.val_history,
+            "best_score": self.best_score,
+            "config": self.config_dict,
+        }
+
+    def save(self) -> Path:
+        return self.checkpoints.save(self.iteration, self.state())
+
+    def _resume(self) -> None:
+        found = load_latest_state(self.checkpoints, "metarl-supervised", self.device)
+        if found is None:
+            return
+        path, state = found
+        check_signature(state["model_signature"], self.model, path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.iteration = int(state["iteration"])
+        self.train_seconds = float(state["train_seconds"])
+        self.val_history = list(state["val_history"])
+        self.best_score = float(state["best_score"])
+        say(f"resumed from {path} at iteration {self.iteration}")
+
+    # ------------------------------------------------------------ evaluation
+    @property
+    def eval_lr(self) -> float:
+        return self.cfg.eval_inner_lr if self.cfg.eval_inner_lr is not None else self.cfg.inner_lr
+
+    def evaluate(self, split: str, n_tasks: int, lr: float | None = None,
+                 steps: int | None = None) -> dict[str, Any]:
+        """Adaptation curve on ``n_tasks`` tasks of ``split`` (same tasks for every run)."""
+        require(split in self.problem.splits, f"this family has no {split!r} split")
+        seed = self.cfg.eval_seed + {"train": 0, "val": 1, "test": 2}.get(split, 3)
+        result = evaluate(
+            self.problem.loss_fn, self.problem.metric_fn, self.params,
+            self.problem.splits[split], n_tasks=n_tasks,
+            steps=self.cfg.eval_inner_steps if steps is None else steps,
+            lr=self.eval_lr if lr is None else lr, seed=seed, vectorize=self.cfg.vectorize,
+        )
+        return {"split": split, **result}
+
+    def final_evaluation(self) -> dict[str, Any]:
+        """Test-set adaptation curve; the pretrained baseline's step size is tuned first."""
+        out: dict[str, Any] = {"evaluated": {"iteration": self.iteration, "selected_by": "last"}}
+        best = self.checkpoints.root / "best.pt"
+        if self.cfg.select_best and best.is_file():
+            state = load_checkpoint(best, map_location=self.device)
+            self.model.load_state_dict(state["model"])
+            out["evaluated"] = {"iteration": int(state["iteration"]),
+                                "selected_by": "validation", "val_score": state["best_score"]}
+        lr = self.eval_lr
+        if self.cfg.algo == "pretrained" and self.cfg.eval_inner_lr is None:
+            split = "val" if "val" in self.problem.splits else "train"
+            grid = [lr * f for f in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)]
+            lr, scores = tune_step_size(
+                self.problem.loss_fn, self.params, self.problem.splits[split],
+                candidates=grid, n_tasks=min(self.cfg.eval_tasks or 100, 200),
+                steps=self.cfg.eval_inner_steps, seed=self.cfg.eval_seed + 7,
+            )
+            out["step_size_tuning"] = {"split": split, "chosen": lr,
+                                       "scores": {str(k): v for k, v in scores.items()}}
+        out["test"] = self.evaluate("test", self.cfg.test_tasks, lr=lr)
+        return out
+
+    # --------------------------------------------------------------- training
+    def train(self) -> None:
+        """Run until ``cfg.iterations`` outer steps are done (or a stop is requested)."""
+        cfg = self.cfg
+        run_loop(self, run_dir=self.run_dir, iterations=cfg.iterations, log_every=cfg.log_every,
+                 checkpoint_every=cfg.checkpoint_every, max_bad_steps=cfg.max_nan_steps,
+                 desc=cfg.algo, progress=self.progress)
+
+    def step(self) -> tuple[dict[str, Tensor], bool]:
+        """One outer update on a fresh meta-batch (skipped if its gradient is not finite)."""
+        batch = self.problem.splits["train"].sample(self.cfg.meta_batch, self.rng)
+        grads, scalars = self.outer_step(self.params, batch)
+        if not finite(grads.values()):
+            return scalars, False
+        assign_gradients(self.params, grads)
+        self.optimizer.step()
+        return scalars, True
+
+    def after_iteration(self, logger: RunLogger) -> None:
+        cfg = self.cfg
+        if cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks:
+            self._validate(logger)
+
+    def _validate(self, logger: RunLogger) -> None:
+        """Validation curve; with ``select_best`` the best-scoring state goes to best.pt."""
+        if "val" not in self.problem.splits:
+            return
+        split = "val"
+        res = self.evaluate(split, self.cfg.eval_tasks)
+        losses = res["loss_mean"]
+        score = float(np.mean(losses[1:])) if len(losses) > 1 else float(losses[0])
+        if self.cfg.select_best and math.isfinite(score) and score < self.best_score:
+            self.best_score = score
+            save_checkpoint(self.checkpoints.root / "best.pt", self.state())
+        entry = {"iteration": self.iteration, "split": split}
+        scalars = {}
+        for key, values in res.items():
+            if key.endswith("_mean"):
+                name = key[: -len("_mean")]
+                entry[f"{name}_before"] = values[0]
+                entry[f"{name}_after"] = values[-1]
+                scalars[f"{split}/{name}_0_steps"] = values[0]
+                scalars[f"{split}/{name}_{len(values) - 1}_steps"] = values[-1]
+        self.val_history.append(entry)
+        logger.log(self.iteration, scalars)
+
+
+def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
+    """Write ``results.json`` atomically (the machine-readable summary of a run)."""
+    path = Path(run_dir) / "results.json"
+    atomic_write_json(path, results)
+    return path

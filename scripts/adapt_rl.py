@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Adapt a trained policy to new goals and measure it, with the MAML paper's protocol.
+
+For each goal (one given with --goal, or --num-tasks goals drawn with --seed) the policy rolls
+out --timesteps steps of episodes, takes a REINFORCE step (α, then α/2), and so on for
+--steps steps. Returns per goal and step go to results.json and returns.csv, the adapted
+policies to adapted_policy.pt, and with --video a before/after animation per goal.
+
+Examples::
+
+    python scripts/adapt_rl.py --run-dir runs/nav-maml                  # 40 test goals
+    python scripts/adapt_rl.py --run-dir runs/nav-maml --goal 0.3 -0.2 --video
+    python scripts/adapt_rl.py --policy runs/nav-pretrained/policy.pt   # a baseline's policy
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import tyro
+
+from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
+from metarl.rl_eval import (
+    EvalSettings,
+    draw_tasks,
+    make_meta_env,
+    policy_from_spec,
+    run_evaluation,
+)
+from metarl.rundir import unique_path
+from metarl.video import render_episode, save_gif
+
+
+@dataclass
+class AdaptConfig:
+    """Adapt a meta-trained (or baseline) policy to new goals."""
+
+    run_dir: Path | None = None
+    """A train_rl.py run folder (its newest valid checkpoint is used)."""
+    checkpoint: Path | None = None
+    """A specific checkpoint of a train_rl.py run."""
+    policy: Path | None = None
+    """A policy file written by baselines_rl.py (pretrained, random or oracle)."""
+    goal: tuple[float, ...] | None = None
+    """One goal given on the command line (e.g. --goal 0.3 -0.2 for navigation, --goal 1.5
+    for a velocity); default: --num-tasks goals drawn with --seed."""
+    num_tasks: int = 40
+    """Number of test goals to draw (the paper: 40)."""
+    seed: int = 1
+    """Seed of the test goals and rollouts (the same for every policy compared)."""
+    steps: int = 3
+    """Adaptation steps; returns are reported after 0..steps steps."""
+    alpha: float | None = None
+    """First step size (later ones are α/2); default: the run's inner step size."""
+    timesteps: int = 4000
+    """Environment steps sampled per adaptation step and goal (the paper: 4000)."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    threads: int | None = None
+    """Physics threads (default: all CPUs)."""
+    video: bool = False
+    """Render a before/after animation (GIF) of the first goal."""
+    label: str | None = None
+    """Name of this policy in results.json and plots."""
+    out_dir: Path | None = None
+    """Where to write (default: a new adapt-* folder in the run folder or beside the policy)."""
+
+
+def load_policy(cfg: AdaptConfig):
+    """The policy, its env, oracle flag, default α and a label, from a run or a policy file."""
+    given = [p for p in (cfg.run_dir, cfg.checkpoint, cfg.policy) if p is not None]
+    require(len(given) == 1, "give exactly one of --run-dir, --checkpoint or --policy")
+    if cfg.policy is not None:
+        state = load_checkpoint(cfg.policy, map_location=cfg.device)
+        if state.get("kind") != "metarl-policy":
+            raise CheckpointError(f"{cfg.policy} is not a policy file from baselines_rl.py")
+        policy = policy_from_spec(state["policy_spec"], state["policy"])
+        return (policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
+                state.get("label", "policy"), cfg.policy.parent)
+    if cfg.run_dir is not None:
+        if not (cfg.run_dir / "config.json").is_file():
+            raise MetaRLError(f"{cfg.run_dir} holds no run (no config.json); pass a run folder")
+        found = CheckpointDir(cfg.run_dir / "checkpoints").load_latest(map_location=cfg.device)
+        if found is None:
+            raise CheckpointError(f"{cfg.run_dir}/checkpoints holds no checkpoint")
+        _, state, _ = found
+        where = cfg.run_dir
+    else:
+        assert cfg.checkpoint is not None
+        state = load_checkpoint(cfg.checkpoint, map_location=cfg.device)
+        where = cfg.checkpoint.parent.parent
+    if state.get("kind") != "metarl-maml-trpo":
+        raise CheckpointError("the checkpoint is not a MAML-TRPO checkpoint of train_rl.py")
+    policy = policy_from_spec(state["policy_spec"], state["policy"])
+    config = state["config"]
+    return policy, config["env"], False, float(config["inner_lr"]), "maml", where
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    cfg = tyro.cli(AdaptConfig, args=argv, description=__doc__)
+    require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
+    require(cfg.num_tasks >= 1, f"--num-tasks must be at least 1, got {cfg.num_tasks}")
+    require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")
+    if cfg.device.startswith("cuda"):
+        require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
+    policy, env_id, oracle, alpha, label, where = load_policy(cfg)
+    policy.to(cfg.device)
+    settings = EvalSettings(env=env_id, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
+                            alpha=cfg.alpha if cfg.alpha is not None else alpha,
+                            timesteps=cfg.timesteps, device=cfg.device, threads=cfg.threads)
+    goals = [cfg.goal] if cfg.goal else None
+    name = "adapt-goal-" + "_".join(f"{g:g}" for g in cfg.goal) if cfg.goal else \
+        f"adapt-{cfg.num_tasks}goals-seed{cfg.seed}"
+    out = cfg.out_dir or unique_path(where / name)
+    if out.exists() and any(out.iterdir()):
+        raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing overwritten)")
+    env = make_meta_env(env_id)
+    tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
+    result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
+                            goals=goals)
+    print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
+    for k in result["steps"]:
+        print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
+              f"{result['returns_ci95'][k]:.2f}")
+    if cfg.video:
+        state = load_checkpoint(out / "adapted_policy.pt", map_location=cfg.device)
+        after = {k: v[0] for k, v in state["params"].items()}
+        before = {k: v.detach() for k, v in policy.named_parameters()}
+        for tag, params in (("before", before), ("after", after)):
+            frames = render_episode(env_id, tasks[0], policy, params, oracle=oracle)
+            print(f"video: {save_gif(frames, out / f'video-{tag}.gif')}")
+    print(f"results: {out / 'results.json'} (also returns.csv, adapted_policy.pt)")
+
+
+if __name__ == "__main__":
+    main()

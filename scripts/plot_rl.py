@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Plot return against adaptation steps for MAML and the baselines (MAML Figure 5).
+
+Example::
+
+    python scripts/plot_rl.py --results runs/nav-maml/adapt-40goals-seed1 runs/nav-pretrained \\
+        runs/nav-random runs/nav-oracle --out figures/navigation.png
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tyro
+
+from metarl.errors import MetaRLError, cli_errors, require
+from metarl.plotting import plot_adaptation_curves
+
+
+@dataclass
+class PlotRLConfig:
+    """Compare evaluations written by adapt_rl.py and baselines_rl.py."""
+
+    results: list[Path]
+    """Folders (or results.json files) of evaluations."""
+    out: Path
+    """Output PNG."""
+    labels: list[str] = field(default_factory=list)
+    """Legend labels (default: each evaluation's own label)."""
+    title: str = ""
+    """Figure title (default: the env id)."""
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    cfg = tyro.cli(PlotRLConfig, args=argv, description=__doc__)
+    require(not cfg.labels or len(cfg.labels) == len(cfg.results),
+            f"got {len(cfg.labels)} --labels for {len(cfg.results)} --results")
+    loaded = []
+    for path in cfg.results:
+        file = path / "results.json" if path.is_dir() else path
+        if not file.is_file():
+            raise MetaRLError(f"{path} has no results.json from adapt_rl.py or baselines_rl.py")
+        res = json.loads(file.read_text())
+        if "returns_mean" not in res:
+            raise MetaRLError(f"{file} is not an adaptation evaluation (no returns_mean)")
+        loaded.append(res)
+    envs = {r["env"] for r in loaded}
+    require(len(envs) == 1, f"evaluations of different envs in one plot: {sorted(envs)}")
+    labels = cfg.labels or [r["label"] for r in loaded]
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    plot_adaptation_curves(list(zip(labels, loaded)), cfg.out, metric="returns",
+                           ylabel="average return", title=cfg.title or envs.pop())
+    print(f"wrote {cfg.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Configuration of a supervised meta-training run (parsed by tyro in the scripts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from metarl.errors import MetaRLError, require
+from metarl.supervised.presets import PRESETS
+from metarl.trainer import LoopConfig
+
+FAMILIES = ("sinusoid", "omniglot", "miniimagenet")
+
+
+@dataclass
+class SupervisedConfig(LoopConfig):
+    """Meta-train MAML / FOMAML / Reptile (or the pretrained baseline) on a few-shot family."""
+
+    family: str = "sinusoid"
+    """Task family: sinusoid, omniglot or miniimagenet."""
+    k_shot: int = 10
+    """Support examples per task (sinusoid) or per class (classification): the K in K-shot."""
+    k_query: int = 10
+    """Query examples per task (sinusoid) or per class (classification) during training."""
+    n_way: int = 5
+    """Classes per task (classification only): the N in N-way."""
+    eval_query: int = 100
+    """Query examples per task (sinusoid) or per class (classification) at evaluation."""
+    data_root: Path | None = None
+    """Dataset folder (classification only); see docs/data.md for the default location."""
+    out_dir: Path = Path("runs/sinusoid-maml")
+    """Run folder: config, checkpoints, TensorBoard events, results.json, plots."""
+    resume: bool = False
+    """Continue the run in --out-dir from its newest valid checkpoint."""
+    preset: str | None = None
+    """Named settings to start from (see supervised/presets.py); explicit flags override."""
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.family in FAMILIES,
+                f"unknown --family {self.family!r}; choose one of {', '.join(FAMILIES)}")
+        require(self.k_shot >= 1, f"--k-shot must be at least 1, got {self.k_shot}")
+        require(self.k_query >= 1, f"--k-query must be at least 1, got {self.k_query}")
+        require(self.eval_query >= 1, f"--eval-query must be at least 1, got {self.eval_query}")
+        require(self.n_way >= 2, f"--n-way must be at least 2, got {self.n_way}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings recorded in config.json (everything but the resume flag)."""
+        d = asdict(self)
+        d.pop("resume")
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+def apply_preset(cfg: SupervisedConfig, name: str | None) -> SupervisedConfig:
+    """``cfg`` with the named preset's values (unknown names get a clear error)."""
+    if name is None:
+        return cfg
+    if name not in PRESETS:
+        raise MetaRLError(f"unknown --preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+    known = {f.name for f in fields(SupervisedConfig)}
+    overrides = {k: v for k, v in PRESETS[name].items() if k in known}
+    return replace(cfg, preset=name, **overrides)

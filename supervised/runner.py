@@ -1,0 +1,117 @@
+"""What the supervised scripts do, as functions: train a run, reload a run, plot a run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metarl.checkpoint import CheckpointDir, check_signature, load_checkpoint
+from metarl.errors import CheckpointError, MetaRLError
+from metarl.logger import RunLogger
+from metarl.plotting import plot_adaptation_curves, plot_training_curves
+from metarl.rundir import prepare_run_dir
+from metarl.supervised.config import SupervisedConfig
+from metarl.supervised.plots import plot_sinusoid_predictions
+from metarl.supervised.problems import build_problem
+from metarl.tasks import SupervisedProblem
+from metarl.trainer import MetaTrainer, write_results
+
+
+def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Meta-train, evaluate on the test tasks, write results.json and the plots."""
+    cfg.validate()
+    run_dir = prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume)
+    torch.manual_seed(cfg.seed)
+    problem = build_problem(cfg)
+    trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
+                          progress=progress)
+    tic = time.perf_counter()
+    trainer.train()
+    evaluation = trainer.final_evaluation()
+    results = {
+        "family": cfg.family,
+        "algo": cfg.algo,
+        "k_shot": cfg.k_shot,
+        "n_way": cfg.n_way if cfg.family != "sinusoid" else None,
+        "iterations": trainer.iteration,
+        "train_seconds": trainer.train_seconds,
+        "eval_seconds": time.perf_counter() - tic - 0.0,
+        "config": cfg.identity(),
+        "val_history": trainer.val_history,
+        **evaluation,
+    }
+    results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
+    write_results(run_dir, results)
+    return results
+
+
+def plot_run(
+    run_dir: Path, problem: SupervisedProblem, params: dict[str, torch.Tensor],
+    results: dict[str, Any],
+) -> list[Path]:
+    """training.png, adaptation.png and (sinusoid) predictions.png for one run."""
+    label = f"{results['algo']} ({results['family']}, K={results['k_shot']})"
+    out = [plot_training_curves(RunLogger(run_dir, enabled=False).read(),
+                                run_dir / "training.png", title=label)]
+    test = results["test"]
+    metric = "accuracy" if "accuracy_mean" in test else "loss"
+    ylabel = "test accuracy" if metric == "accuracy" else "mean squared error"
+    out.append(plot_adaptation_curves([(label, test)], run_dir / "adaptation.png",
+                                      metric=metric, ylabel=ylabel, title="held-out tasks"))
+    if results["family"] == "sinusoid":
+        lr = test["inner_lr"]
+        out.append(plot_sinusoid_predictions([(results["algo"], problem, params)],
+                                             run_dir / "predictions.png",
+                                             k_shot=results["k_shot"], lr=lr))
+    return out
+
+
+def load_run(
+    run_dir: Path,
+    checkpoint: Path | None = None,
+    device: str | None = None,
+    *,
+    k_shot: int | None = None,
+) -> tuple[SupervisedConfig, SupervisedProblem, Path]:
+    """Rebuild a run's problem from its config.json and load a checkpoint into its model.
+
+    The newest valid checkpoint is used unless ``checkpoint`` names one; ``device`` and
+    ``k_shot`` may differ from the run's (e.g. evaluate a K=10 model with 5 points).
+    """
+    config_path = Path(run_dir) / "config.json"
+    if not config_path.is_file():
+        raise MetaRLError(f"{run_dir} holds no run (no config.json); pass a run folder")
+    try:
+        stored = json.loads(config_path.read_text())
+    except json.JSONDecodeError:
+        raise MetaRLError(f"{config_path} is not valid JSON; the run cannot be loaded") from None
+    known = {f.name for f in fields(SupervisedConfig)}
+    values = {k: v for k, v in stored.items() if k in known}
+    for key in ("out_dir", "data_root"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key])
+    cfg = SupervisedConfig(**values)
+    if device is not None:
+        cfg.device = device
+    if k_shot is not None:
+        cfg.k_shot = k_shot
+    cfg.validate()
+    problem = build_problem(cfg)
+    if checkpoint is None:
+        found = CheckpointDir(Path(run_dir) / "checkpoints").load_latest(map_location=cfg.device)
+        if found is None:
+            raise CheckpointError(f"{run_dir}/checkpoints holds no checkpoint to evaluate")
+        path, state, _ = found
+    else:
+        path, state = checkpoint, load_checkpoint(checkpoint, map_location=cfg.device)
+    if state.get("kind") != "metarl-supervised":
+        raise CheckpointError(f"{path} is not a supervised meta-training checkpoint")
+    check_signature(state["model_signature"], problem.model, path)
+    problem.model.load_state_dict(state["model"])
+    problem.model.to(cfg.device)
+    return cfg, problem, path

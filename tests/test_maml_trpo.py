@@ -1,0 +1,179 @@
+"""MAML-TRPO pieces against float64 finite differences and independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.functional import flatten, params_of, unflatten
+from metarl.maml_rl import MAMLTRPO, TRPOSettings
+from metarl.pg import PGBatch, reinforce_loss, surrogate_loss
+from metarl.policies import GaussianDist, GaussianMLPPolicy
+from metarl.trpo import conjugate_gradient, line_search
+
+DT = torch.float64
+
+
+def synthetic(n_tasks=3, episodes=4, horizon=6, obs_dim=2, act_dim=2, seed=0):
+    """A small policy and random support/query data with some early-terminated episodes."""
+    torch.manual_seed(seed)
+    policy = GaussianMLPPolicy(obs_dim, act_dim, hidden_sizes=(8, 8), activation="tanh").to(DT)
+    g = torch.Generator().manual_seed(seed)
+
+    def batch():
+        shape = (n_tasks, episodes, horizon)
+        mask = torch.ones(shape, dtype=DT)
+        mask[:, 0, horizon // 2:] = 0.0
+        obs = torch.randn(*shape, obs_dim, generator=g, dtype=DT)
+        act = torch.randn(*shape, act_dim, generator=g, dtype=DT)
+        with torch.no_grad():
+            logp = policy.log_prob(params_of(policy), obs, act)
+        adv = torch.randn(shape, generator=g, dtype=DT) * mask
+        return PGBatch(obs, act, adv, logp, mask)
+
+    return policy, batch(), batch()
+
+
+def fd_grad(fn, params, eps=1e-6):
+    flat = flatten(params).detach().clone()
+    out = torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        e = torch.zeros_like(flat)
+        e[i] = eps
+        out[i] = (fn(unflatten(flat + e, params)) - fn(unflatten(flat - e, params))) / (2 * eps)
+    return out
+
+
+@pytest.mark.parametrize("inner_loss", ["reinforce", "lvc"])
+def test_meta_gradient_matches_finite_differences(inner_loss):
+    policy, support, query = synthetic()
+    learner = MAMLTRPO(policy, inner_steps=2, inner_lr=[0.3, 0.15], inner_loss=inner_loss)
+    params = params_of(policy)
+    loss = learner.meta_loss(params, support, query)
+    analytic = flatten(torch.autograd.grad(loss, list(params.values())))
+
+    def f(p):
+        # the query log-probs of the "old" policy are constants, as in the real objective
+        return learner.meta_loss(p, support, query).item()
+
+    numeric = fd_grad(f, params)
+    assert torch.allclose(analytic, numeric, rtol=1e-6, atol=1e-9), (analytic - numeric).abs().max()
+
+
+def test_kl_hessian_vector_product_matches_finite_differences():
+    policy, support, query = synthetic()
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.3)
+    params = params_of(policy)
+    leaves = list(params.values())
+    with torch.no_grad():
+        adapted0 = learner.adapt({k: v.detach() for k, v in params.items()}, support)
+        old = GaussianDist(*policy.dist(adapted0, query.observations))
+
+    def kl_grad(p):
+        p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+        kl = learner.kl(learner.adapt(p, support), old, query)
+        return flatten(torch.autograd.grad(kl, list(p.values())))
+
+    kl = learner.kl(learner.adapt(params, support), old, query)
+    grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
+    v = torch.randn(grad_kl.shape, generator=torch.Generator().manual_seed(3), dtype=DT)
+    hvp = flatten(torch.autograd.grad(grad_kl @ v, leaves))
+    eps = 1e-5
+    flat = flatten(params).detach()
+    numeric = (kl_grad(unflatten(flat + eps * v, params)) -
+               kl_grad(unflatten(flat - eps * v, params))) / (2 * eps)
+    assert torch.allclose(hvp, numeric, rtol=1e-6, atol=1e-9), (hvp - numeric).abs().max()
+    # At θ_old the KL is minimal: zero gradient, positive semi-definite curvature.
+    assert grad_kl.abs().max() < 1e-12 and v @ hvp > 0
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_batching_modes_agree(first_order):
+    results = {}
+    for mode in ("stacked", "vmap", "loop"):
+        policy, support, query = synthetic(seed=1)
+        learner = MAMLTRPO(policy, inner_steps=2, inner_lr=0.2, mode=mode, first_order=first_order)
+        params = params_of(policy)
+        adapted = learner.adapt(params, support)
+        loss = learner.surrogate(adapted, query)
+        results[mode] = (flatten(adapted).detach(),
+                         flatten(torch.autograd.grad(loss, list(params.values()))))
+    for mode in ("vmap", "loop"):
+        for a, b in zip(results["stacked"], results[mode]):
+            assert torch.allclose(a, b, rtol=1e-12, atol=1e-14), mode
+
+
+def test_inner_step_is_reinforce_gradient_per_task():
+    """θ'_i = θ − α ∇ mean_t(−log π A) computed task by task with torch.autograd."""
+    policy, support, _ = synthetic()
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.5)
+    params = params_of(policy)
+    adapted = learner.adapt(params, support)
+    for i in range(3):
+        task = PGBatch(*(t[i] for t in support))
+        loss = reinforce_loss(policy, params, task)
+        grads = torch.autograd.grad(loss, list(params.values()))
+        for (k, p), gk in zip(params.items(), grads):
+            assert torch.allclose(adapted[k][i], p - 0.5 * gk, rtol=1e-12, atol=1e-14)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 6, generator=g, dtype=DT)
+    a = m @ m.T + 6 * torch.eye(6, dtype=DT)
+    b = torch.randn(6, generator=g, dtype=DT)
+    x = conjugate_gradient(lambda v: a @ v, b, iterations=20)
+    assert torch.allclose(x, torch.linalg.solve(a, b), atol=1e-10)
+
+
+def test_line_search_backtracks_and_rejects_nonfinite():
+    calls = []
+
+    def evaluate(frac):
+        calls.append(frac)
+        if frac == 1.0:
+            return math.nan, 0.0
+        return (1.0 - frac, frac / 10) if frac < 0.7 else (2.0, 0.0)
+
+    res = line_search(evaluate, objective_before=1.0, max_kl=0.07, ratio=0.8, max_steps=15)
+    assert res.accepted and res.step_fraction == pytest.approx(0.8**2) and res.nonfinite == 1
+    none = line_search(lambda f: (5.0, 0.0), 1.0, 0.01)
+    assert not none.accepted and none.steps_tried == 15 and none.objective == 1.0
+
+
+def test_trpo_step_decreases_surrogate_within_trust_region():
+    policy, support, query = synthetic(n_tasks=2, episodes=8, horizon=10)
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.1, trpo=TRPOSettings(max_kl=0.01))
+    before = {k: v.detach().clone() for k, v in params_of(policy).items()}
+    stats = learner.step(support, query)
+    assert stats["accepted"] == 1.0
+    assert stats["surrogate_after"] < stats["surrogate_before"]
+    assert 0 < stats["kl"] <= 0.01
+    # The reported KL is that of the adapted policies at the new θ.
+    params = params_of(policy)
+    with torch.no_grad():
+        old = GaussianDist(*policy.dist(learner.adapt(before, support), query.observations))
+        kl = learner.kl(learner.adapt(params, support), old, query).item()
+        surr = learner.surrogate(learner.adapt(params, support), query).item()
+    assert kl == pytest.approx(stats["kl"], rel=1e-9)
+    assert surr == pytest.approx(stats["surrogate_after"], rel=1e-9)
+
+
+def test_nonfinite_step_is_rejected_and_policy_untouched():
+    policy, support, query = synthetic()
+    query = query._replace(advantages=query.advantages * np.nan)
+    learner = MAMLTRPO(policy)
+    before = flatten(params_of(policy)).detach().clone()
+    stats = learner.step(support, query)
+    assert stats["accepted"] == 0.0 and stats["nonfinite"] == 1.0
+    assert torch.equal(flatten(params_of(policy)).detach(), before)
+
+
+def test_surrogate_ratio_is_one_at_behaviour_policy():
+    policy, support, _ = synthetic()
+    loss = surrogate_loss(policy, params_of(policy), support)
+    expected = -(support.advantages * support.mask).sum((-2, -1)) / support.mask.sum((-2, -1))
+    assert torch.allclose(loss, expected, rtol=1e-12)

@@ -1,0 +1,112 @@
+"""End-to-end smoke runs of the supervised scripts, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import run_script
+
+TINY = ["--preset", "sinusoid", "--iterations", "30", "--meta-batch", "5", "--eval-every", "15",
+        "--eval-tasks", "10", "--test-tasks", "20", "--checkpoint-every", "10",
+        "--eval-inner-steps", "3", "--k-shot", "5"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "maml"
+    proc = run_script("train_supervised.py", *TINY, "--out-dir", str(out))
+    assert "results:" in proc.stdout
+    return out
+
+
+def test_train_writes_everything(finished_run):
+    for name in ("config.json", "results.json", "metrics.jsonl", "training.png",
+                 "adaptation.png", "predictions.png"):
+        assert (finished_run / name).is_file(), name
+    assert list((finished_run / "tb").iterdir())
+    assert sorted(p.name for p in (finished_run / "checkpoints").iterdir())[-1] == \
+        "ckpt_00000030.pt"
+    res = json.loads((finished_run / "results.json").read_text())
+    assert res["algo"] == "maml" and res["iterations"] == 30
+    assert len(res["test"]["loss_mean"]) == 4 and res["test"]["n_tasks"] == 20
+
+
+def test_evaluate_and_plot(finished_run, tmp_path):
+    proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--steps", "2",
+                      "--tasks", "10")
+    first = finished_run / "eval-test-2steps-10tasks.json"
+    assert first.is_file() and "written to" in proc.stdout
+    run_script("evaluate.py", "--run-dir", str(finished_run), "--steps", "2", "--tasks", "10")
+    assert (finished_run / "eval-test-2steps-10tasks-2.json").is_file(), "never overwrite"
+    run_script("plot.py", "--runs", str(finished_run), str(finished_run), "--labels", "a", "b",
+               "--out", str(tmp_path / "cmp.png"))
+    assert (tmp_path / "cmp.png").is_file() and (tmp_path / "cmp-predictions.png").is_file()
+
+
+def test_pretrained_baseline_tunes_its_step_size(tmp_path):
+    out = tmp_path / "pre"
+    run_script("train_supervised.py", *TINY, "--algo", "pretrained", "--out-dir", str(out))
+    res = json.loads((out / "results.json").read_text())
+    assert res["step_size_tuning"]["chosen"] == res["test"]["inner_lr"]
+    assert len(res["step_size_tuning"]["scores"]) == 7
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--k-shot", "-3"], "error: --k-shot must be at least 1, got -3"),
+        (["--algo", "maml2"], "error: unknown --algo 'maml2'; choose one of"),
+        (["--preset", "nope"], "error: unknown --preset 'nope'; choose one of"),
+        (["--device", "tpu"], "error: unknown --device 'tpu'"),
+    ],
+)
+def test_bad_training_input_is_one_clear_line(tmp_path, args, message):
+    proc = run_script("train_supervised.py", *args, "--out-dir", str(tmp_path / "x"),
+                      check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(message)
+    assert not (tmp_path / "x").exists()
+
+
+def test_existing_run_is_never_overwritten(finished_run):
+    before = (finished_run / "results.json").read_bytes()
+    proc = run_script("train_supervised.py", *TINY, "--out-dir", str(finished_run), check=False)
+    assert proc.returncode == 2 and "already holds a run; pass --resume" in proc.stderr
+    assert (finished_run / "results.json").read_bytes() == before
+
+
+def test_missing_and_corrupt_checkpoints(finished_run, tmp_path):
+    proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint",
+                      str(tmp_path / "nope.pt"), check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((finished_run / "checkpoints" / "ckpt_00000030.pt").read_bytes()[:-100])
+    proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint", str(bad),
+                      check=False)
+    assert proc.returncode == 2 and "truncated" in proc.stderr
+
+
+def test_reproduce_sinusoid_smoke(tmp_path):
+    args = ["--out-dir", str(tmp_path), "--eval-shots", "5", "10", "--algos", "maml",
+            "pretrained", "--iterations", "20", "--test-tasks", "50"]
+    proc = run_script("reproduce_sinusoid.py", *args)
+    assert "K=5: MAML below pretrained" in proc.stdout
+    for name in ("summary.json", "summary.md", "sinusoid-k5.png", "sinusoid-k10-predictions.png"):
+        assert (tmp_path / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["runs"]) == {"5", "10"}
+    assert "step_size_tuning" in summary["runs"]["5"]["pretrained"]
+    # A second call reuses the finished runs instead of retraining or overwriting them.
+    again = run_script("reproduce_sinusoid.py", *args)
+    assert "training into" not in again.stdout
+
+
+def test_benchmark_smoke(tmp_path):
+    proc = run_script("bench_supervised.py", "--repeats", "3", "--warmup", "1", "--rounds", "1",
+                      "--threads", "1", "--out", str(tmp_path / "b.json"))
+    assert "speed-up" in proc.stdout
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["grad_rel_error_float64"] < 1e-10
