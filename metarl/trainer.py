@@ -82,6 +82,9 @@ class LoopConfig:
     of the last iteration."""
     test_tasks: int = 600
     """Held-out test tasks in the final evaluation (the paper uses 600)."""
+    eval_chunk: int = 100
+    """Evaluation tasks adapted at once (one vmap call); lower it when a chunk's activations do
+    not fit in memory (e.g. MiniImagenet: 100 tasks × 80 images of 84×84)."""
     eval_seed: int = 20170309
     """Seed of the validation/test task draws, shared by all runs so that every algorithm is
     scored on exactly the same tasks."""
@@ -113,7 +116,7 @@ class LoopConfig:
         require(self.outer_optimizer in OPTIMIZERS,
                 f"unknown --outer-optimizer {self.outer_optimizer!r}; choose adam or sgd")
         for name in ("iterations", "meta_batch", "test_tasks", "keep_checkpoints", "log_every",
-                     "max_nan_steps", "checkpoint_every"):
+                     "max_nan_steps", "checkpoint_every", "eval_chunk"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.threads is None or self.threads >= 1,
@@ -289,7 +292,8 @@ class MetaTrainer:
             self.problem.loss_fn, self.problem.metric_fn, self.params,
             self.problem.splits[split], n_tasks=n_tasks,
             steps=self.cfg.eval_inner_steps if steps is None else steps,
-            lr=self.eval_lr if lr is None else lr, seed=seed, vectorize=self.cfg.vectorize,
+            lr=self.eval_lr if lr is None else lr, seed=seed, chunk=self.cfg.eval_chunk,
+            vectorize=self.cfg.vectorize,
         )
         return {"split": split, **result}
 

@@ -56,7 +56,7 @@ def _miniimagenet(k_shot: int) -> dict[str, Any]:
     return dict(
         _FEWSHOT_COMMON, family="miniimagenet", n_way=5, k_shot=k_shot, k_query=15,
         eval_query=15, meta_batch=4 if k_shot == 1 else 2, inner_steps=5, eval_inner_steps=10,
-        inner_lr=0.01 * 5,
+        inner_lr=0.01 * 5, eval_chunk=20,
     )
 
 
