@@ -1,19 +1,22 @@
 """Few-shot image classification problems (MAML section 5.2): Omniglot and MiniImagenet.
 
-Each builder returns a :class:`~metarl.tasks.SupervisedProblem`: the conv4 network, the mean
-cross-entropy (inner and query loss; see ``docs/conventions.md`` for why MAML's step sizes are
-multiplied by N for it), query accuracy as the metric, and an :class:`EpisodeSampler` per
-split over a uint8 tensor that lives on ``device`` for the whole run.
+:func:`fewshot_problem` returns a :class:`~metarl.tasks.SupervisedProblem`: the conv4
+network, the mean cross-entropy (inner and query loss; see ``docs/conventions.md`` for why
+MAML's step sizes are multiplied by N for it), query accuracy as the metric, and an
+:class:`EpisodeSampler` per split over a uint8 tensor that lives on ``device`` for the whole
+run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metarl.errors import require
 from metarl.functional import LossFn, Params, functional_loss
 from metarl.meta import MetricFn
 from metarl.supervised.episodes import EpisodeSampler
@@ -65,7 +68,26 @@ def classification_problem(
     return SupervisedProblem(model, loss_fn, accuracy_metric(model), samplers)
 
 
-def omniglot_problem(
+def _omniglot_splits(data_root: str | os.PathLike[str] | None) -> dict[str, np.ndarray]:
+    return omniglot_splits(data_root, OmniglotProtocol())
+
+
+def _miniimagenet_splits(data_root: str | os.PathLike[str] | None) -> dict[str, np.ndarray]:
+    return {name: load_split(name, data_root)["images"] for name in SPLITS}
+
+
+FAMILIES: dict[str, tuple[Callable[[str | os.PathLike[str] | None], dict[str, np.ndarray]],
+                          Callable[[int], nn.Module]]] = {
+    "omniglot": (_omniglot_splits, conv4_omniglot),
+    "miniimagenet": (_miniimagenet_splits, conv4_miniimagenet),
+}
+"""Family name -> (its splits as uint8 class tensors, its conv4). Omniglot: MAML's character
+split with rotations and conv4-64 (strided); MiniImagenet: Ravi & Larochelle's split and
+conv4-32 (max-pool)."""
+
+
+def fewshot_problem(
+    family: str,
     n_way: int,
     k_shot: int,
     k_query: int = 15,
@@ -74,27 +96,11 @@ def omniglot_problem(
     data_root: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    protocol: OmniglotProtocol | None = None,
 ) -> SupervisedProblem:
-    """Omniglot N-way K-shot with conv4-64 (strided), on MAML's character split."""
-    splits = omniglot_splits(data_root, protocol)
+    """N-way K-shot classification on ``family`` (a key of :data:`FAMILIES`)."""
+    require(family in FAMILIES, f"unknown few-shot family {family!r}; choose one of "
+            + ", ".join(FAMILIES))
+    load, make_model = FAMILIES[family]
     return classification_problem(
-        conv4_omniglot(n_way), splits, n_way, k_shot, k_query, eval_query, device, dtype
-    )
-
-
-def miniimagenet_problem(
-    n_way: int,
-    k_shot: int,
-    k_query: int = 15,
-    eval_query: int = 15,
-    *,
-    data_root: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> SupervisedProblem:
-    """MiniImagenet N-way K-shot with conv4-32 (max-pool), on Ravi & Larochelle's split."""
-    splits = {name: load_split(name, data_root)["images"] for name in SPLITS}
-    return classification_problem(
-        conv4_miniimagenet(n_way), splits, n_way, k_shot, k_query, eval_query, device, dtype
+        make_model(n_way), load(data_root), n_way, k_shot, k_query, eval_query, device, dtype
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from metarl.errors import MetaRLError, require
-from metarl.supervised.datapaths import resolve_root, shared_data_dir
+from metarl.supervised.datafiles import read_npz, resolve_root, shared_data_dir, write_npz
 
 SPLITS = ("train", "val", "test")
 RAVI_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -39,7 +38,7 @@ KEYS = ("images", "classes", "filenames")
 
 
 def miniimagenet_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The cache folder holding ``miniimagenet_<split>.npz``; see :mod:`.datapaths`."""
+    """The cache folder holding ``miniimagenet_<split>.npz``; see :mod:`.datafiles`."""
     return resolve_root("miniimagenet", root, marker="miniimagenet_train.npz")
 
 
@@ -167,12 +166,7 @@ def prepare_miniimagenet(
     index = index_images(images) if todo else {}
     for split in todo:
         arrays = convert_split(lists / f"{split}.csv", index, images)
-        target = cache_path(split, folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, target)
+        write_npz(cache_path(split, folder), arrays, compress=False)
     return folder
 
 
@@ -185,17 +179,7 @@ def load_split(split: str, root: str | os.PathLike[str] | None = None) -> dict[s
         f"{path} not found; convert the images first with scripts/prepare_fewshot_data.py "
         "miniimagenet --images-dir DIR (or prepare_miniimagenet()), or pass --data-root",
     )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in KEYS if k not in data.files]
-            require(not missing, f"{path} lacks the key(s) {missing}; delete it and convert again")
-            arrays = {k: data[k] for k in KEYS}
-    except MetaRLError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise MetaRLError(
-            f"{path} is truncated or corrupt ({err}); delete it and convert again"
-        ) from None
+    arrays = read_npz(path, KEYS, "delete it and convert the images again")
     images = arrays["images"]
     require(
         images.dtype == np.uint8

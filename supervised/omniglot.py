@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from metarl.errors import MetaRLError, require
-from metarl.supervised.datapaths import resolve_root
+from metarl.supervised.datafiles import read_npz, resolve_root, write_npz
 
 SETS = ("images_background", "images_evaluation")
 """The release's two sets (its "train" and "test" alphabets); the protocol pools them."""
@@ -60,7 +60,7 @@ Resample = Literal["nearest", "lanczos"]
 
 
 def omniglot_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding (or to hold) the two npz files; see :mod:`.datapaths`."""
+    """The folder holding (or to hold) the two npz files; see :mod:`.datafiles`."""
     return resolve_root("omniglot", root, marker=f"{SETS[0]}.npz")
 
 
@@ -168,34 +168,14 @@ def read_release(source: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
-    """Write ``arrays`` with ``numpy.savez_compressed`` atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **{k: arrays[k] for k in KEYS})
-    os.replace(tmp, path)
-    return path
+    """Write one converted set in the documented layout (``numpy.savez_compressed``)."""
+    return write_npz(Path(path), {k: arrays[k] for k in KEYS}, compress=True)
 
 
 def load_set(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Load one converted set, checking it has the documented layout."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in KEYS if k not in data.files]
-            require(
-                not missing,
-                f"{path} lacks the key(s) {missing}; it is not an Omniglot npz of this layout, "
-                "delete it and convert the release again",
-            )
-            arrays = {k: data[k] for k in KEYS}
-    except MetaRLError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise MetaRLError(
-            f"{path} is truncated or corrupt ({err}); delete it and convert the release again"
-        ) from None
+    arrays = read_npz(path, KEYS, "delete it and convert the release again")
     images, label = arrays["images"], arrays["label"]
     n = images.shape[0]
     require(

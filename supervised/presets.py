@@ -65,3 +65,18 @@ for _n in (5, 20):
         PRESETS[f"omniglot-{_n}way-{_k}shot"] = _omniglot(_n, _k)
 for _k in (1, 5):
     PRESETS[f"miniimagenet-5way-{_k}shot"] = _miniimagenet(_k)
+
+# Short CPU runs (2 shared cores, minutes rather than hours; docs/results.md). Same problem,
+# step sizes and inner loop as the paper's presets, fewer and smaller meta-batches; one thread
+# (several OpenMP threads on shared cores stall each other).
+PRESETS["omniglot-5way-1shot-cpu"] = {
+    **PRESETS["omniglot-5way-1shot"], "iterations": 3000, "meta_batch": 16, "eval_every": 500,
+    "eval_tasks": 100, "checkpoint_every": 1000, "threads": 1,
+}
+# MiniImagenet: 5 query images per class instead of 15 (the query set dominates the cost)
+# in training and testing, 200 test episodes.
+PRESETS["miniimagenet-5way-1shot-cpu"] = {
+    **PRESETS["miniimagenet-5way-1shot"], "iterations": 600, "meta_batch": 2, "k_query": 5,
+    "eval_query": 5, "eval_every": 200, "eval_tasks": 20, "test_tasks": 200,
+    "checkpoint_every": 200, "eval_chunk": 10, "threads": 1,
+}

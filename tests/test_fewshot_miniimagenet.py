@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from metarl.errors import MetaRLError
-from metarl.supervised.datapaths import shared_data_dir
-from metarl.supervised.fewshot import miniimagenet_problem
+from metarl.supervised.datafiles import shared_data_dir
+from metarl.supervised.fewshot import fewshot_problem
 from metarl.supervised.miniimagenet import (
     RAVI_CLASSES,
     SPLITS,
@@ -66,12 +66,12 @@ def test_conversion_round_trip(tmp_path, per_class_folders):
 def test_problem_over_the_cache(tmp_path):
     images, lists = write_dataset(tmp_path, per_class_folders=True)
     cache = prepare_miniimagenet(images, tmp_path / "cache", lists)
-    problem = miniimagenet_problem(2, 1, k_query=3, eval_query=2, data_root=cache)
+    problem = fewshot_problem("miniimagenet", 2, 1, k_query=3, eval_query=2, data_root=cache)
     batch = problem.splits["train"].sample(3, np.random.default_rng(0))
     assert batch.support[0].shape == (3, 2, 3, 84, 84) and batch.query[0].shape == (3, 6, 3, 84, 84)
     assert problem.model(batch.query[0][0]).shape == (6, 2)
     with pytest.raises(MetaRLError, match="3-way episodes need 3 classes, but the val split"):
-        miniimagenet_problem(3, 1, k_query=1, eval_query=1, data_root=cache)
+        fewshot_problem("miniimagenet", 3, 1, k_query=1, eval_query=1, data_root=cache)
 
 
 def test_wrong_layout(tmp_path):

@@ -14,8 +14,8 @@ from PIL import Image
 from metarl.errors import MetaRLError
 from metarl.meta import maml_objective
 from metarl.supervised import omniglot
-from metarl.supervised.datapaths import shared_data_dir
-from metarl.supervised.fewshot import omniglot_problem
+from metarl.supervised.datafiles import shared_data_dir
+from metarl.supervised.fewshot import fewshot_problem
 from metarl.supervised.omniglot import (
     CONTENT_SHA256,
     KEYS,
@@ -240,7 +240,7 @@ def test_protocol_uses_the_split_characters():
 @needs_data
 def test_omniglot_problem_runs_a_meta_step(splits, monkeypatch):
     monkeypatch.setattr("metarl.supervised.fewshot.omniglot_splits", lambda *a: splits)
-    problem = omniglot_problem(5, 1, k_query=3, eval_query=15, data_root=SHARED)
+    problem = fewshot_problem("omniglot", 5, 1, k_query=3, eval_query=15, data_root=SHARED)
     assert set(problem.splits) == {"train", "val", "test"}
     batch = problem.splits["train"].sample(2, np.random.default_rng(0))
     assert batch.support[0].shape == (2, 5, 1, 28, 28)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from metarl.supervised.datapaths import shared_data_dir
+from metarl.supervised.datafiles import shared_data_dir
 
 from .conftest import run_script
 

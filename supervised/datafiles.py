@@ -1,4 +1,4 @@
-"""Where the few-shot datasets live on disk.
+"""Where the few-shot datasets live on disk, and how their npz caches are written and read.
 
 Every dataset has one folder (its "root"), chosen in this order:
 
@@ -12,7 +12,12 @@ Every dataset has one folder (its "root"), chosen in this order:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
+
+import numpy as np
+
+from metarl.errors import MetaRLError, require
 
 REPO = Path(__file__).resolve().parents[1]
 """The source checkout (``supervised/`` sits at its top level in an editable install)."""
@@ -40,3 +45,28 @@ def resolve_root(name: str, explicit: str | os.PathLike[str] | None, marker: str
     if (shared / marker).is_file():
         return shared
     return Path.home() / ".cache" / "metarl" / name
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path:
+    """Save ``arrays`` (in their order) as ``path`` atomically: a temp file, then a rename, so
+    an interrupted conversion never leaves a truncated cache behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def read_npz(path: Path, keys: tuple[str, ...], remedy: str) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of ``path``; a missing key or a damaged file is one clear error
+    ending in ``remedy`` (what the user should do)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            require(not missing, f"{path} lacks the key(s) {missing}; {remedy}")
+            return {k: data[k] for k in keys}
+    except MetaRLError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise MetaRLError(f"{path} is truncated or corrupt ({err}); {remedy}") from None
