@@ -187,6 +187,7 @@ class ThreadedMujocoBatch(MujocoBatch):
         self._futures: list[Future[None]] = []
 
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self.step_wait()  # a step left in flight (an interrupted rollout) must not race us
         m = self.model
         for i, d in enumerate(self.data):
             mujoco.mj_resetData(m, d)
@@ -255,6 +256,9 @@ class RolloutMujocoBatch(MujocoBatch):
         self._future: Future[object] | None = None
 
     def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        if self._future is not None:  # a step left in flight must not race us
+            self._future.result()
+            self._future = None
         self._state[:] = self._template
         self._state[:, self._qpos] = qpos
         self._state[:, self._qvel] = qvel

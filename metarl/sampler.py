@@ -184,6 +184,8 @@ class MultiTaskSampler:
         self._low = np.asarray(space.low, np.float64)
         self._high = np.asarray(space.high, np.float64)
         self._groups: dict[int, list[_Group]] = {}
+        # an unusable backend (rollout for an env that needs contact forces) fails here
+        self.env.batched(1, pool=self.pool, backend=backend).close()
 
     # --- public API --------------------------------------------------------------------------
     def sample(
