@@ -267,7 +267,8 @@ class MultiTaskSampler:
                     observations[g.lo : g.hi, :, t] = obs
                     actions[g.lo : g.hi, :, t] = act
                     log_probs[g.lo : g.hi, :, t] = logp
-                    g.venv.step_async(self._to_env(g, act), alive[g.lo : g.hi].reshape(-1))
+                    active = alive[g.lo : g.hi].reshape(-1).copy()  # read while the step runs
+                    g.venv.step_async(self._to_env(g, act), active)
                     g.pending = True
                 if not alive.any():
                     break
@@ -275,10 +276,11 @@ class MultiTaskSampler:
                 if g.pending:
                     finish(g, t)
 
-        mask_t = torch.from_numpy(mask).to(dev, torch.float32)
-        observations.mul_(mask_t[..., None])
-        actions.mul_(mask_t[..., None])
-        log_probs.mul_(mask_t)
+        valid = torch.from_numpy(mask).to(dev)
+        # zero what finished envs left behind (masked_fill, not a product: it could be inf/nan)
+        observations.masked_fill_(~valid[..., None], 0.0)
+        actions.masked_fill_(~valid[..., None], 0.0)
+        log_probs.masked_fill_(~valid, 0.0)
         host = {
             "rewards": rewards,
             **{n: terms[..., k] for k, n in enumerate(groups[0].venv.reward_term_names)},
@@ -291,7 +293,7 @@ class MultiTaskSampler:
             actions=actions,
             rewards=reward_tensor,
             log_probs=log_probs,
-            mask=mask_t,
+            mask=valid.float(),
             terminated=torch.from_numpy(terminated).to(dev),
             lengths=torch.from_numpy(mask.sum(-1)).to(dev, torch.int64),
             task_index=task_index.contiguous(),
@@ -366,8 +368,8 @@ class MultiTaskSampler:
     def _to_env(self, g: _Group, act: Tensor) -> np.ndarray:
         """Copy the actions to the host and clip them into the action space (float64)."""
         g.act_host.copy_(act.reshape(g.act_host.shape), non_blocking=True)
-        if g.event is not None:
-            g.event.record()
+        if g.event is not None:  # wait for this copy only (and what precedes it on the stream)
+            g.event.record(torch.cuda.current_stream(self.device))
             g.event.synchronize()
         return np.clip(g.act_host.numpy(), self._low, self._high, out=g.ctrl)
 
