@@ -24,10 +24,13 @@ ratios and writes ``--output`` (JSON).
 
 from __future__ import annotations
 
+import cProfile
 import datetime
+import io
 import json
 import os
 import platform
+import pstats
 import time
 import warnings
 from collections.abc import Callable
@@ -85,6 +88,9 @@ class Config:
     """Also measure Stable-Baselines3's SubprocVecEnv (one process per env)."""
     subproc_envs: int = 8
     """Number of environments (= processes) of the SubprocVecEnv."""
+    profile: bool = False
+    """After the measurements, profile one sampler call per model (cProfile of the main thread,
+    and the split of CPU time between the main thread and the physics threads)."""
     seed: int = 0
     """Seed of the initial states, controls, tasks and action noise."""
     output: Path = field(default_factory=lambda: Path("runs/bench_sampler/results.json"))
@@ -179,6 +185,31 @@ def sampler_run(
     return run
 
 
+def profile(name: str, run: Callable[[], int]) -> dict[str, float]:
+    """Where one sampler call spends its time: top functions, main-thread vs other CPU."""
+    profiler = cProfile.Profile()
+    wall, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
+    profiler.enable()
+    steps = run()
+    profiler.disable()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    main = time.thread_time() - main
+    split = {
+        "wall_us_per_step": wall / steps * 1e6,
+        "cpu_us_per_step": cpu / steps * 1e6,
+        "main_thread_cpu_us_per_step": main / steps * 1e6,
+        "other_threads_cpu_us_per_step": (cpu - main) / steps * 1e6,
+    }
+    print(
+        f"\nprofile of one {name} sampler call: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in split.items())
+    )
+    stats = io.StringIO()
+    pstats.Stats(profiler, stream=stats).sort_stats("tottime").print_stats(12)
+    print(stats.getvalue().split("\n\n", 1)[-1].rstrip())
+    return split
+
+
 def machine() -> dict[str, object]:
     model = platform.processor()
     try:
@@ -209,8 +240,10 @@ def main(cfg: Config) -> dict:
     results: dict[str, object] = {"config": asdict(cfg), "machine": machine(), "results": {}}
     results["config"]["output"] = str(cfg.output)
     print(f"{n} envs, {threads} threads, policy {cfg.hidden_sizes} on {cfg.device}")
-    header = f"{'model':12} {'method':16} {'env-steps/s':>12} {'×ceiling':>9} {'×sync':>7}"
-    lines = [header + f" {'cpu µs/step':>12}"]
+    lines = [  # a markdown table, ready for docs/benchmarks.md
+        f"| {'model':11} | {'method':15} | {'env-steps/s':>11} | ×ceiling | ×sync | cpu µs/step |",
+        f"| {'-' * 11} | {'-' * 15} | {'-' * 10}: | -------: | ----: | ----------: |",
+    ]
     for name in cfg.models:
         gym_id, env_id, kwargs = MODELS[name]
         methods = {
@@ -243,9 +276,11 @@ def main(cfg: Config) -> dict:
                 "cpu_us_per_step": cpu_us,
             }
             lines.append(
-                f"{name:12} {method:16} {rate:12,.0f} {rate / top:9.2f} {rate / sync:7.2f}"
-                f" {cpu_us:12.1f}"
+                f"| {name:11} | {method:15} | {rate:11,.0f} | {rate / top:8.2f} |"
+                f" {rate / sync:5.2f} | {cpu_us:11.1f} |"
             )
+        if cfg.profile:
+            rows["profile"] = profile(name, methods["sampler"])  # type: ignore[assignment]
         results["results"][name] = rows  # type: ignore[index]
     results["machine"]["load_average_end"] = os.getloadavg()  # type: ignore[index]
     print("\n".join(lines))

@@ -21,7 +21,7 @@ def test_bench_sampler_writes_results(tmp_path):
         assert set(rows) == {"ceiling", "sync", "sampler"}
         assert rows["ceiling"]["ratio_to_ceiling"] == 1.0
         assert rows["sampler"]["env_steps_per_s"] > 0
-    assert "×ceiling" in proc.stdout
+    assert "| ×ceiling |" in proc.stdout
 
 
 def test_bench_sampler_rejects_bad_budget(tmp_path):
