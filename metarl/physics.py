@@ -20,8 +20,8 @@ ways of doing that without a Python loop per physics substep are implemented, bo
     few microseconds of Python per simulation per step, which matters only for cheap models.
 
 ``backend="auto"`` picks ``"rollout"`` when only the state is needed and ``"threads"``
-otherwise; ``docs/benchmarks.md`` has the measurements behind that choice. Both work with
-mujoco 3.3 and 4.x.
+otherwise; ``docs/benchmarks.md`` has the measurements behind that choice. Both are tested
+with mujoco 3.3.0 and 4.0.0.
 """
 
 from __future__ import annotations
