@@ -104,6 +104,7 @@ class _Group:
     hi: int
     venv: VectorTaskEnv
     obs_host: Tensor  # [n, obs_dim] float32 (pinned on CUDA)
+    obs_dev: Tensor  # [n, obs_dim] float32 on the device (obs_host itself on CPU)
     act_host: Tensor  # [n, act_dim] float32 (pinned on CUDA)
     ctrl: np.ndarray  # [n, act_dim] float64, clipped actions for the env
     event: torch.cuda.Event | None
@@ -341,12 +342,14 @@ class MultiTaskSampler:
         groups = []
         for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
             n = (hi - lo) * E
+            obs_host = torch.empty(n, obs_dim, pin_memory=cuda)
             groups.append(
                 _Group(
                     lo=lo,
                     hi=hi,
                     venv=self.env.batched(n, pool=self.pool, backend=self.backend),
-                    obs_host=torch.empty(n, obs_dim, pin_memory=cuda),
+                    obs_host=obs_host,
+                    obs_dev=torch.empty(n, obs_dim, device=self.device) if cuda else obs_host,
                     act_host=torch.empty(n, act_dim, pin_memory=cuda),
                     ctrl=np.empty((n, act_dim)),
                     event=torch.cuda.Event() if cuda else None,
@@ -363,7 +366,9 @@ class MultiTaskSampler:
         """
         assert obs is not None
         g.obs_host.copy_(torch.from_numpy(obs))
-        return g.obs_host.to(self.device, non_blocking=True)
+        if g.obs_dev is not g.obs_host:
+            g.obs_dev.copy_(g.obs_host, non_blocking=True)
+        return g.obs_dev
 
     def _to_env(self, g: _Group, act: Tensor) -> np.ndarray:
         """Copy the actions to the host and clip them into the action space (float64)."""
