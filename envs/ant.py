@@ -181,8 +181,9 @@ class AntVelEnv(AntTaskEnv):
     ``reward = reward_forward + reward_bonus + reward_survive + reward_ctrl + reward_contact``:
     * ``reward_forward = -|vₓ - v*|`` (times ``forward_reward_weight``), ``vₓ`` as Gymnasium's
       ``x_velocity`` in ``info``;
-    * ``reward_bonus = +1`` every step, the original's bonus "to prevent the ant from ending the
-      episode" (``-|vₓ - v*| + 1.0`` in ``ant_env_rand.py``).
+    * ``reward_bonus = +1`` every step, the original's bonus that keeps the Ant from preferring
+      to end the episode (``-|vₓ - v*| + 1.0  # make it happy, not suicidal`` in
+      ``ant_env_rand.py``).
     {family}"""
 
     task_type = TargetVelocity
