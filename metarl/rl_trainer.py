@@ -48,7 +48,7 @@ def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
         policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lr, first_order=cfg.first_order,
         inner_loss=cfg.inner_loss, mode=cfg.mode,
         trpo=TRPOSettings(cfg.max_kl, cfg.cg_iterations, cfg.cg_damping, cfg.ls_ratio,
-                          cfg.ls_steps),
+                          cfg.ls_steps, cfg.fisher),
     )
 
 
@@ -65,6 +65,8 @@ class MetaRLTrainer:
     def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
                  progress: bool = True) -> None:
         cfg.validate()
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
