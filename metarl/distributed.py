@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -26,6 +28,7 @@ from torch import Tensor
 from metarl.errors import MetaRLError
 
 DEFAULT_TIMEOUT_S = 300.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,49 @@ class DistContext:
         if self.enabled:
             _collective(dist.barrier)
 
+    def mean_dict(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-key means over ranks, with one all-reduce for the whole dict."""
+        if not self.enabled:
+            return dict(values)
+        keys = list(values)
+        flat = torch.cat([values[k].detach().reshape(-1).to(self.device) for k in keys])
+        flat = self.mean(flat)
+        out, offset = {}, 0
+        for k in keys:
+            n = values[k].numel()
+            out[k] = flat[offset:offset + n].view_as(values[k]).to(values[k].device)
+            offset += n
+        return out
 
-def _collective(fn) -> None:  # type: ignore[no-untyped-def]
+    def mean_scalars(self, scalars: Mapping[str, float | Tensor]) -> dict[str, float]:
+        """Logged numbers averaged over ranks."""
+        as_tensors = {k: torch.as_tensor(float(v), dtype=torch.float64) for k, v in
+                      scalars.items()}
+        return {k: float(v) for k, v in self.mean_dict(as_tensors).items()}
+
+    def run_on_main(self, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` on rank 0 only; if it raises a :class:`MetaRLError`, every rank raises it.
+
+        Used for the steps only rank 0 does (creating the run folder), so that a user error
+        there stops the whole job at once instead of leaving the other ranks waiting.
+        """
+        result: T | None = None
+        message = ""
+        if self.is_main:
+            try:
+                result = fn()
+            except MetaRLError as err:
+                message = str(err)
+        if self.enabled:
+            box = [message]
+            _collective(lambda: dist.broadcast_object_list(box, src=0))
+            message = box[0]
+        if message:
+            raise MetaRLError(message if self.is_main else f"(rank 0) {message}")
+        return result
+
+
+def _collective(fn: Callable[[], object]) -> None:
     try:
         fn()
     except RuntimeError as err:  # gloo/NCCL report a dead peer or a timeout this way
@@ -92,8 +136,13 @@ def _collective(fn) -> None:  # type: ignore[no-untyped-def]
         ) from None
 
 
-def init_distributed(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
-    """Join the job ``torchrun`` started, or return a single-process context."""
+def init_distributed(device: str, timeout_s: float | None = None) -> DistContext:
+    """Join the job ``torchrun`` started, or return a single-process context.
+
+    The collective timeout is ``timeout_s``, else ``$METARL_DIST_TIMEOUT`` seconds, else 300.
+    """
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("METARL_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext()
