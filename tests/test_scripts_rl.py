@@ -12,7 +12,7 @@ import torch
 from metarl.rl_config import RLConfig
 from metarl.rl_trainer import MetaRLTrainer
 
-from .conftest import run_script
+from .conftest import call_script, run_script
 
 TINY = ["--iterations", "2", "--meta-batch", "3", "--episodes-per-task", "2", "--horizon", "12",
         "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1"]
@@ -62,7 +62,7 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     ],
 )
 def test_adapt_rl_bad_input(nav_run, args, message):
-    proc = run_script("adapt_rl.py", "--run-dir", str(nav_run), *args, check=False)
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
@@ -114,6 +114,6 @@ def test_halfcheetah_smoke(tmp_path):
     ],
 )
 def test_train_rl_bad_input(tmp_path, args, message):
-    proc = run_script("train_rl.py", *args, "--out-dir", str(tmp_path / "x"), check=False)
+    proc = call_script("train_rl.py", *args, "--out-dir", str(tmp_path / "x"))
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
     assert not (tmp_path / "x").exists()
