@@ -11,5 +11,6 @@ from metarl.tasks import SupervisedProblem
 def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:
     """Model, loss and task samplers for ``cfg.family`` on ``cfg.device``."""
     if cfg.family == "sinusoid":
-        return sinusoid_problem(cfg.k_shot, cfg.k_query, cfg.eval_query, device=cfg.device)
+        return sinusoid_problem(cfg.k_shot, cfg.k_query, cfg.eval_query, device=cfg.device,
+                                init=cfg.mlp_init)
     raise MetaRLError(f"family {cfg.family!r} is not available in this build")
