@@ -1,1 +1,78 @@
-"""Gymnasium task distributions for meta-RL, installed as ``metarl.envs``."""
+"""Gymnasium task distributions for meta-RL, installed as ``metarl.envs``.
+
+Importing this package registers the environments of the MAML paper (section 5.3) under
+``metarl/...`` ids, with the paper's horizon as ``max_episode_steps``:
+
+| id                          | task                          | horizon |
+| --------------------------- | ----------------------------- | ------- |
+| ``metarl/Navigation2D-v0``  | goal ``(x, y) ~ U[-0.5, 0.5]²`` | 100   |
+| ``metarl/HalfCheetahVel-v0``| velocity ``~ U[0, 2]``        | 200     |
+| ``metarl/HalfCheetahDir-v0``| direction ``±1``              | 200     |
+| ``metarl/AntVel-v0``        | velocity ``~ U[0, 3]``        | 200     |
+| ``metarl/AntDir-v0``        | direction ``±1``              | 200     |
+| ``metarl/AntPos-v0``        | goal ``(x, y) ~ U[-3, 3]²``   | 200     |
+
+>>> import gymnasium as gym, numpy as np, metarl.envs
+>>> env = gym.make("metarl/HalfCheetahVel-v0")
+>>> tasks = env.unwrapped.sample_tasks(40, np.random.default_rng(0))
+>>> env.unwrapped.set_task(tasks[0]); obs, info = env.reset(seed=0)
+
+``docs/envs.md`` has the definitions and their differences from the paper's rllab versions.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from metarl.envs.ant import AntDirEnv, AntPosEnv, AntTaskEnv, AntVelEnv
+from metarl.envs.base import (
+    BatchStep,
+    Direction,
+    Goal2D,
+    MetaEnv,
+    TargetVelocity,
+    Task,
+    TaskSpace,
+    VectorTaskEnv,
+)
+from metarl.envs.half_cheetah import HalfCheetahDirEnv, HalfCheetahTaskEnv, HalfCheetahVelEnv
+from metarl.envs.locomotion import LocomotionTaskEnv, MujocoVectorEnv, StepState
+from metarl.envs.navigation import Navigation2DEnv, NavigationVectorEnv
+
+ENV_IDS: dict[str, tuple[type, int]] = {
+    "metarl/Navigation2D-v0": (Navigation2DEnv, 100),
+    "metarl/HalfCheetahVel-v0": (HalfCheetahVelEnv, 200),
+    "metarl/HalfCheetahDir-v0": (HalfCheetahDirEnv, 200),
+    "metarl/AntVel-v0": (AntVelEnv, 200),
+    "metarl/AntDir-v0": (AntDirEnv, 200),
+    "metarl/AntPos-v0": (AntPosEnv, 200),
+}
+"""Every registered id, with its class and default horizon."""
+
+for _id, (_cls, _horizon) in ENV_IDS.items():
+    if _id not in registry:
+        register(
+            id=_id, entry_point=f"{_cls.__module__}:{_cls.__name__}", max_episode_steps=_horizon
+        )
+
+__all__ = [
+    "ENV_IDS",
+    "AntDirEnv",
+    "AntPosEnv",
+    "AntTaskEnv",
+    "AntVelEnv",
+    "BatchStep",
+    "Direction",
+    "Goal2D",
+    "HalfCheetahDirEnv",
+    "HalfCheetahTaskEnv",
+    "HalfCheetahVelEnv",
+    "LocomotionTaskEnv",
+    "MetaEnv",
+    "MujocoVectorEnv",
+    "Navigation2DEnv",
+    "NavigationVectorEnv",
+    "StepState",
+    "TargetVelocity",
+    "Task",
+    "TaskSpace",
+    "VectorTaskEnv",
+]

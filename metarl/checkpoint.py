@@ -127,6 +127,12 @@ class CheckpointDir:
             old.unlink(missing_ok=True)
         return path
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete temp files a killed save left behind (never a finished checkpoint)."""
+        if self.root.is_dir():
+            for p in self.root.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+
     def load_latest(
         self, map_location: str | torch.device = "cpu"
     ) -> tuple[Path, dict[str, Any], list[str]] | None:
@@ -136,6 +142,7 @@ class CheckpointDir:
         name them. Returns ``None`` when the folder holds no checkpoint at all; raises
         :class:`CheckpointError` when it holds some but none verifies.
         """
+        self.remove_stale_temporaries()
         entries = self.list()
         if not entries:
             return None

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from metarl.checkpoint import CheckpointDir
+from metarl.distributed import DistContext
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.signals import StopRequest
@@ -78,12 +79,23 @@ def run_loop(
     max_bad_steps: int = 10,
     desc: str = "",
     progress: bool = True,
+    dist: DistContext | None = None,
 ) -> None:
-    """Run ``trainer`` until ``iterations`` are done or a stop signal arrives."""
-    logger = RunLogger(run_dir, start_step=trainer.iteration)
+    """Run ``trainer`` until ``iterations`` are done or a stop signal arrives.
+
+    Under ``torch.distributed`` every rank runs this loop in step; only rank 0 logs and
+    writes checkpoints, and a stop request on any rank stops all of them at the same iteration.
+    """
+    ctx = dist or DistContext()
+    logger = RunLogger(run_dir, start_step=trainer.iteration, enabled=ctx.is_main)
+
+    def save() -> Path | None:
+        return trainer.save() if ctx.is_main else None
+
     window: dict[str, list[float]] = {}
     bad_steps = 0
-    bar = tqdm(total=iterations, initial=trainer.iteration, disable=not progress, desc=desc,
+    bar = tqdm(total=iterations, initial=trainer.iteration, disable=not (progress and ctx.is_main),
+               desc=desc,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     try:
         with StopRequest() as stop:
@@ -119,15 +131,16 @@ def run_loop(
                     bar.set_postfix(dict(list(shown.items())[:4]), refresh=False)
                 trainer.after_iteration(logger)
                 if trainer.iteration % checkpoint_every == 0:
-                    trainer.save()
-                if stop.requested:
-                    path = trainer.save()
-                    say(f"{stop.requested} received: checkpoint saved to {path}; rerun with "
-                        "--resume to continue")
+                    save()
+                if ctx.any(stop.requested is not None):
+                    path = save()
+                    if ctx.is_main:
+                        say(f"{stop.requested or 'stop'} received: checkpoint saved to {path}; "
+                            "rerun with --resume to continue")
                     raise SystemExit(0)
         saved = trainer.checkpoints.list()
-        if not saved or saved[-1][0] != trainer.iteration:
-            trainer.save()
+        if ctx.is_main and (not saved or saved[-1][0] != trainer.iteration):
+            save()
     finally:
         bar.close()
         logger.close()

@@ -36,6 +36,7 @@ from metarl.policies import GaussianDist, GaussianMLPPolicy
 from metarl.trpo import conjugate_gradient, line_search
 
 MODES = ("stacked", "vmap", "loop")
+FISHER = ("gauss-newton", "autograd")
 
 
 @dataclass
@@ -52,6 +53,13 @@ class TRPOSettings:
     """Backtracking factor of the line search."""
     ls_steps: int = 15
     """Line-search candidates tried before the step is rejected."""
+    fisher: str = "gauss-newton"
+    """How KL Hessian-vector products are computed (both exact at the current θ, tested
+    equal): ``"autograd"`` differentiates ∇_θ KL a second time through the inner update;
+    ``"gauss-newton"`` uses that ∇_θ' KL = 0 at the current θ, so the Hessian is exactly
+    Jᵀ H' J (J = ∂θ'/∂θ, H' the KL Hessian in θ'): a JVP through the inner update, a
+    Hessian-vector product on the query batch and a VJP back, which skips the third
+    derivatives of the inner loss that the autograd route multiplies by zero."""
 
 
 @dataclass
@@ -79,6 +87,10 @@ class MAMLTRPO:
             raise ValueError(f"unknown inner loss {self.inner_loss!r}; choose reinforce or lvc")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.trpo.fisher not in FISHER:
+            raise ValueError(f"unknown fisher {self.trpo.fisher!r}; choose {', '.join(FISHER)}")
+        self.reduce: Callable[[Tensor], Tensor] = lambda t: t
+        """Averages a per-rank quantity over ranks (set by the distributed trainer)."""
 
     # ------------------------------------------------------------ inner loop
     def task_loss(self) -> Callable[[Params, PGBatch], Tensor]:
@@ -93,14 +105,19 @@ class MAMLTRPO:
 
         return loss
 
-    def adapt(self, params: Params, support: PGBatch, *, first_order: bool | None = None
-              ) -> Params:
-        """Task-stacked adapted parameters θ'_i = adapt(θ, D_i), differentiable in θ."""
+    def adapt(self, params: Params, support: PGBatch, *, first_order: bool | None = None,
+              stacked: bool = False) -> Params:
+        """Task-stacked adapted parameters θ'_i = adapt(θ, D_i), differentiable in θ.
+
+        ``stacked=True`` means ``params`` already carry the task axis (one copy per task).
+        """
         loss = self.task_loss()
         fo = self.first_order if first_order is None else first_order
         kwargs: dict[str, Any] = {"steps": self.inner_steps, "lr": self.inner_lr,
                                   "first_order": fo}
         n = support.mask.shape[0]
+        if stacked:
+            return adapt(loss, params, support, **kwargs)
         if self.mode == "stacked":
             return adapt(loss, expand(params, n), support, **kwargs)
         if self.mode == "vmap":
@@ -132,6 +149,60 @@ class MAMLTRPO:
         return self.surrogate(self.adapt(params, support), query)
 
     # ----------------------------------------------------------- outer step
+    def kl_hessian_vector(
+        self, params: Params, adapted: Params, old: GaussianDist, support: PGBatch,
+        query: PGBatch,
+    ) -> Callable[[Tensor], Tensor]:
+        """``v ↦ ∇²_θ KL(π_old' || π_θ'(θ)) v`` at the current θ (see ``TRPOSettings.fisher``).
+
+        ``adapted`` must be ``self.adapt(params, support)`` with its graph to ``params``.
+        """
+        keys = list(params)
+        leaves = [params[k] for k in keys]
+        if self.trpo.fisher == "autograd":
+            kl = self.kl(adapted, old, query)
+            grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
+            return lambda v: flatten(
+                torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True))
+        at = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
+        at_leaves = [at[k] for k in keys]
+        grad_kl_at = torch.autograd.grad(self.kl(at, old, query), at_leaves, create_graph=True)
+        adapted_out = [adapted[k] for k in keys]
+
+        def h_prime(jv: list[Tensor]) -> tuple[Tensor, ...]:
+            return torch.autograd.grad(grad_kl_at, at_leaves, grad_outputs=jv, retain_graph=True)
+
+        def j_transpose(w: tuple[Tensor, ...]) -> Tensor:
+            return flatten(torch.autograd.grad(adapted_out, leaves, grad_outputs=w,
+                                               retain_graph=True))
+
+        n = support.mask.shape[0]
+        first_order = self.first_order
+        if first_order or (self.inner_steps == 1 and self.mode == "stacked"):
+            # One inner step: J_i = I − α ∇²L_i(θ) is symmetric, so J_i v = J_iᵀ v comes from
+            # a reverse pass to a task-stacked copy of θ (per-task vector-Jacobian products)
+            # -- cheaper than forward mode through the inner gradient. First order: J = I.
+            base = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+            stack_in = expand(base, n)
+            stack_out = self.adapt(stack_in, support, stacked=True)
+            ins, outs = [stack_in[k] for k in keys], [stack_out[k] for k in keys]
+
+            def jacobian_vector(v: Tensor) -> list[Tensor]:
+                vs = unflatten(v, params)
+                if first_order:
+                    return [vs[k].expand_as(at[k]) for k in keys]
+                w = [vs[k].expand_as(stack_out[k]) for k in keys]
+                return list(torch.autograd.grad(outs, ins, grad_outputs=w, retain_graph=True))
+        else:
+            theta = {k: v.detach() for k, v in params.items()}
+
+            def jacobian_vector(v: Tensor) -> list[Tensor]:
+                _, jv = torch.func.jvp(lambda p: self.adapt(p, support), (theta,),
+                                       (unflatten(v, params),))
+                return [jv[k] for k in keys]
+
+        return lambda v: j_transpose(h_prime(jacobian_vector(v)))
+
     def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
         """One TRPO meta-update of ``policy`` in place; returns diagnostics.
 
@@ -148,18 +219,17 @@ class MAMLTRPO:
             old = GaussianDist(*(t.detach() for t in self.policy.dist(
                 {k: v.detach() for k, v in adapted.items()}, query.observations)))
         loss = self.surrogate(adapted, query)
-        kl = self.kl(adapted, old, query)
-        grad = flatten(torch.autograd.grad(loss, leaves, retain_graph=True))
-        grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
+        grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
+        hvp = self.kl_hessian_vector(params, adapted, old, support, query)
 
         def fisher_vector(v: Tensor) -> Tensor:
-            hv = torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True)
-            return flatten(hv) + s.cg_damping * v
+            return self.reduce(hvp(v)) + s.cg_damping * v
 
-        stats: dict[str, float] = {"surrogate_before": loss.item(),
+        loss_before = self.reduce(loss.detach()).item()
+        stats: dict[str, float] = {"surrogate_before": loss_before,
                                    "grad_norm": grad.norm().item()}
-        direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
-        shs = torch.dot(direction, fisher_vector(direction))
+        direction, f_direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
+        shs = torch.dot(direction, f_direction)
         if not (torch.isfinite(direction).all() and torch.isfinite(shs) and shs > 0):
             return {**stats, "accepted": 0.0, "nonfinite": 1.0, "ls_steps": 0.0, "kl": 0.0,
                     "surrogate_after": stats["surrogate_before"], "step_fraction": 0.0}
@@ -170,10 +240,12 @@ class MAMLTRPO:
             candidate = {k: theta[k] - fraction * full_step[k].detach() for k in keys}
             with torch.no_grad():
                 cand_adapted = self.adapt(candidate, support, first_order=True)
-                return (self.surrogate(cand_adapted, query).item(),
-                        self.kl(cand_adapted, old, query).item())
+                values = torch.stack([self.surrogate(cand_adapted, query),
+                                      self.kl(cand_adapted, old, query)])
+                obj, kl = self.reduce(values).tolist()
+                return obj, kl
 
-        result = line_search(evaluate, loss.item(), s.max_kl, s.ls_ratio, s.ls_steps)
+        result = line_search(evaluate, loss_before, s.max_kl, s.ls_ratio, s.ls_steps)
         if result.accepted:
             with torch.no_grad():
                 for k in keys:

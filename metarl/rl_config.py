@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from metarl.errors import MetaRLError, require
-from metarl.maml_rl import MODES
+from metarl.maml_rl import FISHER, MODES
 from metarl.pg import INNER_LOSSES
 
 
@@ -51,6 +51,9 @@ class RLConfig:
     """Backtracking ratio of the TRPO line search."""
     ls_steps: int = 15
     """Line-search candidates before a step is rejected."""
+    fisher: str = "gauss-newton"
+    """KL Hessian-vector products: gauss-newton (Jᵀ H' J, exact at the current θ, faster) or
+    autograd (double back-propagation of ∇KL); tested equal."""
     hidden_sizes: tuple[int, ...] = (100, 100)
     """Hidden layer sizes of the policy MLP (the paper: two layers of 100)."""
     activation: str = "relu"
@@ -63,6 +66,8 @@ class RLConfig:
     """Where the policy, adaptation and TRPO run (cpu or cuda); physics is always on CPU."""
     threads: int | None = None
     """Physics threads for the batched environments (default: all CPUs)."""
+    torch_threads: int | None = None
+    """torch intra-op threads for adaptation and TRPO (default: torch's choice)."""
     seed: int = 0
     """Seed of the policy initialisation, task draws and rollouts."""
     checkpoint_every: int = 10
@@ -88,6 +93,10 @@ class RLConfig:
         require(self.inner_loss in INNER_LOSSES,
                 f"unknown --inner-loss {self.inner_loss!r}; choose reinforce or lvc")
         require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
+        require(self.fisher in FISHER,
+                f"unknown --fisher {self.fisher!r}; choose {', '.join(FISHER)}")
+        require(self.torch_threads is None or self.torch_threads >= 1,
+                "--torch-threads must be at least 1")
         require(self.activation in ("relu", "tanh"),
                 f"unknown --activation {self.activation!r}; choose relu or tanh")
         for name in ("iterations", "meta_batch", "episodes_per_task", "cg_iterations",

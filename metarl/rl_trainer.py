@@ -25,6 +25,7 @@ import torch
 
 from metarl.advantages import to_pg_batch
 from metarl.checkpoint import CheckpointDir, check_signature, model_signature
+from metarl.distributed import DistContext
 from metarl.envs.base import Task
 from metarl.functional import Params, expand
 from metarl.logger import RunLogger
@@ -48,7 +49,7 @@ def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
         policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lr, first_order=cfg.first_order,
         inner_loss=cfg.inner_loss, mode=cfg.mode,
         trpo=TRPOSettings(cfg.max_kl, cfg.cg_iterations, cfg.cg_damping, cfg.ls_ratio,
-                          cfg.ls_steps),
+                          cfg.ls_steps, cfg.fisher),
     )
 
 
@@ -63,8 +64,12 @@ class MetaRLTrainer:
     """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring)."""
 
     def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
-                 progress: bool = True) -> None:
+                 progress: bool = True, dist: DistContext | None = None) -> None:
         cfg.validate()
+        self.dist = dist or DistContext()
+        self.dist.shard(cfg.meta_batch)  # a clear error if the tasks do not split evenly
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
@@ -76,7 +81,7 @@ class MetaRLTrainer:
         torch.manual_seed(cfg.seed)
         self.policy = build_policy(cfg, obs_dim, act_dim).to(self.device)
         self.learner = build_learner(cfg, self.policy)
-        self.rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
+        self.learner.reduce = self.dist.mean
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
         self.iteration = 0
         self.train_seconds = 0.0
@@ -94,7 +99,6 @@ class MetaRLTrainer:
             "policy_spec": {"obs_dim": self.policy.obs_dim, "act_dim": self.policy.act_dim,
                             "hidden_sizes": list(self.policy.hidden_sizes),
                             "activation": self.policy.activation},
-            "rng": self.rng.bit_generator.state,
             "train_seconds": self.train_seconds,
             "history": self.history,
             "config": self.cfg.identity(),
@@ -110,7 +114,6 @@ class MetaRLTrainer:
         path, state = found
         check_signature(state["model_signature"], self.policy, path)
         self.policy.load_state_dict(state["policy"])
-        self.rng.bit_generator.state = state["rng"]
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.history = list(state["history"])
@@ -120,34 +123,49 @@ class MetaRLTrainer:
     def train(self) -> None:
         run_loop(self, run_dir=self.run_dir, iterations=self.cfg.iterations, log_every=1,
                  checkpoint_every=self.cfg.checkpoint_every,
-                 max_bad_steps=self.cfg.max_nan_steps, desc="maml-trpo", progress=self.progress)
+                 max_bad_steps=self.cfg.max_nan_steps, desc="maml-trpo", progress=self.progress,
+                 dist=self.dist)
+
+    def rngs(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """This iteration's task generator (shared by all ranks) and rollout generator
+        (this rank's), derived from (seed, iteration, rank): nothing to checkpoint, and a
+        resumed run draws exactly what an uninterrupted one would."""
+        seed, it = self.cfg.seed, self.iteration
+        return (np.random.default_rng([seed, it, 0]),
+                np.random.default_rng([seed, it, 1 + self.dist.rank]))
 
     def step(self) -> tuple[dict[str, float], bool]:
-        """One meta-iteration; False when TRPO had to reject a non-finite step."""
+        """One meta-iteration; False when TRPO had to reject a non-finite step.
+
+        Distributed: all ranks draw the same meta-batch of tasks and each rolls out, adapts
+        and differentiates its contiguous shard; TRPO averages over ranks.
+        """
         cfg = self.cfg
         prep = {"gamma": cfg.gamma, "gae_lambda": cfg.gae_lambda,
                 "normalize_advantages": cfg.normalize_advantages}
         t0 = time.perf_counter()
-        tasks = self.sampler.env.sample_tasks(cfg.meta_batch, self.rng)
+        task_rng, rollout_rng = self.rngs()
+        tasks = self.sampler.env.sample_tasks(cfg.meta_batch, task_rng)
+        tasks = tasks[self.dist.shard(cfg.meta_batch)]
         theta = {k: v.detach() for k, v in self.policy.named_parameters()}
-        support_eps = self.sampler.sample(tasks, self.policy, theta, self.rng)
+        support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
         t1 = time.perf_counter()
         support = to_pg_batch(support_eps, **prep)
         adapted = self.learner.adapted_for_sampling(support)
         t2 = time.perf_counter()
-        query_eps = self.sampler.sample(tasks, self.policy, adapted, self.rng)
+        query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
         t3 = time.perf_counter()
         query = to_pg_batch(query_eps, **prep)
         stats = self.learner.step(support, query)
         t4 = time.perf_counter()
-        scalars = {
+        scalars = self.dist.mean_scalars({
             "returns/before_adaptation": support_eps.returns.mean().item(),
             "returns/after_adaptation": query_eps.returns.mean().item(),
-            **{f"trpo/{k}": v for k, v in stats.items()},
             "time/sampling": (t1 - t0) + (t3 - t2),
             "time/inner": t2 - t1,
             "time/outer": t4 - t3,
-        }
+        })
+        scalars.update({f"trpo/{k}": v for k, v in stats.items()})
         self.history.append({"iteration": self.iteration + 1, **scalars})
         return scalars, stats.get("nonfinite", 0.0) == 0.0
 

@@ -18,7 +18,8 @@ from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
 
 CONFIG_NAME = "config.json"
-RESUMABLE = ("iterations", "resume", "device", "threads", "compile", "eval_every",
+RESUMABLE = ("iterations", "resume", "device", "threads", "torch_threads", "compile",
+             "eval_every",
              "checkpoint_every", "keep_checkpoints", "log_every")
 """Settings that may change when a run is resumed: they do not change what is computed."""
 

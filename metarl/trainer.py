@@ -29,9 +29,10 @@ from metarl.checkpoint import (
     model_signature,
     save_checkpoint,
 )
+from metarl.distributed import DistContext
 from metarl.errors import require
 from metarl.evaluation import evaluate, tune_step_size
-from metarl.functional import Params, concat_examples, params_of
+from metarl.functional import Params, concat_examples, params_of, tree_map
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state, run_loop, say
@@ -212,8 +213,10 @@ class MetaTrainer:
         config_dict: dict[str, Any] | None = None,
         resume: bool = False,
         progress: bool = True,
+        dist: DistContext | None = None,
     ) -> None:
         cfg.validate()
+        self.dist = dist or DistContext()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.problem = problem
@@ -326,12 +329,22 @@ class MetaTrainer:
         cfg = self.cfg
         run_loop(self, run_dir=self.run_dir, iterations=cfg.iterations, log_every=cfg.log_every,
                  checkpoint_every=cfg.checkpoint_every, max_bad_steps=cfg.max_nan_steps,
-                 desc=cfg.algo, progress=self.progress)
+                 desc=cfg.algo, progress=self.progress, dist=self.dist)
 
-    def step(self) -> tuple[dict[str, Tensor], bool]:
-        """One outer update on a fresh meta-batch (skipped if its gradient is not finite)."""
+    def step(self) -> tuple[dict[str, float], bool]:
+        """One outer update on a fresh meta-batch (skipped if its gradient is not finite).
+
+        Distributed: every rank draws the same meta-batch from the shared generator and keeps
+        its contiguous shard of the tasks; the shard means of the outer gradient (and of the
+        logged numbers) are averaged over ranks, so all ranks take the same step.
+        """
         batch = self.problem.splits["train"].sample(self.cfg.meta_batch, self.rng)
+        if self.dist.enabled:
+            part = self.dist.shard(self.cfg.meta_batch)
+            batch = TaskBatch(*(tree_map(lambda t: t[part], b) for b in batch))
         grads, scalars = self.outer_step(self.params, batch)
+        grads = self.dist.mean_dict(grads)
+        scalars = self.dist.mean_scalars(scalars)
         if not finite(grads.values()):
             return scalars, False
         assign_gradients(self.params, grads)
@@ -340,7 +353,8 @@ class MetaTrainer:
 
     def after_iteration(self, logger: RunLogger) -> None:
         cfg = self.cfg
-        if cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks:
+        due = cfg.eval_every and self.iteration % cfg.eval_every == 0 and cfg.eval_tasks
+        if due and self.dist.is_main:
             self._validate(logger)
 
     def _validate(self, logger: RunLogger) -> None:

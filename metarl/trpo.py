@@ -26,9 +26,14 @@ def conjugate_gradient(
     b: Tensor,
     iterations: int = 10,
     residual_tol: float = 1e-10,
-) -> Tensor:
-    """Solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v ↦ A v``."""
+) -> tuple[Tensor, Tensor]:
+    """Solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v ↦ A v``.
+
+    Returns ``x`` and ``A x``; the latter is accumulated from the products CG computes anyway
+    (``A x = Σ αᵢ A pᵢ``), which saves TRPO one Hessian-vector product per step.
+    """
     x = torch.zeros_like(b)
+    ax = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = torch.dot(r, r)
@@ -36,13 +41,14 @@ def conjugate_gradient(
         ap = hvp(p)
         alpha = rr / torch.dot(p, ap)
         x = x + alpha * p
+        ax = ax + alpha * ap
         r = r - alpha * ap
         rr_new = torch.dot(r, r)
         if rr_new < residual_tol:
             break
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, ax
 
 
 @dataclass

@@ -58,7 +58,9 @@ class BenchConfig:
     repeats: int = 200
     """Timed iterations per path."""
     rounds: int = 3
-    """Alternate the two paths this many times; the median round is reported."""
+    """Alternate the paths this many times; the median round is reported."""
+    compile: bool = False
+    """Also time the vmap path under torch.compile (its compile time is reported)."""
     data_root: Path | None = None
     """Dataset folder for the image families."""
     out: Path | None = None
@@ -123,6 +125,16 @@ def main(argv: list[str] | None = None) -> None:
         out.loss.backward()
         opt.step()
 
+    compiled_objective = torch.compile(
+        lambda p, sup, qry: maml_objective(problem.loss_fn, p, sup, qry, steps=run.inner_steps,
+                                           lr=lr, first_order=first_order).loss)
+
+    def step_compiled(b) -> None:
+        loss = compiled_objective(params, b.support, b.query)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def step_loop(b) -> None:
         loss = loop_maml_loss(problem.loss_fn, params, b.support, b.query, run.meta_batch,
                               run.inner_steps, lr, first_order)
@@ -130,10 +142,19 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
 
-    times: dict[str, list[float]] = {"vmap": [], "loop": []}
+    paths = {"vmap": step_ours, "loop": step_loop}
+    compile_seconds = None
+    if cfg.compile:
+        tic = time.perf_counter()
+        step_compiled(batches[0])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        compile_seconds = time.perf_counter() - tic
+        paths["vmap+compile"] = step_compiled
+    times: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(cfg.rounds):
-        times["vmap"].append(_time_path(step_ours, batches, cfg.repeats, cfg.warmup, device))
-        times["loop"].append(_time_path(step_loop, batches, cfg.repeats, cfg.warmup, device))
+        for name, fn in paths.items():
+            times[name].append(_time_path(fn, batches, cfg.repeats, cfg.warmup, device))
     med = {k: float(np.median(v)) for k, v in times.items()}
     ratio = med["loop"] / med["vmap"]
     result = {
@@ -143,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         "ms_per_iteration": {k: v * 1e3 for k, v in med.items()},
         "iterations_per_second": {k: 1.0 / v for k, v in med.items()},
         "speedup_vmap_over_loop": ratio, "grad_rel_error_float64": rel_err,
+        "speedup_compiled_over_loop": (med["loop"] / med["vmap+compile"]) if cfg.compile
+        else None, "compile_seconds": compile_seconds,
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "config": {k: str(v) for k, v in asdict(cfg).items()},
     }
@@ -150,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{run.inner_steps} inner step(s), {cfg.device}, {torch.get_num_threads()} threads")
     print(f"  per-task loop : {med['loop'] * 1e3:8.2f} ms/iter  ({1 / med['loop']:7.1f} it/s)")
     print(f"  vmap (ours)   : {med['vmap'] * 1e3:8.2f} ms/iter  ({1 / med['vmap']:7.1f} it/s)")
+    if cfg.compile:
+        c = med["vmap+compile"]
+        print(f"  vmap+compile  : {c * 1e3:8.2f} ms/iter  ({1 / c:7.1f} it/s)  "
+              f"{med['loop'] / c:.2f}x the loop; compiling took {compile_seconds:.1f} s")
     print(f"  speed-up      : {ratio:.2f}x   (meta-gradient rel. error vs loop, float64: "
           f"{rel_err:.1e})")
     if cfg.out:

@@ -13,9 +13,13 @@ and training.png (returns before and after adaptation against the iteration).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 
 from metarl.cli import parse_with_preset
+from metarl.distributed import init_distributed
 from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
@@ -36,9 +40,17 @@ def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
     cfg.validate()
-    run_dir = prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume)
-    trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume)
+    ctx = init_distributed(cfg.device)
+    if ctx.enabled and cfg.device.startswith("cuda"):
+        cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
+    ctx.shard(cfg.meta_batch)
+    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume))
+    ctx.barrier()
+    run_dir = Path(cfg.out_dir)
+    trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
     trainer.train()
+    if not ctx.is_main:  # rank 0 alone writes the results
+        return
     summary = summarise(trainer)
     results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
                "train_seconds": trainer.train_seconds, "last_10_iterations": summary,

@@ -28,6 +28,8 @@ def parse(argv: list[str] | None = None) -> SupervisedConfig:
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(argv)
     results = train(cfg)
+    if results is None:  # a non-zero rank of a distributed run
+        return
     test = results["test"]
     metric = "accuracy" if "accuracy_mean" in test else "loss"
     print(f"\n{cfg.algo} on {cfg.family}: test {metric} over {test['n_tasks']} tasks")

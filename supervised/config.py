@@ -27,6 +27,9 @@ class SupervisedConfig(LoopConfig):
     """Classes per task (classification only): the N in N-way."""
     eval_query: int = 100
     """Query examples per task (sinusoid) or per class (classification) at evaluation."""
+    mlp_init: str = "torch"
+    """Initialisation of the sinusoid MLP: torch (PyTorch's default) or maml (the original
+    code's truncated normal, std 0.01, zero biases)."""
     data_root: Path | None = None
     """Dataset folder (classification only); see docs/data.md for the default location."""
     out_dir: Path = Path("runs/sinusoid-maml")
@@ -44,6 +47,8 @@ class SupervisedConfig(LoopConfig):
         require(self.k_query >= 1, f"--k-query must be at least 1, got {self.k_query}")
         require(self.eval_query >= 1, f"--eval-query must be at least 1, got {self.eval_query}")
         require(self.n_way >= 2, f"--n-way must be at least 2, got {self.n_way}")
+        require(self.mlp_init in ("torch", "maml"),
+                f"unknown --mlp-init {self.mlp_init!r}; choose torch or maml")
 
     def identity(self) -> dict[str, Any]:
         """The settings recorded in config.json (everything but the resume flag)."""

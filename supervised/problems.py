@@ -12,7 +12,8 @@ from metarl.tasks import SupervisedProblem
 def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:
     """Model, loss and task samplers for ``cfg.family`` on ``cfg.device``."""
     if cfg.family == "sinusoid":
-        return sinusoid_problem(cfg.k_shot, cfg.k_query, cfg.eval_query, device=cfg.device)
+        return sinusoid_problem(cfg.k_shot, cfg.k_query, cfg.eval_query, device=cfg.device,
+                                init=cfg.mlp_init)
     if cfg.family in FAMILIES:
         return fewshot_problem(cfg.family, cfg.n_way, cfg.k_shot, cfg.k_query, cfg.eval_query,
                                data_root=cfg.data_root, device=cfg.device)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarl.checkpoint import CheckpointDir, check_signature, load_checkpoint
+from metarl.distributed import init_distributed
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
@@ -22,16 +23,28 @@ from metarl.tasks import SupervisedProblem
 from metarl.trainer import MetaTrainer, write_results
 
 
-def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Meta-train, evaluate on the test tasks, write results.json and the plots."""
+def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | None:
+    """Meta-train, evaluate on the test tasks, write results.json and the plots.
+
+    Under ``torchrun`` every rank trains its shard of each meta-batch; rank 0 alone writes
+    the run folder and evaluates, and returns the results (other ranks return None).
+    """
     cfg.validate()
-    run_dir = prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume)
+    ctx = init_distributed(cfg.device)
+    if ctx.enabled and cfg.device.startswith("cuda"):
+        cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
+    ctx.shard(cfg.meta_batch)  # a clear error if the meta-batch does not split evenly
+    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume))
+    ctx.barrier()
+    run_dir = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     problem = build_problem(cfg)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
-                          progress=progress)
+                          progress=progress, dist=ctx)
     tic = time.perf_counter()
     trainer.train()
+    if not ctx.is_main:  # rank 0 alone evaluates and writes; the others are done
+        return None
     evaluation = trainer.final_evaluation()
     results = {
         "family": cfg.family,

@@ -89,6 +89,7 @@ def sinusoid_problem(
     eval_query: int = 100,
     hidden: tuple[int, ...] = (40, 40),
     device: str | torch.device = "cpu",
+    init: str = "torch",
 ) -> SupervisedProblem:
     """The MLP 1-40-40-1 regressor with MSE loss, and samplers for every split.
 
@@ -96,7 +97,7 @@ def sinusoid_problem(
     tasks are scored on ``eval_query`` points spread over [−5, 5]. Sinusoid tasks are drawn
     fresh, so the splits differ only in the seed they are drawn with.
     """
-    model = MLP(1, hidden, 1)
+    model = MLP(1, hidden, 1, init=init)
     loss_fn = functional_loss(model, nn.functional.mse_loss)
     evals = SinusoidTasks(k_shot, eval_query, device)
     return SupervisedProblem(

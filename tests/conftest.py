@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,3 +38,31 @@ def run_script(script: str, *args: str, timeout: float = 600, cwd: Path | None =
             f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+@dataclass
+class Outcome:
+    """What a script call printed and returned (the fields of ``CompletedProcess`` we use)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def call_script(script: str, *args: str) -> Outcome:
+    """Run ``scripts/<script>``'s ``main(argv)`` in this process (for fast error-path tests;
+    the end-to-end smoke tests use :func:`run_script`, a fresh interpreter)."""
+    spec = importlib.util.spec_from_file_location(f"_script_{Path(script).stem}",
+                                                  REPO / "scripts" / script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            module.main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return Outcome(code, out.getvalue(), err.getvalue())

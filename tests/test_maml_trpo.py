@@ -63,9 +63,10 @@ def test_meta_gradient_matches_finite_differences(inner_loss):
     assert torch.allclose(analytic, numeric, rtol=1e-6, atol=1e-9), (analytic - numeric).abs().max()
 
 
-def test_kl_hessian_vector_product_matches_finite_differences():
+@pytest.mark.parametrize("fisher", ["autograd", "gauss-newton"])
+def test_kl_hessian_vector_product_matches_finite_differences(fisher):
     policy, support, query = synthetic()
-    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.3)
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.3, trpo=TRPOSettings(fisher=fisher))
     params = params_of(policy)
     leaves = list(params.values())
     with torch.no_grad():
@@ -77,10 +78,11 @@ def test_kl_hessian_vector_product_matches_finite_differences():
         kl = learner.kl(learner.adapt(p, support), old, query)
         return flatten(torch.autograd.grad(kl, list(p.values())))
 
-    kl = learner.kl(learner.adapt(params, support), old, query)
-    grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
+    adapted = learner.adapt(params, support)
+    kl = learner.kl(adapted, old, query)
+    grad_kl = flatten(torch.autograd.grad(kl, leaves, retain_graph=True))
     v = torch.randn(grad_kl.shape, generator=torch.Generator().manual_seed(3), dtype=DT)
-    hvp = flatten(torch.autograd.grad(grad_kl @ v, leaves))
+    hvp = learner.kl_hessian_vector(params, adapted, old, support, query)(v)
     eps = 1e-5
     flat = flatten(params).detach()
     numeric = (kl_grad(unflatten(flat + eps * v, params)) -
@@ -88,6 +90,31 @@ def test_kl_hessian_vector_product_matches_finite_differences():
     assert torch.allclose(hvp, numeric, rtol=1e-6, atol=1e-9), (hvp - numeric).abs().max()
     # At θ_old the KL is minimal: zero gradient, positive semi-definite curvature.
     assert grad_kl.abs().max() < 1e-12 and v @ hvp > 0
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("mode", ["stacked", "loop"])
+@pytest.mark.parametrize("steps", [1, 2])
+def test_gauss_newton_product_equals_autograd_hessian(first_order, mode, steps):
+    """At the current θ the KL's gradient vanishes, so Jᵀ H' J v is the exact Hessian
+    (one inner step: J from reverse passes, J symmetric; more: forward mode)."""
+    policy, support, query = synthetic(seed=2)
+    learner = MAMLTRPO(policy, inner_steps=steps, inner_lr=[0.3, 0.1][:steps],
+                       first_order=first_order, mode=mode)
+    params = params_of(policy)
+    adapted = learner.adapt(params, support)
+    with torch.no_grad():
+        old = GaussianDist(*policy.dist({k: v.detach() for k, v in adapted.items()},
+                                        query.observations))
+    products = {}
+    for fisher in ("autograd", "gauss-newton"):
+        learner.trpo.fisher = fisher
+        hvp = learner.kl_hessian_vector(params, adapted, old, support, query)
+        v = torch.randn(flatten(params).shape, generator=torch.Generator().manual_seed(5),
+                        dtype=DT)
+        products[fisher] = hvp(v)
+    assert torch.allclose(products["autograd"], products["gauss-newton"], rtol=1e-10,
+                          atol=1e-13)
 
 
 @pytest.mark.parametrize("first_order", [False, True])
@@ -125,8 +152,9 @@ def test_conjugate_gradient_solves_spd_system():
     m = torch.randn(6, 6, generator=g, dtype=DT)
     a = m @ m.T + 6 * torch.eye(6, dtype=DT)
     b = torch.randn(6, generator=g, dtype=DT)
-    x = conjugate_gradient(lambda v: a @ v, b, iterations=20)
+    x, ax = conjugate_gradient(lambda v: a @ v, b, iterations=20)
     assert torch.allclose(x, torch.linalg.solve(a, b), atol=1e-10)
+    assert torch.allclose(ax, a @ x, atol=1e-10)
 
 
 def test_line_search_backtracks_and_rejects_nonfinite():

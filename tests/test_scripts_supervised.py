@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import run_script
+from .conftest import call_script, run_script
 
 TINY = ["--preset", "sinusoid", "--iterations", "30", "--meta-batch", "5", "--eval-every", "15",
         "--eval-tasks", "10", "--test-tasks", "20", "--checkpoint-every", "10",
@@ -63,8 +63,7 @@ def test_pretrained_baseline_tunes_its_step_size(tmp_path):
     ],
 )
 def test_bad_training_input_is_one_clear_line(tmp_path, args, message):
-    proc = run_script("train_supervised.py", *args, "--out-dir", str(tmp_path / "x"),
-                      check=False)
+    proc = call_script("train_supervised.py", *args, "--out-dir", str(tmp_path / "x"))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(message)
@@ -73,19 +72,18 @@ def test_bad_training_input_is_one_clear_line(tmp_path, args, message):
 
 def test_existing_run_is_never_overwritten(finished_run):
     before = (finished_run / "results.json").read_bytes()
-    proc = run_script("train_supervised.py", *TINY, "--out-dir", str(finished_run), check=False)
+    proc = call_script("train_supervised.py", *TINY, "--out-dir", str(finished_run))
     assert proc.returncode == 2 and "already holds a run; pass --resume" in proc.stderr
     assert (finished_run / "results.json").read_bytes() == before
 
 
 def test_missing_and_corrupt_checkpoints(finished_run, tmp_path):
-    proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint",
-                      str(tmp_path / "nope.pt"), check=False)
+    proc = call_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint",
+                      str(tmp_path / "nope.pt"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes((finished_run / "checkpoints" / "ckpt_00000030.pt").read_bytes()[:-100])
-    proc = run_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint", str(bad),
-                      check=False)
+    proc = call_script("evaluate.py", "--run-dir", str(finished_run), "--checkpoint", str(bad))
     assert proc.returncode == 2 and "truncated" in proc.stderr
 
 

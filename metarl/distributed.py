@@ -1,0 +1,163 @@
+"""SPMD data parallelism over the meta-batch with ``torch.distributed``.
+
+Launched by ``torchrun`` (which sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...), every rank
+runs the same script: it draws the same meta-batch of tasks from the shared seed, keeps its
+contiguous shard of the tasks, and the per-rank means are averaged with all-reduce — the
+meta-gradient (supervised), and for TRPO the policy gradient, every Hessian-vector product of
+the conjugate gradient and the line-search objective/KL values. All ranks therefore take the
+same steps and hold the same parameters; only rank 0 writes checkpoints, logs and results.
+
+Backends: gloo on CPU, NCCL on CUDA (one GPU per rank, ``LOCAL_RANK``). Every collective has a
+timeout, so a rank that dies makes the others fail with a clear message instead of hanging.
+Without ``torchrun`` (or with ``WORLD_SIZE=1``) everything degrades to a single process with
+no communication.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from metarl.errors import MetaRLError
+
+DEFAULT_TIMEOUT_S = 300.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes files."""
+        return self.rank == 0
+
+    def shard(self, n: int, what: str = "--meta-batch") -> slice:
+        """This rank's contiguous share of ``n`` items (``n`` must divide evenly)."""
+        if n % self.world_size:
+            raise MetaRLError(f"{what} {n} does not split evenly over {self.world_size} ranks; "
+                              f"use a multiple of {self.world_size}")
+        size = n // self.world_size
+        return slice(self.rank * size, (self.rank + 1) * size)
+
+    def mean(self, tensor: Tensor) -> Tensor:
+        """The mean of ``tensor`` over ranks (identity in a single process)."""
+        if not self.enabled:
+            return tensor
+        out = tensor.detach().clone()
+        _collective(lambda: dist.all_reduce(out, op=dist.ReduceOp.SUM))
+        return out / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is True on any rank (e.g. a stop request)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        _collective(lambda: dist.all_reduce(t, op=dist.ReduceOp.MAX))
+        return bool(t.item() > 0)
+
+    @property
+    def device(self) -> torch.device:
+        """Where collectives' tensors live (the rank's GPU under NCCL, else CPU)."""
+        if self.enabled and dist.get_backend() == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+    def barrier(self) -> None:
+        if self.enabled:
+            _collective(dist.barrier)
+
+    def mean_dict(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-key means over ranks, with one all-reduce for the whole dict."""
+        if not self.enabled:
+            return dict(values)
+        keys = list(values)
+        flat = torch.cat([values[k].detach().reshape(-1).to(self.device) for k in keys])
+        flat = self.mean(flat)
+        out, offset = {}, 0
+        for k in keys:
+            n = values[k].numel()
+            out[k] = flat[offset:offset + n].view_as(values[k]).to(values[k].device)
+            offset += n
+        return out
+
+    def mean_scalars(self, scalars: Mapping[str, float | Tensor]) -> dict[str, float]:
+        """Logged numbers averaged over ranks."""
+        as_tensors = {k: torch.as_tensor(float(v), dtype=torch.float64) for k, v in
+                      scalars.items()}
+        return {k: float(v) for k, v in self.mean_dict(as_tensors).items()}
+
+    def run_on_main(self, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` on rank 0 only; if it raises a :class:`MetaRLError`, every rank raises it.
+
+        Used for the steps only rank 0 does (creating the run folder), so that a user error
+        there stops the whole job at once instead of leaving the other ranks waiting.
+        """
+        result: T | None = None
+        message = ""
+        if self.is_main:
+            try:
+                result = fn()
+            except MetaRLError as err:
+                message = str(err)
+        if self.enabled:
+            box = [message]
+            _collective(lambda: dist.broadcast_object_list(box, src=0))
+            message = box[0]
+        if message:
+            raise MetaRLError(message if self.is_main else f"(rank 0) {message}")
+        return result
+
+
+def _collective(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except RuntimeError as err:  # gloo/NCCL report a dead peer or a timeout this way
+        raise MetaRLError(
+            f"a collective operation failed on rank {dist.get_rank()} "
+            f"({str(err).splitlines()[0]}); "
+            "another rank has probably died — check its log; the last checkpoint is kept"
+        ) from None
+
+
+def init_distributed(device: str, timeout_s: float | None = None) -> DistContext:
+    """Join the job ``torchrun`` started, or return a single-process context.
+
+    The collective timeout is ``timeout_s``, else ``$METARL_DIST_TIMEOUT`` seconds, else 300.
+    """
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("METARL_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend,
+                                timeout=datetime.timedelta(seconds=timeout_s))
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def shutdown(ctx: DistContext) -> None:
+    """Leave the process group (if any)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,416 @@
+"""Batched multi-task sampler: every (task, episode) pair of a meta-batch rolled out at once.
+
+MAML-RL (Finn et al. 2017, section 3.2 and 5.3) rolls out ``episodes_per_task`` episodes for
+each of a meta-batch of tasks, twice per meta-iteration: with the pre-update parameters θ
+(shared by all tasks) and with each task's adapted parameters θ'ᵢ. This module does both in one
+call, with all ``tasks × episodes`` environments stepping together::
+
+    sampler = MultiTaskSampler("metarl/HalfCheetahVel-v0", episodes_per_task=20, device="cuda")
+    tasks = sampler.env.sample_tasks(40, rng)
+    before = sampler.sample(tasks, policy, params_of(policy), rng)    # θ for every task
+    adapted = stack([adapt(...) for i in range(40)])                  # or one vmapped adapt
+    after = sampler.sample(tasks, policy, adapted, rng)               # θ'ᵢ, leading task axis
+    before.rewards.shape == (40, 20, 200)
+
+Each environment step runs
+
+1. one policy forward for all environments: ``policy.sample(params, obs [T, E, obs_dim])`` --
+   with stacked per-task parameters that is one batched matmul per layer
+   (:class:`~metarl.policies.GaussianMLPPolicy`), on ``device``;
+2. the actions are copied to the host, clipped to the action space (as rllab's ``normalize``
+   wrapper did for the MAML experiments, and as SB3 does), and the environments step in bulk:
+   MuJoCo envs on a :class:`~metarl.physics.PhysicsPool` (``mujoco.rollout`` or ``mj_step`` on
+   threads, no Python loop per substep), Navigation2D as one numpy operation;
+3. observations, reward terms and terminations come back as arrays
+   (:class:`~metarl.envs.base.VectorTaskEnv`), computed by the env's own vectorised reward.
+
+The environments are split into ``pipeline`` groups of tasks: while one group's physics runs
+(it releases the GIL), the policy runs for the next group, so a GPU forward and its transfers
+overlap the CPU physics. Output tensors stay on ``device`` for the whole rollout; observations
+and actions are staged through fixed (pinned, on CUDA) host buffers, so a step allocates only
+the policy's own temporaries.
+
+Episodes that terminate early (Navigation2D's goal, Ant's healthy range) are masked: ``mask`` is
+1.0 on valid steps and 0.0 after termination, and everything after termination is zero. A
+terminated environment is not stepped again (``"threads"`` backend) or its results are ignored.
+
+Reproducibility: ``rng`` (numpy) draws the reset seed of every episode and the seed of a torch
+generator for the action noise. The same ``rng`` state, tasks, parameters and sampler settings
+give the same episodes. ``Episodes.seeds`` replays any episode in plain Gymnasium:
+``env.reset(seed=int(seeds[i, j]))`` and the clipped ``actions[i, j]`` reproduce it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.envs.base import MetaEnv, Task, VectorTaskEnv
+from metarl.errors import MetaRLError
+from metarl.functional import Params
+from metarl.physics import Backend, PhysicsPool
+from metarl.policies import GaussianMLPPolicy
+
+
+class Episodes(NamedTuple):
+    """Rollouts of ``T`` tasks × ``E`` episodes × ``H`` steps, as tensors on the sampler's device.
+
+    Time step ``t`` holds the observation ``o_t``, the action ``a_t`` drawn at it, and the reward
+    ``r_t`` of that transition. Entries after an episode's termination are zero.
+    """
+
+    observations: Tensor
+    """``[T, E, H, obs_dim]`` float32."""
+    actions: Tensor
+    """``[T, E, H, act_dim]`` float32: the sampled actions (before clipping to the action space;
+    the environment received ``clip(actions, low, high)``)."""
+    rewards: Tensor
+    """``[T, E, H]`` float32."""
+    log_probs: Tensor
+    """``[T, E, H]`` float32: ``log π(a_t | o_t)`` of the behaviour policy, summed over action
+    dimensions."""
+    mask: Tensor
+    """``[T, E, H]`` float32: 1.0 on valid steps, 0.0 after termination."""
+    terminated: Tensor
+    """``[T, E, H]`` bool: True at the step that ended the episode."""
+    lengths: Tensor
+    """``[T, E]`` int64: number of valid steps."""
+    task_index: Tensor
+    """``[T, E]`` int64: the index, in the ``tasks`` passed to :meth:`MultiTaskSampler.sample`,
+    of each row's task."""
+    seeds: Tensor
+    """``[T, E]`` int64: the Gymnasium reset seed of each episode."""
+    reward_terms: dict[str, Tensor]
+    """``{name: [T, E, H]}`` float32: the reward's terms, as in the env's ``info``."""
+
+    @property
+    def returns(self) -> Tensor:
+        """``[T, E]``: undiscounted return of each episode."""
+        return (self.rewards * self.mask).sum(-1)
+
+
+@dataclass
+class _Group:
+    """A contiguous range of tasks whose envs step together, with its staging buffers."""
+
+    lo: int
+    hi: int
+    venv: VectorTaskEnv
+    obs_host: Tensor  # [n, obs_dim] float32 (pinned on CUDA)
+    obs_dev: Tensor  # [n, obs_dim] float32 on the device (obs_host itself on CPU)
+    act_host: Tensor  # [n, act_dim] float32 (pinned on CUDA)
+    ctrl: np.ndarray  # [n, act_dim] float64, clipped actions for the env
+    event: torch.cuda.Event | None
+    obs: np.ndarray | None = None  # latest observations from the env
+    pending: bool = False
+
+
+class MultiTaskSampler:
+    """Roll out many tasks × episodes of one environment with per-task policy parameters.
+
+    Args:
+        env: a registered id (``"metarl/AntVel-v0"``) or an env following the task protocol
+            (:class:`~metarl.envs.base.MetaEnv`).
+        episodes_per_task: episodes rolled out per task and call (the MAML paper's ``K``).
+        horizon: steps per episode; default the env's registered ``max_episode_steps``.
+        device: where the policy runs and the returned tensors live (``"cpu"``, ``"cuda"``).
+        env_kwargs: constructor arguments when ``env`` is an id (e.g. ``{"oracle": True}``).
+        num_threads: physics threads; default every CPU this process may use.
+        backend: MuJoCo stepping, ``"auto"``, ``"rollout"`` or ``"threads"``
+            (see :mod:`metarl.physics`).
+        pipeline: number of task groups whose policy forward and physics overlap (1: none).
+        policy_threads: torch intra-op threads for a CPU policy while sampling (restored
+            after each call); None leaves torch's setting. One is the default because torch's
+            OpenMP workers compete with the physics threads for the same cores: on 2 cores,
+            HalfCheetah with 800 envs cost 35 µs of CPU per env step with 1 thread and 171 µs
+            with 2 (``docs/benchmarks.md``).
+    """
+
+    def __init__(
+        self,
+        env: str | gym.Env,
+        episodes_per_task: int,
+        *,
+        horizon: int | None = None,
+        device: str | torch.device = "cpu",
+        env_kwargs: Mapping[str, Any] | None = None,
+        num_threads: int | None = None,
+        backend: Backend = "auto",
+        pipeline: int = 2,
+        policy_threads: int | None = 1,
+    ) -> None:
+        if isinstance(env, str):
+            try:
+                made = gym.make(env, **dict(env_kwargs or {}))
+            except gym.error.Error as err:
+                raise MetaRLError(
+                    f"cannot make env {env!r}: {err} (import metarl.envs first)"
+                ) from err
+        else:
+            if env_kwargs:
+                raise MetaRLError(
+                    "env_kwargs apply only when env is an id; configure the env itself"
+                )
+            made = env
+        unwrapped = made.unwrapped
+        if not isinstance(unwrapped, MetaEnv):
+            raise MetaRLError(
+                f"{type(unwrapped).__name__} does not follow the task protocol "
+                "(metarl.envs.base.MetaEnv); use one of the metarl/... envs"
+            )
+        spec_horizon = made.spec.max_episode_steps if made.spec is not None else None
+        horizon = horizon if horizon is not None else spec_horizon
+        if horizon is None or horizon < 1:
+            raise MetaRLError(f"horizon must be a positive number of steps, got {horizon}")
+        if episodes_per_task < 1:
+            raise MetaRLError(f"episodes_per_task must be at least 1, got {episodes_per_task}")
+        if pipeline < 1:
+            raise MetaRLError(f"pipeline must be at least 1, got {pipeline}")
+        self.env: MetaEnv = unwrapped
+        self.episodes_per_task = int(episodes_per_task)
+        self.horizon = int(horizon)
+        self.device = torch.device(device)
+        self.backend: Backend = backend
+        self.pipeline = int(pipeline)
+        self.policy_threads = policy_threads
+        self.pool = PhysicsPool(num_threads)
+        space = unwrapped.action_space  # type: ignore[attr-defined]
+        self._low = np.asarray(space.low, np.float64)
+        self._high = np.asarray(space.high, np.float64)
+        self._groups: dict[int, list[_Group]] = {}
+        # an unusable backend (rollout for an env that needs contact forces) fails here
+        self.env.batched(1, pool=self.pool, backend=backend).close()
+
+    # --- public API --------------------------------------------------------------------------
+    def sample(
+        self,
+        tasks: Sequence[Task | Mapping[str, Any]],
+        policy: GaussianMLPPolicy,
+        params: Params,
+        rng: np.random.Generator,
+    ) -> Episodes:
+        """Roll out ``episodes_per_task`` episodes of every task in ``tasks``.
+
+        Args:
+            tasks: the meta-batch (``env.sample_tasks(n, rng)``), ``T`` tasks.
+            policy: supplies the computation; its own parameters are not used.
+            params: one parameter set for every task (``params_of(policy)``: θ), or a stack with
+                a leading task axis of size ``T`` (``functional.stack``: θ'ᵢ per task).
+            rng: draws the reset seeds and the action-noise seed.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise MetaRLError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        num_tasks = len(tasks)
+        if num_tasks == 0:
+            raise MetaRLError("sample() needs at least one task")
+        task_array = self.env.task_space.to_array(tasks)
+        params, stacked = self._check_params(policy, params, num_tasks)
+        groups = self._groups_for(num_tasks)
+        self._check_policy(policy, groups[0].venv)
+
+        E, H, dev = self.episodes_per_task, self.horizon, self.device
+        obs_dim, act_dim = policy.obs_dim, policy.act_dim
+        seeds = rng.integers(0, 2**31 - 1, size=(num_tasks, E))
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(int(rng.integers(0, 2**63 - 1)))
+
+        observations = torch.zeros(num_tasks, E, H, obs_dim, device=dev)
+        actions = torch.zeros(num_tasks, E, H, act_dim, device=dev)
+        log_probs = torch.zeros(num_tasks, E, H, device=dev)
+        n_terms = len(groups[0].venv.reward_term_names)
+        rewards = np.zeros((num_tasks, E, H))
+        terms = np.zeros((num_tasks, E, H, n_terms))
+        terminated = np.zeros((num_tasks, E, H), bool)
+        mask = np.zeros((num_tasks, E, H), bool)
+        alive = np.ones((num_tasks, E), bool)
+
+        for g in groups:
+            g.obs = g.venv.reset(
+                np.repeat(task_array[g.lo : g.hi], E, axis=0), seeds[g.lo : g.hi].reshape(-1)
+            )
+            g.pending = False
+
+        def finish(g: _Group, t: int) -> None:
+            """Collect group ``g``'s step ``t``; envs that were not alive contribute nothing."""
+            step = g.venv.step_wait()
+            g.pending = False
+            live = alive[g.lo : g.hi].reshape(-1)
+            shape = (g.hi - g.lo, E)
+            rewards[g.lo : g.hi, :, t] = np.where(live, step.rewards, 0.0).reshape(shape)
+            terms[g.lo : g.hi, :, t] = np.where(live[:, None], step.reward_terms, 0.0).reshape(
+                *shape, n_terms
+            )
+            ended = (step.terminated & live).reshape(shape)
+            terminated[g.lo : g.hi, :, t] = ended
+            alive[g.lo : g.hi] &= ~ended
+            g.obs = step.observations
+
+        with torch.no_grad(), self._policy_threads():
+            for t in range(H):
+                for g in groups:
+                    if g.pending:
+                        finish(g, t - 1)
+                    if not alive[g.lo : g.hi].any():
+                        continue
+                    mask[g.lo : g.hi, :, t] = alive[g.lo : g.hi]
+                    group_params = (
+                        {k: v[g.lo : g.hi] for k, v in params.items()} if stacked else params
+                    )
+                    obs = self._to_device(g, g.obs).view(g.hi - g.lo, E, obs_dim)
+                    act, logp = policy.sample(group_params, obs, generator)
+                    observations[g.lo : g.hi, :, t] = obs
+                    actions[g.lo : g.hi, :, t] = act
+                    log_probs[g.lo : g.hi, :, t] = logp
+                    active = alive[g.lo : g.hi].reshape(-1).copy()  # read while the step runs
+                    g.venv.step_async(self._to_env(g, act), active)
+                    g.pending = True
+                if not alive.any():
+                    break
+            for g in groups:
+                if g.pending:
+                    finish(g, t)
+
+        valid = torch.from_numpy(mask).to(dev)
+        # zero what finished envs left behind (masked_fill, not a product: it could be inf/nan)
+        observations.masked_fill_(~valid[..., None], 0.0)
+        actions.masked_fill_(~valid[..., None], 0.0)
+        log_probs.masked_fill_(~valid, 0.0)
+        host = {
+            "rewards": rewards,
+            **{n: terms[..., k] for k, n in enumerate(groups[0].venv.reward_term_names)},
+        }
+        on_device = {k: torch.from_numpy(v).to(dev, torch.float32) for k, v in host.items()}
+        reward_tensor = on_device.pop("rewards")
+        task_index = torch.arange(num_tasks, device=dev)[:, None].expand(num_tasks, E)
+        return Episodes(
+            observations=observations,
+            actions=actions,
+            rewards=reward_tensor,
+            log_probs=log_probs,
+            mask=valid.float(),
+            terminated=torch.from_numpy(terminated).to(dev),
+            lengths=torch.from_numpy(mask.sum(-1)).to(dev, torch.int64),
+            task_index=task_index.contiguous(),
+            seeds=torch.from_numpy(seeds).to(dev, torch.int64),
+            reward_terms=on_device,
+        )
+
+    def close(self) -> None:
+        """Release the simulations and the physics threads."""
+        for groups in self._groups.values():
+            for g in groups:
+                g.venv.close()
+        self._groups.clear()
+        self.pool.close()
+
+    def __enter__(self) -> MultiTaskSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- helpers -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _policy_threads(self) -> Iterator[None]:
+        """Run a CPU policy with ``policy_threads`` intra-op threads, then restore torch's."""
+        if self.device.type != "cpu" or self.policy_threads is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.policy_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _groups_for(self, num_tasks: int) -> list[_Group]:
+        """The task groups for a meta-batch of ``num_tasks`` (built once per size)."""
+        if num_tasks in self._groups:
+            return self._groups[num_tasks]
+        E, cuda = self.episodes_per_task, self.device.type == "cuda"
+        count = min(self.pipeline, num_tasks) if self.env.steps_asynchronously else 1
+        edges = np.linspace(0, num_tasks, count + 1).astype(int)
+        obs_dim = int(self.env.observation_space.shape[0])  # type: ignore[attr-defined]
+        act_dim = len(self._low)
+        groups = []
+        for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            n = (hi - lo) * E
+            obs_host = torch.empty(n, obs_dim, pin_memory=cuda)
+            groups.append(
+                _Group(
+                    lo=lo,
+                    hi=hi,
+                    venv=self.env.batched(n, pool=self.pool, backend=self.backend),
+                    obs_host=obs_host,
+                    obs_dev=torch.empty(n, obs_dim, device=self.device) if cuda else obs_host,
+                    act_host=torch.empty(n, act_dim, pin_memory=cuda),
+                    ctrl=np.empty((n, act_dim)),
+                    event=torch.cuda.Event() if cuda else None,
+                )
+            )
+        self._groups[num_tasks] = groups
+        return groups
+
+    def _to_device(self, g: _Group, obs: np.ndarray | None) -> Tensor:
+        """Stage float64 host observations as float32 on the device.
+
+        The pinned buffer is overwritten only in the next step of this group, after the
+        event synchronisation in :meth:`_to_env`, which follows this copy in stream order.
+        """
+        assert obs is not None
+        g.obs_host.copy_(torch.from_numpy(obs))
+        if g.obs_dev is not g.obs_host:
+            g.obs_dev.copy_(g.obs_host, non_blocking=True)
+        return g.obs_dev
+
+    def _to_env(self, g: _Group, act: Tensor) -> np.ndarray:
+        """Copy the actions to the host and clip them into the action space (float64)."""
+        g.act_host.copy_(act.reshape(g.act_host.shape), non_blocking=True)
+        if g.event is not None:  # wait for this copy only (and what precedes it on the stream)
+            g.event.record(torch.cuda.current_stream(self.device))
+            g.event.synchronize()
+        return np.clip(g.act_host.numpy(), self._low, self._high, out=g.ctrl)
+
+    def _check_policy(self, policy: GaussianMLPPolicy, venv: VectorTaskEnv) -> None:
+        if policy.obs_dim != venv.observation_dim or policy.act_dim != len(self._low):
+            raise MetaRLError(
+                f"the policy maps {policy.obs_dim} observations to {policy.act_dim} actions, but "
+                f"{type(self.env).__name__} has {venv.observation_dim} observations and "
+                f"{len(self._low)} actions (oracle=True adds the task parameters)"
+            )
+
+    def _check_params(
+        self, policy: GaussianMLPPolicy, params: Params, num_tasks: int
+    ) -> tuple[Params, bool]:
+        """Detach ``params`` onto the device; say whether they are stacked per task."""
+        reference = {k: tuple(v.shape) for k, v in policy.named_parameters()}
+        if set(params) != set(reference):
+            raise MetaRLError(
+                f"params have keys {sorted(params)} but the policy expects {sorted(reference)}"
+            )
+        kinds = set()
+        for k, shape in reference.items():
+            got = tuple(params[k].shape)
+            if got == shape:
+                kinds.add("single")
+            elif got == (num_tasks, *shape):
+                kinds.add("stacked")
+            else:
+                raise MetaRLError(
+                    f"parameter {k!r} has shape {got}; expected {shape} (one set for every task) "
+                    f"or {(num_tasks, *shape)} (a stack over the {num_tasks} tasks)"
+                )
+        if len(kinds) > 1:
+            raise MetaRLError(
+                "params mix stacked and unstacked tensors; stack every tensor over the tasks "
+                "(metarl.functional.stack) or none"
+            )
+        moved = {k: v.detach().to(self.device) for k, v in params.items()}
+        return moved, kinds == {"stacked"}

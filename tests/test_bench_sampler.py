@@ -1,0 +1,29 @@
+"""Smoke run of scripts/bench_sampler.py with a tiny budget."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import run_script
+
+
+def test_bench_sampler_writes_results(tmp_path):
+    out = tmp_path / "results.json"
+    proc = run_script(
+        "bench_sampler.py",
+        *("--tasks", "2", "--episodes-per-task", "2", "--steps", "5", "--baseline-steps", "2"),
+        *("--repeats", "1", "--hidden-sizes", "8", "--threads", "2", "--output", str(out)),
+        timeout=300,
+    )
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"HalfCheetah", "Ant"}
+    for rows in results.values():
+        assert set(rows) == {"ceiling", "sync", "sampler"}
+        assert rows["ceiling"]["ratio_to_ceiling"] == 1.0
+        assert rows["sampler"]["env_steps_per_s"] > 0
+    assert "| ×ceiling |" in proc.stdout
+
+
+def test_bench_sampler_rejects_bad_budget(tmp_path):
+    proc = run_script("bench_sampler.py", "--repeats", "0", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")

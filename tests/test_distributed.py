@@ -1,0 +1,153 @@
+"""torch.distributed (gloo, CPU): 2 ranks take the same step as 1 process; a dead rank is
+reported instead of hanging."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from metarl.checkpoint import load_checkpoint
+from metarl.errors import MetaRLError
+from metarl.functional import flatten, params_of
+
+from .conftest import REPO
+from .test_maml_trpo import synthetic
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 600):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(REPO / "scripts" / script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=REPO)
+
+
+SIN = ["--preset", "sinusoid", "--iterations", "12", "--meta-batch", "4", "--eval-every", "6",
+       "--eval-tasks", "10", "--test-tasks", "10", "--checkpoint-every", "6", "--k-shot", "5"]
+
+
+def test_two_ranks_match_one_process_on_sinusoids(tmp_path):
+    proc = torchrun("train_supervised.py", *SIN, "--out-dir", str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = subprocess.run([sys.executable, str(REPO / "scripts" / "train_supervised.py"), *SIN,
+                             "--out-dir", str(tmp_path / "one")], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = load_checkpoint(tmp_path / "one" / "checkpoints" / "ckpt_00000012.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "checkpoints" / "ckpt_00000012.pt")["model"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-6), k
+    # rank 0 alone wrote the run folder (one results.json, one set of event files)
+    assert (tmp_path / "two" / "results.json").is_file()
+    assert len(list((tmp_path / "two" / "tb").iterdir())) == 1
+
+
+def _trpo_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from metarl.distributed import init_distributed, shutdown
+    from metarl.maml_rl import MAMLTRPO
+    from metarl.pg import PGBatch
+
+    torch.set_num_threads(1)
+    ctx = init_distributed("cpu", timeout_s=60)
+    policy, support, query = synthetic(n_tasks=4, episodes=6, horizon=8)
+    part = ctx.shard(4)
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.2)
+    learner.reduce = ctx.mean
+    stats = learner.step(PGBatch(*(t[part] for t in support)), PGBatch(*(t[part] for t in query)))
+    if ctx.is_main:
+        torch.save({"params": flatten(params_of(policy)).detach(), "stats": stats}, out)
+    shutdown(ctx)
+
+
+def test_two_ranks_match_one_process_for_a_trpo_step(tmp_path):
+    out = tmp_path / "two.pt"
+    ctx = mp.get_context("spawn")
+    port = free_port()
+    procs = [ctx.Process(target=_trpo_worker, args=(r, 2, port, str(out))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    two = torch.load(out)
+    from metarl.maml_rl import MAMLTRPO
+
+    policy, support, query = synthetic(n_tasks=4, episodes=6, horizon=8)
+    stats = MAMLTRPO(policy, inner_steps=1, inner_lr=0.2).step(support, query)
+    assert stats["accepted"] == two["stats"]["accepted"] == 1.0
+    assert abs(stats["kl"] - two["stats"]["kl"]) < 1e-9
+    assert torch.allclose(flatten(params_of(policy)).detach(), two["params"], rtol=0, atol=1e-6)
+
+
+def _dying_worker(rank: int, port: int, queue: mp.Queue) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from metarl.distributed import init_distributed
+
+    ctx = init_distributed("cpu", timeout_s=20)
+    ctx.mean(torch.ones(3))  # one healthy collective
+    if rank == 1:
+        os._exit(17)  # dies without a word
+    tic = time.time()
+    try:
+        ctx.mean(torch.ones(3))
+        queue.put(("no error", time.time() - tic))
+    except MetaRLError as err:
+        queue.put((str(err), time.time() - tic))
+
+
+def test_dead_rank_is_reported_not_hung(tmp_path):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = free_port()
+    procs = [ctx.Process(target=_dying_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    message, waited = queue.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+    assert "another rank has probably died" in message
+    assert waited < 60
+
+
+def test_uneven_meta_batch_is_a_clear_error(tmp_path):
+    proc = torchrun("train_supervised.py", *SIN[:-2], "--k-shot", "5", "--meta-batch", "3",
+                    "--out-dir", str(tmp_path / "x"))
+    assert proc.returncode != 0
+    assert "--meta-batch 3 does not split evenly over 2 ranks" in proc.stderr
+
+
+def test_rl_under_torchrun_smoke(tmp_path):
+    proc = torchrun("train_rl.py", "--preset", "navigation", "--iterations", "2",
+                    "--meta-batch", "4", "--episodes-per-task", "2", "--horizon", "10",
+                    "--hidden-sizes", "16", "--threads", "1", "--out-dir", str(tmp_path / "rl"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "rl" / "results.json").is_file()
+
+
+def test_main_only_error_reaches_every_rank(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    proc = torchrun("train_supervised.py", *SIN, "--out-dir", str(tmp_path / "busy"))
+    assert proc.returncode != 0
+    assert "(rank 0) output directory" in proc.stderr  # rank 1 reports rank 0's error
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__])

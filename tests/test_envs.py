@@ -1,0 +1,338 @@
+"""The metarl/... task envs: API checks, reward formulas, task protocol, batched twin, errors."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import metarl.envs
+from metarl.envs import Direction, Goal2D, TargetVelocity
+from metarl.errors import MetaRLError
+from metarl.physics import PhysicsPool
+
+ENV_IDS = list(metarl.envs.ENV_IDS)
+MUJOCO_IDS = [i for i in ENV_IDS if "Navigation" not in i]
+
+
+def make(env_id: str, **kwargs):
+    return gym.make(env_id, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Box observation space m.*infinity.*")
+        warnings.filterwarnings("ignore", message=".*settotalmass.*")
+        yield
+
+
+def rollout_infos(env, steps: int, seed: int = 0):
+    """(action, obs_after, reward, terminated, info) for ``steps`` random actions.
+
+    ``info`` also gets the state the formulas need: ``z`` (qpos[2]) and ``cfrc_ext``.
+    """
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    data = getattr(env.unwrapped, "data", None)
+    out = []
+    for _ in range(steps):
+        action = rng.uniform(env.action_space.low, env.action_space.high).astype(np.float64)
+        obs, reward, terminated, _, info = env.step(action)
+        if data is not None:
+            info = {**info, "z": data.qpos[2], "cfrc_ext": data.cfrc_ext.copy()}
+        out.append((action, obs, reward, terminated, info))
+        if terminated:
+            break
+    return out
+
+
+# --- API conformance --------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("oracle", [False, True])
+def test_gymnasium_check_env(env_id, oracle):
+    env = make(env_id, oracle=oracle)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    assert env.spec.max_episode_steps == metarl.envs.ENV_IDS[env_id][1]
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_check_env(env_id):
+    sb3_check_env(make(env_id).unwrapped, warn=False)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_oracle_appends_task(env_id):
+    env = make(env_id, oracle=True).unwrapped
+    plain = make(env_id).unwrapped
+    task = env.sample_tasks(1, np.random.default_rng(3))[0]
+    env.set_task(task)
+    obs, _ = env.reset(seed=1)
+    k = env.task_space.dim
+    assert env.observation_space.shape[0] == plain.observation_space.shape[0] + k
+    np.testing.assert_array_equal(obs[-k:], task.to_array())
+    obs, *_ = env.step(env.action_space.sample())
+    np.testing.assert_array_equal(obs[-k:], task.to_array())
+
+
+# --- rewards against their formulas -----------------------------------------------------------
+def _ant_common(env, action, info):
+    healthy = 0.2 <= info["z"] <= 1.0
+    contact = np.clip(info["cfrc_ext"], -1.0, 1.0)
+    return {
+        "reward_survive": 0.05 * healthy,
+        "reward_ctrl": -0.005 * np.sum(action**2),
+        "reward_contact": -5e-4 * np.sum(contact**2),
+    }
+
+
+FORMULAS = {
+    "metarl/HalfCheetahVel-v0": lambda env, task, a, info: {
+        "reward_forward": -abs(info["x_velocity"] - task.velocity),
+        "reward_ctrl": -0.05 * np.sum(a**2),
+    },
+    "metarl/HalfCheetahDir-v0": lambda env, task, a, info: {
+        "reward_forward": task.direction * info["x_velocity"],
+        "reward_ctrl": -0.05 * np.sum(a**2),
+    },
+    "metarl/AntVel-v0": lambda env, task, a, info: {
+        "reward_forward": -abs(info["x_velocity"] - task.velocity),
+        "reward_bonus": 1.0,
+        **_ant_common(env, a, info),
+    },
+    "metarl/AntDir-v0": lambda env, task, a, info: {
+        "reward_forward": task.direction * info["x_velocity"],
+        "reward_bonus": 0.0,
+        **_ant_common(env, a, info),
+    },
+    "metarl/AntPos-v0": lambda env, task, a, info: {
+        "reward_forward": -abs(info["x_position"] - task.x) - abs(info["y_position"] - task.y),
+        "reward_bonus": 4.0,
+        **_ant_common(env, a, info),
+    },
+}
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_IDS)
+def test_reward_matches_formula(env_id):
+    env = make(env_id)
+    u = env.unwrapped
+    task = u.sample_tasks(1, np.random.default_rng(7))[0]
+    u.set_task(task)
+    for action, _, reward, terminated, info in rollout_infos(env, 40):
+        expected = FORMULAS[env_id](env, task, action, info)
+        for name, value in expected.items():
+            assert info[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+        assert reward == pytest.approx(sum(info[k] for k in u.reward_term_names), abs=1e-12)
+        if "Ant" in env_id:
+            assert terminated == (not 0.2 <= info["z"] <= 1.0)
+
+
+def test_half_cheetah_velocity_is_the_root_displacement():
+    env = make("metarl/HalfCheetahVel-v0")
+    previous = env.reset(seed=0)[1]["x_position"]
+    for *_, info in rollout_infos(env, 10):
+        assert info["x_velocity"] == pytest.approx((info["x_position"] - previous) / 0.05)
+        previous = info["x_position"]
+
+
+def test_ant_reaches_contact_forces():
+    """Contact forces are nonzero once the Ant stands on the floor (mj_rnePostConstraint)."""
+    env = make("metarl/AntVel-v0")
+    contacts = [info["reward_contact"] for *_, info in rollout_infos(env, 30)]
+    assert min(contacts) < 0.0
+
+
+def test_navigation_reward_and_termination():
+    env = make("metarl/Navigation2D-v0", task=Goal2D(0.15, -0.05))
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, [0.0, 0.0])
+    obs, reward, terminated, _, info = env.step(np.array([0.5, -0.02]))  # clipped to 0.1
+    np.testing.assert_allclose(obs, [0.1, -0.02])
+    assert reward == pytest.approx(-np.hypot(0.1 - 0.15, -0.02 + 0.05))
+    assert info["reward_distance"] == reward and not terminated
+    obs, reward, terminated, *_ = env.step(np.array([0.05, -0.025]))
+    assert terminated  # |dx| = 0, |dy| = 0.005 < 0.01
+
+
+# --- the task protocol ------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_task_sampling_is_deterministic(env_id):
+    env = make(env_id).unwrapped
+    a = env.sample_tasks(50, np.random.default_rng(11))
+    b = env.sample_tasks(50, np.random.default_rng(11))
+    c = env.sample_tasks(50, np.random.default_rng(12))
+    assert a == b and a != c
+    values = np.stack([t.to_array() for t in a])
+    space = env.task_space
+    assert (values >= space.low).all() and (values <= space.high).all()
+    if space.choices is not None:
+        assert set(values.ravel()) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_set_task_changes_the_reward(env_id):
+    env = make(env_id)
+    first, second = env.unwrapped.sample_tasks(2, np.random.default_rng(5))
+    if first == second:
+        second = type(first)(*(-first.to_array()))
+    env.unwrapped.set_task(first)
+    assert env.unwrapped.get_task() == first
+    r1 = [r for _, _, r, _, _ in rollout_infos(env, 5)]
+    env.unwrapped.set_task(second)
+    r2 = [r for _, _, r, _, _ in rollout_infos(env, 5)]
+    assert r1 != r2
+
+
+def test_task_at_construction_and_mapping():
+    env = make("metarl/HalfCheetahVel-v0", task={"velocity": 0.3}).unwrapped
+    assert env.get_task() == TargetVelocity(0.3)
+    env.set_task(TargetVelocity(velocity=1.7))
+    assert env.get_task().velocity == 1.7
+    assert make("metarl/AntDir-v0").unwrapped.get_task() == Direction(1.0)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_pickle_keeps_task_and_settings(env_id):
+    env = make(env_id, oracle=True).unwrapped
+    task = env.sample_tasks(1, np.random.default_rng(2))[0]
+    env.set_task(task)
+    for clone in (pickle.loads(pickle.dumps(env)), copy.deepcopy(env)):
+        assert clone.get_task() == task and clone.oracle
+
+
+# --- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "env_id, task, message",
+    [
+        ("metarl/HalfCheetahVel-v0", {"vel": 1.0}, r"unknown field\(s\) \['vel'\].*velocity"),
+        ("metarl/Navigation2D-v0", {"x": 0.1}, r"missing field\(s\) \['y'\]"),
+        ("metarl/Navigation2D-v0", Goal2D(0.7, 0.0), r"out of range.*\[-0.5, 0.5\]"),
+        ("metarl/AntPos-v0", Goal2D(0.0, -3.5), r"out of range.*\[-3.0, 3.0\]"),
+        ("metarl/AntVel-v0", TargetVelocity(float("nan")), "non-finite"),
+        ("metarl/AntDir-v0", Direction(0.5), r"one of \(-1.0, 1.0\)"),
+        ("metarl/AntDir-v0", TargetVelocity(1.0), "expected a Direction task"),
+    ],
+)
+def test_bad_tasks_are_rejected(env_id, task, message):
+    env = make(env_id).unwrapped
+    with pytest.raises(MetaRLError, match=message):
+        env.set_task(task)
+    with pytest.raises(MetaRLError, match=message):
+        make(env_id, task=task)
+
+
+def test_task_range_widens_the_task_space():
+    env = make("metarl/Navigation2D-v0", task_range=(-1.0, 1.0)).unwrapped
+    env.set_task(Goal2D(0.9, -0.9))
+    assert max(abs(t.x) for t in env.sample_tasks(200, np.random.default_rng(0))) > 0.5
+    with pytest.raises(MetaRLError, match="fixed set of tasks"):
+        make("metarl/HalfCheetahDir-v0", task_range=(0.0, 1.0))
+    with pytest.raises(MetaRLError, match="numpy.random.Generator"):
+        env.sample_tasks(3, 0)
+
+
+# --- rendering --------------------------------------------------------------------------------
+def test_navigation_renders_rgb():
+    env = make("metarl/Navigation2D-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(np.array([0.1, 0.1]))
+    frame = env.render()
+    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8
+    assert (frame != 255).any()
+
+
+def test_render_failure_is_a_clear_error(monkeypatch):
+    env = make("metarl/HalfCheetahDir-v0", render_mode="rgb_array").unwrapped
+    env.reset(seed=0)
+
+    def broken(mode):
+        raise RuntimeError("no OpenGL")
+
+    monkeypatch.setattr(env.mujoco_renderer, "render", broken)
+    with pytest.raises(MetaRLError, match="MUJOCO_GL=egl"):
+        env.render()
+
+
+def test_mujoco_renders_rgb_with_egl():
+    """In a fresh process with MUJOCO_GL=egl (a GL backend is chosen at first use)."""
+    code = (
+        "import gymnasium as gym, metarl.envs\n"
+        "env = gym.make('metarl/AntPos-v0', render_mode='rgb_array', width=48, height=32)\n"
+        "env.reset(seed=0); f = env.render(); print(f.shape, f.dtype)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MUJOCO_GL": "egl"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"no working EGL here: {result.stderr.strip().splitlines()[-1:]}")
+    assert "(32, 48, 3) uint8" in result.stdout
+
+
+# --- the batched twin equals the Gymnasium env's own step --------------------------------------
+def _compare_batched(env_id: str, backend: str, steps: int, tolerance: float) -> None:
+    env = make(env_id).unwrapped
+    rng = np.random.default_rng(0)
+    tasks = env.sample_tasks(3, rng)
+    seeds = np.array([4, 5, 6])
+    actions = rng.uniform(
+        env.action_space.low, env.action_space.high, (steps, 3, env.action_space.shape[0])
+    )
+    pool = PhysicsPool(2)
+    venv = env.batched(3, pool=pool, backend=backend)
+    obs = venv.reset(env.task_space.to_array(tasks), seeds)
+    singles = []
+    for i in range(3):
+        single = make(env_id).unwrapped
+        single.set_task(tasks[i])
+        first, _ = single.reset(seed=int(seeds[i]))
+        np.testing.assert_array_equal(obs[i], first)
+        singles.append(single)
+    active = np.ones(3, bool)
+    for t in range(steps):
+        venv.step_async(actions[t], active)
+        step = venv.step_wait()
+        for i, single in enumerate(singles):
+            if not active[i]:
+                continue
+            o, r, term, _, info = single.step(actions[t, i])
+            np.testing.assert_allclose(step.observations[i], o, rtol=tolerance, atol=tolerance)
+            assert step.rewards[i] == pytest.approx(r, rel=tolerance, abs=tolerance)
+            terms = [info[k] for k in venv.reward_term_names]
+            np.testing.assert_allclose(step.reward_terms[i], terms, rtol=tolerance, atol=tolerance)
+            assert step.terminated[i] == term
+            active[i] = not term
+    venv.close()
+    pool.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_batched_twin_equals_env_step_exactly(env_id):
+    """The ``threads`` backend makes Gymnasium's calls: bit-identical for a whole episode."""
+    _compare_batched(env_id, "threads", steps=60, tolerance=0.0)
+
+
+def test_batched_twin_with_rollout_backend_matches_to_solver_tolerance():
+    """``rollout`` zeroes the solver's warm start each step: equal to ~1e-9 over short runs."""
+    _compare_batched("metarl/HalfCheetahVel-v0", "rollout", steps=20, tolerance=1e-7)
+
+
+def test_rollout_backend_refuses_ant():
+    env = make("metarl/AntVel-v0").unwrapped
+    with pytest.raises(MetaRLError, match="backend='threads'"):
+        env.batched(2, backend="rollout")
+    with pytest.raises(MetaRLError, match="unknown physics backend"):
+        env.batched(2, backend="gpu")

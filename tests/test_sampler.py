@@ -1,0 +1,269 @@
+"""The batched multi-task sampler against plain single-env Gymnasium rollouts."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import metarl.envs  # noqa: F401  (registers the envs)
+from metarl.envs import Goal2D
+from metarl.errors import MetaRLError
+from metarl.functional import params_of, stack
+from metarl.policies import GaussianMLPPolicy
+from metarl.sampler import Episodes, MultiTaskSampler
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*settotalmass.*")
+        yield
+
+
+def make_sampler(env_id, episodes=2, **kwargs) -> tuple[MultiTaskSampler, GaussianMLPPolicy]:
+    sampler = MultiTaskSampler(env_id, episodes, num_threads=2, **kwargs)
+    env = sampler.env
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0], (16, 16))
+    return sampler, policy
+
+
+def replay_in_gymnasium(env_id, episodes: Episodes, tasks, env_kwargs=None, tolerance=0.0):
+    """Re-run every episode in a plain Gymnasium env from its seed with its clipped actions."""
+    env = gym.make(env_id, **(env_kwargs or {}))
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    T, E, H = episodes.rewards.shape
+    names = list(episodes.reward_terms)
+    for i in range(T):
+        env.unwrapped.set_task(tasks[i])
+        for j in range(E):
+            obs, _ = env.reset(seed=int(episodes.seeds[i, j]))
+            length = int(episodes.lengths[i, j])
+            for t in range(H):
+                if t >= length:
+                    assert episodes.mask[i, j, t] == 0 and episodes.rewards[i, j, t] == 0
+                    assert not episodes.observations[i, j, t].any()
+                    continue
+                assert episodes.mask[i, j, t] == 1
+                np.testing.assert_allclose(
+                    episodes.observations[i, j, t].numpy(),
+                    obs.astype(np.float32),
+                    rtol=tolerance,
+                    atol=tolerance,
+                )
+                action = np.clip(episodes.actions[i, j, t].numpy().astype(np.float64), low, high)
+                obs, reward, terminated, truncated, info = env.step(action)
+                assert episodes.rewards[i, j, t].item() == pytest.approx(
+                    np.float32(reward), rel=tolerance, abs=tolerance
+                )
+                for name in names:
+                    assert episodes.reward_terms[name][i, j, t].item() == pytest.approx(
+                        np.float32(info[name]), rel=tolerance, abs=tolerance
+                    )
+                assert bool(episodes.terminated[i, j, t]) == terminated
+                if terminated:
+                    assert t == length - 1
+                    break
+            else:
+                assert length == H
+
+
+# --- equality with Gymnasium ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "env_id, horizon",
+    [
+        ("metarl/HalfCheetahVel-v0", 60),
+        ("metarl/HalfCheetahDir-v0", 60),
+        ("metarl/AntVel-v0", 120),
+        ("metarl/AntDir-v0", 60),
+        ("metarl/AntPos-v0", 60),
+    ],
+)
+def test_sampler_equals_gymnasium_rollout(env_id, horizon):
+    """With the ``threads`` backend every episode is bit-identical to Gymnasium's."""
+    sampler, policy = make_sampler(env_id, horizon=horizon, backend="threads")
+    rng = np.random.default_rng(1)
+    tasks = sampler.env.sample_tasks(3, rng)
+    episodes = sampler.sample(tasks, policy, params_of(policy), rng)
+    replay_in_gymnasium(env_id, episodes, tasks)
+    sampler.close()
+
+
+def test_ant_episodes_terminate_and_are_masked():
+    sampler, policy = make_sampler("metarl/AntVel-v0", episodes=4, backend="threads")
+    rng = np.random.default_rng(0)
+    tasks = sampler.env.sample_tasks(2, rng)
+    episodes = sampler.sample(tasks, policy, params_of(policy), rng)
+    assert (episodes.lengths < 200).any(), "a random Ant policy should fall over sometimes"
+    check_mask_invariants(episodes)
+    sampler.close()
+
+
+def test_rollout_backend_matches_gymnasium_to_solver_tolerance():
+    """``rollout`` restarts the solver from a zero warm start; short episodes agree to 1e-5."""
+    env_id = "metarl/HalfCheetahVel-v0"
+    sampler, policy = make_sampler(env_id, horizon=15, backend="rollout")
+    rng = np.random.default_rng(2)
+    tasks = sampler.env.sample_tasks(2, rng)
+    episodes = sampler.sample(tasks, policy, params_of(policy), rng)
+    replay_in_gymnasium(env_id, episodes, tasks, tolerance=1e-5)
+    sampler.close()
+
+
+def test_navigation_terminations_are_masked_like_gymnasium():
+    kwargs = {"goal_tolerance": 0.08}
+    sampler, policy = make_sampler("metarl/Navigation2D-v0", episodes=8, env_kwargs=kwargs)
+    tasks = [Goal2D(0.1, 0.1), Goal2D(-0.1, 0.0), Goal2D(0.4, -0.4)]
+    episodes = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(3))
+    lengths = episodes.lengths
+    assert (lengths < 100).any() and (lengths == 100).any()
+    check_mask_invariants(episodes)
+    replay_in_gymnasium("metarl/Navigation2D-v0", episodes, tasks, env_kwargs=kwargs)
+
+
+def check_mask_invariants(episodes: Episodes) -> None:
+    T, E, H = episodes.mask.shape
+    steps = torch.arange(H)
+    expected = (steps < episodes.lengths[..., None]).float()
+    assert torch.equal(episodes.mask, expected)
+    ended = episodes.terminated.sum(-1)
+    assert ended.max() <= 1
+    assert torch.equal(ended == 1, episodes.lengths < H)
+    dead = episodes.mask == 0
+    for tensor in (episodes.rewards, episodes.log_probs, *episodes.reward_terms.values()):
+        assert not tensor[dead].any()
+    assert not episodes.observations[dead].any() and not episodes.actions[dead].any()
+
+
+# --- shapes, parameters, reproducibility ------------------------------------------------------
+def test_episode_shapes_and_types():
+    sampler, policy = make_sampler("metarl/HalfCheetahDir-v0", episodes=3, horizon=7)
+    rng = np.random.default_rng(0)
+    tasks = sampler.env.sample_tasks(4, rng)
+    ep = sampler.sample(tasks, policy, params_of(policy), rng)
+    assert ep.observations.shape == (4, 3, 7, 17) and ep.actions.shape == (4, 3, 7, 6)
+    for t in (ep.rewards, ep.log_probs, ep.mask, ep.terminated):
+        assert t.shape == (4, 3, 7)
+    assert ep.observations.dtype == ep.rewards.dtype == ep.log_probs.dtype == torch.float32
+    assert ep.terminated.dtype == torch.bool and ep.lengths.dtype == torch.int64
+    assert torch.equal(ep.task_index, torch.arange(4)[:, None].expand(4, 3))
+    assert set(ep.reward_terms) == {"reward_forward", "reward_ctrl"}
+    torch.testing.assert_close(sum(ep.reward_terms.values()), ep.rewards)
+    assert ep.returns.shape == (4, 3)
+    assert all(t.device.type == "cpu" for t in (ep.observations, ep.rewards, ep.seeds))
+    # the log-probs are the behaviour policy's, summed over action dimensions
+    torch.testing.assert_close(
+        policy.log_prob(params_of(policy), ep.observations, ep.actions).detach(), ep.log_probs
+    )
+
+
+def test_same_rng_same_episodes_and_torch_threads_restored():
+    sampler, policy = make_sampler("metarl/HalfCheetahVel-v0", horizon=10)
+    threads = torch.get_num_threads()
+    tasks = sampler.env.sample_tasks(3, np.random.default_rng(0))
+    a = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(9))
+    b = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(9))
+    c = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(10))
+    assert torch.get_num_threads() == threads
+    for x, y in zip(a[:-1], b[:-1], strict=True):
+        assert torch.equal(x, y)
+    assert not torch.equal(a.actions, c.actions) and not torch.equal(a.seeds, c.seeds)
+
+
+def test_stacked_params_act_per_task():
+    """Task i's rows use params[i]: here only task 1 gets a large output bias."""
+    sampler, policy = make_sampler("metarl/Navigation2D-v0", episodes=5, horizon=20)
+    tasks = sampler.env.sample_tasks(3, np.random.default_rng(0))
+    base = {k: v.detach() for k, v in params_of(policy).items()}
+    per_task = [dict(base) for _ in tasks]
+    last = f"layers.{len(policy.layers) - 1}.bias"
+    per_task[1][last] = base[last] + 50.0
+    ep = sampler.sample(tasks, policy, stack(per_task), np.random.default_rng(4))
+    means = ep.actions.mean(dim=(1, 2, 3))
+    assert means[1] > 45 and abs(means[0]) < 5 and abs(means[2]) < 5
+    # identical stacked copies give what the shared set gives
+    same = sampler.sample(tasks, policy, stack([base] * 3), np.random.default_rng(4))
+    shared = sampler.sample(tasks, policy, base, np.random.default_rng(4))
+    torch.testing.assert_close(same.actions, shared.actions)
+    torch.testing.assert_close(same.rewards, shared.rewards)
+
+
+@pytest.mark.parametrize("pipeline", [1, 3])
+def test_pipeline_groups_cover_all_tasks(pipeline):
+    sampler, policy = make_sampler("metarl/HalfCheetahVel-v0", horizon=5, pipeline=pipeline)
+    tasks = sampler.env.sample_tasks(5, np.random.default_rng(0))
+    ep = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(1))
+    assert len(sampler._groups[5]) == pipeline
+    assert (ep.mask == 1).all() and (ep.observations.abs().sum(-1) > 0).all()
+    replay_in_gymnasium("metarl/HalfCheetahVel-v0", ep, tasks, tolerance=1e-5)
+
+
+def test_oracle_env_and_default_horizon():
+    sampler, policy = make_sampler("metarl/Navigation2D-v0", env_kwargs={"oracle": True})
+    assert sampler.horizon == 100 and policy.obs_dim == 4
+    tasks = sampler.env.sample_tasks(2, np.random.default_rng(0))
+    ep = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(0))
+    goals = torch.from_numpy(np.stack([t.to_array() for t in tasks])).float()
+    valid = ep.mask.bool()
+    torch.testing.assert_close(
+        ep.observations[..., 2:][valid], goals[:, None, None].expand(2, 2, 100, 2)[valid]
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_device():
+    sampler, policy = make_sampler("metarl/HalfCheetahVel-v0", horizon=5, device="cuda")
+    policy = policy.cuda()
+    tasks = sampler.env.sample_tasks(2, np.random.default_rng(0))
+    ep = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(0))
+    assert all(t.device.type == "cuda" for t in ep[:-1])
+    replay_in_gymnasium(
+        "metarl/HalfCheetahVel-v0",
+        Episodes(
+            *(
+                t.cpu() if isinstance(t, torch.Tensor) else {k: v.cpu() for k, v in t.items()}
+                for t in ep
+            )
+        ),
+        tasks,
+        tolerance=1e-5,
+    )
+
+
+# --- errors -----------------------------------------------------------------------------------
+def test_wrong_parameter_stacks_are_rejected():
+    sampler, policy = make_sampler("metarl/HalfCheetahVel-v0", horizon=3)
+    rng = np.random.default_rng(0)
+    tasks = sampler.env.sample_tasks(3, rng)
+    params = params_of(policy)
+    with pytest.raises(MetaRLError, match=r"'log_std' has shape \(2, 6\).*\(3, 6\) \(a stack"):
+        sampler.sample(tasks, policy, stack([params] * 2), rng)
+    mixed = {**stack([params] * 3), "log_std": params["log_std"]}
+    with pytest.raises(MetaRLError, match="mix stacked and unstacked"):
+        sampler.sample(tasks, policy, mixed, rng)
+    with pytest.raises(MetaRLError, match="expects"):
+        sampler.sample(tasks, policy, {"layers.0.weight": params["layers.0.weight"]}, rng)
+    other = GaussianMLPPolicy(19, 6)
+    with pytest.raises(MetaRLError, match="maps 19 observations.*17 observations"):
+        sampler.sample(tasks, other, params_of(other), rng)
+
+
+def test_bad_arguments_are_rejected():
+    sampler, policy = make_sampler("metarl/AntDir-v0", horizon=3)
+    params = params_of(policy)
+    with pytest.raises(MetaRLError, match="numpy.random.Generator"):
+        sampler.sample([{"direction": 1.0}], policy, params, 0)
+    with pytest.raises(MetaRLError, match="at least one task"):
+        sampler.sample([], policy, params, np.random.default_rng())
+    with pytest.raises(MetaRLError, match=r"unknown field\(s\) \['dir'\]"):
+        sampler.sample([{"dir": 1.0}], policy, params, np.random.default_rng())
+    with pytest.raises(MetaRLError, match="cannot make env"):
+        MultiTaskSampler("metarl/NoSuchEnv-v0", 2)
+    with pytest.raises(MetaRLError, match="episodes_per_task"):
+        MultiTaskSampler("metarl/AntDir-v0", 0)
+    with pytest.raises(MetaRLError, match="task protocol"):
+        MultiTaskSampler(gym.make("Pendulum-v1"), 2)

@@ -1,0 +1,119 @@
+"""End-to-end smoke runs of the meta-RL scripts with tiny budgets, exact resume, and errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.rl_config import RLConfig
+from metarl.rl_trainer import MetaRLTrainer
+
+from .conftest import call_script, run_script
+
+TINY = ["--iterations", "2", "--meta-batch", "3", "--episodes-per-task", "2", "--horizon", "12",
+        "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def nav_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rl") / "nav"
+    proc = run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(out))
+    assert "return after adaptation" in proc.stdout
+    return out
+
+
+def test_train_rl_writes_everything(nav_run):
+    for name in ("config.json", "results.json", "metrics.jsonl", "training.png"):
+        assert (nav_run / name).is_file(), name
+    res = json.loads((nav_run / "results.json").read_text())
+    assert res["iterations"] == 2
+    for key in ("returns/before_adaptation", "returns/after_adaptation", "trpo/kl",
+                "time/sampling", "time/inner", "time/outer"):
+        assert key in res["last_10_iterations"], key
+    logged = [json.loads(line) for line in (nav_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [1, 2]
+
+
+def test_adapt_rl_sampled_and_given_goals(nav_run):
+    proc = run_script("adapt_rl.py", "--run-dir", str(nav_run), "--num-tasks", "3",
+                      "--timesteps", "24", "--steps", "2", "--threads", "1")
+    out = nav_run / "adapt-3goals-seed1"
+    res = json.loads((out / "results.json").read_text())
+    assert res["steps"] == [0, 1, 2] and res["step_sizes"] == [0.1, 0.05]
+    assert np.asarray(res["returns_per_task"]).shape == (3, 3)
+    assert (out / "returns.csv").read_text().count("\n") == 4
+    assert (out / "adapted_policy.pt").is_file() and "after 2 step(s)" in proc.stdout
+    run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
+               "--timesteps", "24", "--steps", "1", "--threads", "1")
+    res = json.loads((nav_run / "adapt-goal-0.3_-0.2" / "results.json").read_text())
+    assert res["tasks"] == [[0.3, -0.2]]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--goal", "3.0", "0.0"], "out of range"),
+        (["--goal", "0.1"], "has 2 value(s)"),
+        (["--steps", "-1"], "--steps must be >= 0"),
+    ],
+)
+def test_adapt_rl_bad_input(nav_run, args, message):
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_baselines_and_figure(nav_run, tmp_path):
+    common = ["--num-tasks", "2", "--timesteps", "24", "--steps", "1", "--threads", "1",
+              "--hidden-sizes", "16", "16"]
+    run_script("baselines_rl.py", "--baseline", "random", "--out-dir", str(tmp_path / "rand"),
+               *common)
+    run_script("baselines_rl.py", "--baseline", "pretrained", "--ppo-timesteps", "256",
+               "--ppo-envs", "2", "--no-progress", "--out-dir", str(tmp_path / "pre"), *common)
+    for name in ("rand", "pre"):
+        res = json.loads((tmp_path / name / "results.json").read_text())
+        assert res["returns_mean"] and (tmp_path / name / "policy.pt").is_file()
+    proc = run_script("adapt_rl.py", "--policy", str(tmp_path / "pre" / "policy.pt"),
+                      "--num-tasks", "2", "--timesteps", "24", "--steps", "1", "--threads", "1")
+    assert "pretrained on metarl/Navigation2D-v0" in proc.stdout
+    run_script("plot_rl.py", "--results", str(tmp_path / "rand"), str(tmp_path / "pre"),
+               "--out", str(tmp_path / "fig.png"))
+    assert (tmp_path / "fig.png").is_file()
+
+
+def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
+    base = RLConfig(iterations=4, meta_batch=3, episodes_per_task=2, horizon=10,
+                    hidden_sizes=(16,), threads=1, checkpoint_every=2)
+    full = MetaRLTrainer(base, tmp_path / "full", progress=False)
+    full.train()
+    MetaRLTrainer(replace(base, iterations=2), tmp_path / "part", progress=False).train()
+    resumed = MetaRLTrainer(base, tmp_path / "part", resume=True, progress=False)
+    assert resumed.iteration == 2
+    resumed.train()
+    for (k, a), b in zip(full.policy.state_dict().items(), resumed.policy.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_halfcheetah_smoke(tmp_path):
+    out = tmp_path / "hc"
+    run_script("train_rl.py", "--preset", "halfcheetah-vel", *TINY, "--out-dir", str(out))
+    res = json.loads((out / "results.json").read_text())
+    assert np.isfinite(res["last_10_iterations"]["returns/after_adaptation"])
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--env", "metarl/Nope-v0"], "unknown --env 'metarl/Nope-v0'"),
+        (["--preset", "walker"], "unknown --preset 'walker'"),
+        (["--inner-loss", "dice"], "unknown --inner-loss 'dice'"),
+        (["--meta-batch", "0"], "--meta-batch must be at least 1"),
+    ],
+)
+def test_train_rl_bad_input(tmp_path, args, message):
+    proc = call_script("train_rl.py", *args, "--out-dir", str(tmp_path / "x"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+    assert not (tmp_path / "x").exists()
