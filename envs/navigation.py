@@ -18,11 +18,12 @@ def navigation_step(
     """One move of one or many points: ``[..., 2]`` arrays -> (position, distance, reached).
 
     The single env and its batched twin both step through this function, so they cannot
-    disagree. The action is clipped to ``±max_step`` per coordinate; the episode ends when both
+    disagree. The action lives in ``[-1, 1]²`` (clipped) and moves the point by
+    ``max_step · action``, i.e. at most ``max_step`` per coordinate; the episode ends when both
     coordinates are within ``tolerance`` of the goal (``abs(x) < 0.01 and abs(y) < 0.01`` in
     cbfinn/maml_rl ``maml_examples/point_env_randgoal.py``).
     """
-    position = position + np.clip(action, -max_step, max_step)
+    position = position + max_step * np.clip(action, -1.0, 1.0)
     offset = position - goal
     distance = np.sqrt(np.square(offset).sum(-1))
     reached = (np.abs(offset) < tolerance).all(-1)
@@ -38,8 +39,12 @@ class Navigation2DEnv(MetaEnv, gym.Env):
     what few-shot adaptation has to do. Pure numpy; no physics engine.
 
     ## Action Space
-    ``Box(-0.1, 0.1, (2,), float32)``: the displacement in x and y. Actions outside the box are
-    clipped to ±0.1 per coordinate by the env itself.
+    ``Box(-1, 1, (2,), float32)``: the displacement in x and y in units of ``max_step`` (0.1):
+    the point moves by ``0.1 · clip(action, -1, 1)``, so at most ±0.1 per coordinate and step.
+    This is the original code's set-up: its point env has the action box ±0.1 and is wrapped
+    in rllab's ``normalize``, which maps policy outputs in ``[-1, 1]`` onto that box. The scale
+    matters for learning: a Gaussian policy starting with standard deviation 1 explores the
+    whole step range instead of saturating at ±0.1 on almost every step.
 
     ## Observation Space
     ``Box(-inf, inf, (2,), float64)``:
@@ -69,17 +74,16 @@ class Navigation2DEnv(MetaEnv, gym.Env):
     | ``task``           | ``(0.25, 0.25)`` | the goal (a Goal2D or ``{"x":, "y":}``)   |
     | ``oracle``         | False            | append the goal to the observation        |
     | ``task_range``     | ``(-0.5, 0.5)``  | goal coordinates are drawn from / lie in  |
-    | ``max_step``       | 0.1              | action bound per coordinate               |
+    | ``max_step``       | 0.1              | largest move per coordinate and step      |
     | ``goal_tolerance`` | 0.01             | termination distance per coordinate       |
     | ``render_mode``    | None             | ``"rgb_array"``: a 256×256 drawing        |
 
     ## Differences from the paper's (rllab) version
-    None in the dynamics and reward. The original wrapped the env in rllab's ``normalize``,
-    which mapped policy outputs in ``[-1, 1]`` to ``[-0.1, 0.1]``; here the action space is
-    ``[-0.1, 0.1]`` itself and the env clips, so a policy's raw outputs are displacements.
+    None in the dynamics, the reward or the action scaling (rllab's ``normalize`` is built in,
+    see Action Space).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (actions in ``[-1, 1]`` scaled by ``max_step``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -103,7 +107,7 @@ class Navigation2DEnv(MetaEnv, gym.Env):
         self.render_mode = render_mode
         self.max_step = float(max_step)
         self.goal_tolerance = float(goal_tolerance)
-        self.action_space = spaces.Box(-self.max_step, self.max_step, (2,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float64)
         self._position = np.zeros(2)
         self._trail: list[np.ndarray] = []

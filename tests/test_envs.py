@@ -156,11 +156,11 @@ def test_navigation_reward_and_termination():
     env = make("metarl/Navigation2D-v0", task=Goal2D(0.15, -0.05))
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs, [0.0, 0.0])
-    obs, reward, terminated, _, info = env.step(np.array([0.5, -0.02]))  # clipped to 0.1
+    obs, reward, terminated, _, info = env.step(np.array([5.0, -0.2]))  # x clipped to 1 -> 0.1
     np.testing.assert_allclose(obs, [0.1, -0.02])
     assert reward == pytest.approx(-np.hypot(0.1 - 0.15, -0.02 + 0.05))
     assert info["reward_distance"] == reward and not terminated
-    obs, reward, terminated, *_ = env.step(np.array([0.05, -0.025]))
+    obs, reward, terminated, *_ = env.step(np.array([0.5, -0.25]))  # moves by (0.05, -0.025)
     assert terminated  # |dx| = 0, |dy| = 0.005 < 0.01
 
 
@@ -245,7 +245,7 @@ def test_task_range_widens_the_task_space():
 def test_navigation_renders_rgb():
     env = make("metarl/Navigation2D-v0", render_mode="rgb_array")
     env.reset(seed=0)
-    env.step(np.array([0.1, 0.1]))
+    env.step(np.array([1.0, 1.0]))
     frame = env.render()
     assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8
     assert (frame != 255).any()
