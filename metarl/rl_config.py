@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarl.errors import MetaRLError, require
-from metarl.maml_rl import FISHER, MODES
+from metarl.maml_rl import FISHER, MODES, TRPOSettings
 from metarl.pg import INNER_LOSSES
 
 
@@ -41,19 +41,8 @@ class RLConfig:
     """GAE λ (1.0: returns minus the linear baseline, as the original code)."""
     normalize_advantages: bool = True
     """Normalise advantages per task to zero mean and unit variance."""
-    max_kl: float = 0.01
-    """TRPO trust-region radius on the mean KL of the adapted policies."""
-    cg_iterations: int = 10
-    """Conjugate-gradient iterations of the TRPO step."""
-    cg_damping: float = 1e-5
-    """Damping of the KL Hessian-vector products."""
-    ls_ratio: float = 0.8
-    """Backtracking ratio of the TRPO line search."""
-    ls_steps: int = 15
-    """Line-search candidates before a step is rejected."""
-    fisher: str = "gauss-newton"
-    """KL Hessian-vector products: gauss-newton (Jᵀ H' J, exact at the current θ, faster) or
-    autograd (double back-propagation of ∇KL); tested equal."""
+    trpo: TRPOSettings = field(default_factory=TRPOSettings)
+    """The TRPO outer update (trust region, conjugate gradient, line search)."""
     hidden_sizes: tuple[int, ...] = (100, 100)
     """Hidden layer sizes of the policy MLP (the paper: two layers of 100)."""
     activation: str = "relu"
@@ -93,25 +82,30 @@ class RLConfig:
         require(self.inner_loss in INNER_LOSSES,
                 f"unknown --inner-loss {self.inner_loss!r}; choose reinforce or lvc")
         require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
-        require(self.fisher in FISHER,
-                f"unknown --fisher {self.fisher!r}; choose {', '.join(FISHER)}")
+        t = self.trpo
+        require(t.fisher in FISHER,
+                f"unknown --trpo.fisher {t.fisher!r}; choose {', '.join(FISHER)}")
+        require(t.cg_iterations >= 1 and t.ls_steps >= 1,
+                "--trpo.cg-iterations and --trpo.ls-steps must be at least 1")
+        require(t.max_kl > 0, f"--trpo.max-kl must be positive, got {t.max_kl}")
+        require(t.cg_damping >= 0, f"--trpo.cg-damping must be >= 0, got {t.cg_damping}")
+        require(0 < t.ls_ratio < 1, f"--trpo.ls-ratio must be in (0, 1), got {t.ls_ratio}")
         require(self.torch_threads is None or self.torch_threads >= 1,
                 "--torch-threads must be at least 1")
         require(self.activation in ("relu", "tanh"),
                 f"unknown --activation {self.activation!r}; choose relu or tanh")
-        for name in ("iterations", "meta_batch", "episodes_per_task", "cg_iterations",
-                     "ls_steps", "checkpoint_every", "keep_checkpoints", "max_nan_steps"):
+        for name in ("iterations", "meta_batch", "episodes_per_task", "checkpoint_every",
+                     "keep_checkpoints", "max_nan_steps"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.inner_steps >= 0, f"--inner-steps must be >= 0, got {self.inner_steps}")
         require(self.horizon is None or self.horizon >= 1,
                 f"--horizon must be at least 1, got {self.horizon}")
-        for name in ("inner_lr", "max_kl", "init_std"):
+        for name in ("inner_lr", "init_std"):
             value = getattr(self, name)
             require(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1], got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
-        require(0 < self.ls_ratio < 1, f"--ls-ratio must be in (0, 1), got {self.ls_ratio}")
         require(all(h >= 1 for h in self.hidden_sizes), "--hidden-sizes must be positive")
         require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
                 f"unknown --device {self.device!r}; choose cpu or cuda")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from metarl.envs.base import Task
 from metarl.functional import Params, expand
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state, run_loop, say
-from metarl.maml_rl import MAMLTRPO, TRPOSettings
+from metarl.maml_rl import MAMLTRPO
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import RLConfig
 from metarl.sampler import MultiTaskSampler
@@ -47,9 +48,7 @@ def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
     """The MAML-TRPO meta-learner a config describes."""
     return MAMLTRPO(
         policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lr, first_order=cfg.first_order,
-        inner_loss=cfg.inner_loss, mode=cfg.mode,
-        trpo=TRPOSettings(cfg.max_kl, cfg.cg_iterations, cfg.cg_damping, cfg.ls_ratio,
-                          cfg.ls_steps, cfg.fisher),
+        inner_loss=cfg.inner_loss, mode=cfg.mode, trpo=replace(cfg.trpo),
     )
 
 

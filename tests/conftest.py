@@ -17,6 +17,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+def finite_difference_grad(fn, params, eps: float = 1e-6) -> torch.Tensor:
+    """Central differences of the scalar ``fn(params)`` in every coordinate (float64)."""
+    from metarl.functional import flatten, unflatten
+
+    flat = flatten(params).detach().clone()
+    out = torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        e = torch.zeros_like(flat)
+        e[i] = eps
+        out[i] = (fn(unflatten(flat + e, params)) - fn(unflatten(flat - e, params))) / (2 * eps)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     """Tests compare numbers bitwise in places; keep torch's thread count fixed."""

@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 from metarl.adapt import adapt, adapt_path, step_sizes
-from metarl.functional import flatten, functional_loss, params_of, unflatten
+from metarl.functional import flatten, functional_loss, params_of
 from metarl.meta import grads_of, maml_objective, reptile_pseudo_gradient
 from metarl.reference import loop_adapt, loop_maml_loss
 from metarl.supervised.models import MLP
+
+from .conftest import finite_difference_grad
 
 DT = torch.float64
 
@@ -31,17 +33,6 @@ def tiny_problem(n_tasks: int = 4, k: int = 6, seed: int = 0):
         return x, amp * torch.sin(x - phase)
 
     return model, loss_fn, draw(k), draw(k)
-
-
-def finite_difference_grad(fn, params, eps: float = 1e-6) -> torch.Tensor:
-    """Central differences of the scalar ``fn(params)`` in every coordinate."""
-    flat = flatten(params).detach().clone()
-    out = torch.zeros_like(flat)
-    for i in range(flat.numel()):
-        e = torch.zeros_like(flat)
-        e[i] = eps
-        out[i] = (fn(unflatten(flat + e, params)) - fn(unflatten(flat - e, params))) / (2 * eps)
-    return out
 
 
 @pytest.mark.parametrize("steps,lr", [(1, 0.05), (2, [0.05, 0.02])])

@@ -14,6 +14,8 @@ from metarl.pg import PGBatch, reinforce_loss, surrogate_loss
 from metarl.policies import GaussianDist, GaussianMLPPolicy
 from metarl.trpo import conjugate_gradient, line_search
 
+from .conftest import finite_difference_grad
+
 DT = torch.float64
 
 
@@ -37,16 +39,6 @@ def synthetic(n_tasks=3, episodes=4, horizon=6, obs_dim=2, act_dim=2, seed=0):
     return policy, batch(), batch()
 
 
-def fd_grad(fn, params, eps=1e-6):
-    flat = flatten(params).detach().clone()
-    out = torch.zeros_like(flat)
-    for i in range(flat.numel()):
-        e = torch.zeros_like(flat)
-        e[i] = eps
-        out[i] = (fn(unflatten(flat + e, params)) - fn(unflatten(flat - e, params))) / (2 * eps)
-    return out
-
-
 @pytest.mark.parametrize("inner_loss", ["reinforce", "lvc"])
 def test_meta_gradient_matches_finite_differences(inner_loss):
     policy, support, query = synthetic()
@@ -59,7 +51,7 @@ def test_meta_gradient_matches_finite_differences(inner_loss):
         # the query log-probs of the "old" policy are constants, as in the real objective
         return learner.meta_loss(p, support, query).item()
 
-    numeric = fd_grad(f, params)
+    numeric = finite_difference_grad(f, params)
     assert torch.allclose(analytic, numeric, rtol=1e-6, atol=1e-9), (analytic - numeric).abs().max()
 
 
