@@ -65,6 +65,9 @@ class BaselineConfig:
     """Environment steps per adaptation step and goal at evaluation."""
     threads: int | None = None
     """Physics threads for the evaluation."""
+    torch_threads: int = 1
+    """torch intra-op threads for PPO and the evaluation (1 is fastest for these small
+    networks and does not fight other jobs for the cores)."""
     progress: bool = True
     """Show PPO's progress bar."""
 
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")
     make_meta_env(cfg.env)
+    torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
               for k, v in vars(cfg).items()}
     out = prepare_run_dir(cfg.out_dir, config, resume=False)

@@ -117,3 +117,12 @@ def test_train_rl_bad_input(tmp_path, args, message):
     proc = call_script("train_rl.py", *args, "--out-dir", str(tmp_path / "x"))
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_bench_trpo_smoke(tmp_path):
+    out = call_script("bench_trpo.py", "--tasks", "2", "--episodes", "2", "--horizon", "6",
+                      "--obs-dim", "3", "--act-dim", "2", "--repeats", "1",
+                      "--out", str(tmp_path / "b.json"))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert len(rows) == 6 and all(r["max_abs_diff_vs_first"] < 1e-5 for r in rows)

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Time one MAML-TRPO outer step (inner update + gradient + 10 CG iterations + line search)
+for each way of batching the tasks, against the plain per-task loop, in the same run.
+
+The data are synthetic episodes of the paper's shapes (default: HalfCheetah, 40 tasks × 20
+episodes × 200 steps, 17-D observations, 6-D actions, a 2×100 ReLU policy), so the timing does
+not depend on the simulator. Every variant starts from the same parameters and data; the
+parameters they end at are compared with the loop's.
+
+Example::
+
+    python scripts/bench_trpo.py                          # CPU, HalfCheetah shapes
+    python scripts/bench_trpo.py --device cuda --repeats 5
+    python scripts/bench_trpo.py --tasks 20 --horizon 100 --obs-dim 2 --act-dim 2   # navigation
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from metarl.errors import cli_errors, require
+from metarl.functional import flatten
+from metarl.maml_rl import FISHER, MAMLTRPO, MODES, TRPOSettings
+from metarl.pg import PGBatch
+from metarl.policies import GaussianMLPPolicy
+
+
+@dataclass
+class BenchTRPOConfig:
+    """Benchmark the MAML-TRPO outer step."""
+
+    tasks: int = 40
+    """Tasks in the meta-batch (the paper's locomotion: 40)."""
+    episodes: int = 20
+    """Episodes per task."""
+    horizon: int = 200
+    """Steps per episode."""
+    obs_dim: int = 17
+    """Observation size (HalfCheetah-v5: 17)."""
+    act_dim: int = 6
+    """Action size (HalfCheetah: 6)."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's choice)."""
+    modes: tuple[str, ...] = ("loop", "stacked", "vmap")
+    """Ways of batching the inner update over tasks to time (loop is the reference)."""
+    fishers: tuple[str, ...] = ("autograd", "gauss-newton")
+    """KL Hessian-vector product variants to time."""
+    repeats: int = 2
+    """Timed steps per variant (after one untimed warm-up step); the median is reported."""
+    out: Path | None = None
+    """Write the numbers to this JSON file."""
+
+
+def synthetic(cfg: BenchTRPOConfig, policy: GaussianMLPPolicy, seed: int) -> PGBatch:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    shape = (cfg.tasks, cfg.episodes, cfg.horizon)
+    obs = torch.randn(*shape, cfg.obs_dim, generator=g)
+    mask = torch.ones(shape)
+    mask[:, :, int(0.9 * cfg.horizon):] = (torch.rand(cfg.tasks, cfg.episodes, 1, generator=g)
+                                           > 0.2).float()  # some early terminations
+    with torch.no_grad():
+        dist = policy(obs)
+        act = dist.mean + torch.exp(dist.log_std) * torch.randn(dist.mean.shape, generator=g)
+        logp = policy.log_prob(dict(policy.named_parameters()), obs, act)
+    adv = torch.randn(shape, generator=g) * mask
+    dev = torch.device(cfg.device)
+    return PGBatch(*(t.to(dev) for t in (obs, act, adv, logp, mask)))
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    cfg = tyro.cli(BenchTRPOConfig, args=argv, description=__doc__)
+    require(set(cfg.modes) <= set(MODES), f"--modes must be among {MODES}")
+    require(set(cfg.fishers) <= set(FISHER), f"--fishers must be among {FISHER}")
+    require(cfg.repeats >= 1, "--repeats must be at least 1")
+    if cfg.device.startswith("cuda"):
+        require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(0)
+    base = GaussianMLPPolicy(cfg.obs_dim, cfg.act_dim)
+    support, query = synthetic(cfg, base, 1), synthetic(cfg, base, 2)
+    base.to(cfg.device)
+
+    def sync() -> None:
+        if cfg.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    rows = []
+    reference = None
+    for mode in cfg.modes:
+        for fisher in cfg.fishers:
+            times, final = [], None
+            for r in range(cfg.repeats + 1):
+                policy = copy.deepcopy(base)
+                learner = MAMLTRPO(policy, inner_lr=0.1, mode=mode,
+                                   trpo=TRPOSettings(fisher=fisher))
+                sync()
+                tic = time.perf_counter()
+                stats = learner.step(support, query)
+                sync()
+                if r > 0:
+                    times.append(time.perf_counter() - tic)
+                final = flatten(dict(policy.named_parameters())).detach()
+            assert final is not None
+            if reference is None:
+                reference = final
+            diff = float((final - reference).abs().max())
+            seconds = float(np.median(times))
+            rows.append({"mode": mode, "fisher": fisher, "seconds": seconds,
+                         "accepted": stats["accepted"], "max_abs_diff_vs_first": diff})
+            print(f"{mode:8s} {fisher:13s} {seconds:8.3f} s/step   "
+                  f"(params vs {cfg.modes[0]}/{cfg.fishers[0]}: max |Δ| {diff:.1e})", flush=True)
+    loop = [r["seconds"] for r in rows if r["mode"] == "loop" and r["fisher"] == "autograd"]
+    if loop:
+        best = min(rows, key=lambda r: r["seconds"])
+        print(f"fastest: {best['mode']}/{best['fisher']}, {loop[0] / best['seconds']:.1f}x the "
+              f"plain per-task loop with double-backprop products ({loop[0]:.2f} s)")
+    if cfg.out:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(cfg).items()},
+                                       "threads": torch.get_num_threads(), "rows": rows},
+                                      indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
