@@ -17,7 +17,7 @@ from torch import Tensor
 
 from metarl.adapt import LearningRate, adapt_path
 from metarl.functional import LossFn, Params, detach, index_tasks
-from metarl.meta import MetricFn
+from metarl.meta import MetricFn, query_loss_and_metrics
 from metarl.stats import mean_ci95
 from metarl.tasks import TaskSampler
 
@@ -32,11 +32,11 @@ def _task_curve(
     lr: LearningRate,
 ) -> dict[str, Tensor]:
     path = adapt_path(loss_fn, params, support, steps=steps, lr=lr)
-    out: dict[str, list[Tensor]] = {"loss": [loss_fn(p, query) for p in path]}
-    if metric_fn is not None:
-        for p in path:
-            for k, v in metric_fn(p, query).items():
-                out.setdefault(k, []).append(v)
+    out: dict[str, list[Tensor]] = {}
+    for p in path:
+        loss, metrics = query_loss_and_metrics(loss_fn, metric_fn, p, query)
+        for k, v in {"loss": loss.detach(), **metrics}.items():
+            out.setdefault(k, []).append(v)
     return {k: torch.stack(v) for k, v in out.items()}
 
 

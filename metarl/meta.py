@@ -24,7 +24,23 @@ from metarl.adapt import LearningRate, adapt
 from metarl.functional import LossFn, Params, index_tasks
 
 MetricFn = Callable[[Params, Any], dict[str, Tensor]]
-"""``(params, batch) -> {name: scalar}``, e.g. query accuracy; never differentiated."""
+"""``(params, batch) -> {name: scalar}``, e.g. query accuracy. If it also returns ``"loss"``
+(computed from the same forward pass), that value is used as the query loss, so the query
+batch goes through the network once; the other entries are never differentiated."""
+
+
+def query_loss_and_metrics(
+    loss_fn: LossFn, metric_fn: MetricFn | None, params: Params, batch: Any
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The query loss and detached metrics, with one forward pass when ``metric_fn`` gives
+    the loss too."""
+    if metric_fn is None:
+        return loss_fn(params, batch), {}
+    metrics = dict(metric_fn(params, batch))
+    loss = metrics.pop("loss", None)
+    if loss is None:
+        loss = loss_fn(params, batch)
+    return loss, {k: v.detach() for k, v in metrics.items()}
 
 
 class MetaOutput(NamedTuple):
@@ -78,11 +94,7 @@ def maml_objective(
 
     def per_task(p: Params, s: Any, q: Any) -> tuple[Tensor, dict[str, Tensor]]:
         adapted = adapt(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order)
-        loss = loss_fn(adapted, q)
-        metrics = {}
-        if metric_fn is not None:
-            metrics = {k: v.detach() for k, v in metric_fn(adapted, q).items()}
-        return loss, metrics
+        return query_loss_and_metrics(loss_fn, metric_fn, adapted, q)
 
     if vectorize:
         losses, metrics = torch.func.vmap(per_task, in_dims=(None, 0, 0))(params, support, query)

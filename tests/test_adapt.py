@@ -178,3 +178,23 @@ def test_metric_fn_is_averaged_over_tasks():
 
     out = maml_objective(loss_fn, params, support, query, steps=1, lr=0.01, metric_fn=metric)
     assert np.isclose(out.metrics["double"].item(), 2 * out.loss.item())
+
+
+def test_metric_fn_loss_is_used_as_the_query_loss():
+    """A metric_fn that returns "loss" from its own forward pass replaces the second forward,
+    with the same value and meta-gradient."""
+    model, loss_fn, support, query = tiny_problem(n_tasks=3)
+    params = params_of(model)
+    calls = {"n": 0}
+
+    def metric(p, batch):
+        calls["n"] += 1
+        return {"loss": loss_fn(p, batch), "zero": torch.zeros((), dtype=DT)}
+
+    a = maml_objective(loss_fn, params, support, query, steps=1, lr=0.01, metric_fn=metric,
+                       vectorize=False)
+    b = maml_objective(loss_fn, params, support, query, steps=1, lr=0.01, vectorize=False)
+    assert calls["n"] == 3 and set(a.metrics) == {"zero"}
+    assert torch.allclose(a.loss, b.loss, rtol=1e-14)
+    assert torch.allclose(flatten(grads_of(a.loss, params)), flatten(grads_of(b.loss, params)),
+                          rtol=1e-12)
