@@ -19,8 +19,8 @@ PRESETS["sinusoid"] = dict(
     eval_every=5000, eval_tasks=600, checkpoint_every=5000, test_tasks=600, threads=1,
 )
 # A few-minute version on 2 CPU cores (the README's demo): same problem, fewer iterations.
-PRESETS["sinusoid-demo"] = {**PRESETS["sinusoid"], "iterations": 8000, "eval_every": 2000,
-                            "checkpoint_every": 2000}
+PRESETS["sinusoid-demo"] = {**PRESETS["sinusoid"], "iterations": 20000, "eval_every": 5000,
+                            "checkpoint_every": 5000}
 
 # --- Few-shot classification: MAML section 5.2, Table 1, and appendix A.1 --------------------
 # Fields (supervised/config.py): family, algo, n_way, k_shot, k_query (query images per class
