@@ -13,6 +13,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from metarl.functional import Params
+
 
 class MLP(nn.Module):
     """A fully connected ReLU network, e.g. the 1-40-40-1 regressor of MAML section 5.1.
@@ -46,9 +48,15 @@ class MLP(nn.Module):
             raise ValueError(f"unknown init {init!r}; choose maml or torch")
 
     def forward(self, x: Tensor) -> Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
+        return self.forward_with(dict(self.named_parameters()), x)
+
+    def forward_with(self, params: Params, x: Tensor) -> Tensor:
+        """The forward pass with the given parameters (a pure function of them)."""
+        n = len(self.layers)
+        for i in range(n):
+            x = torch.nn.functional.linear(x, params[f"layers.{i}.weight"],
+                                           params[f"layers.{i}.bias"])
+            if i < n - 1:
                 x = torch.relu(x)
         return x
 

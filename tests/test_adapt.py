@@ -198,3 +198,12 @@ def test_metric_fn_loss_is_used_as_the_query_loss():
     assert torch.allclose(a.loss, b.loss, rtol=1e-14)
     assert torch.allclose(flatten(grads_of(a.loss, params)), flatten(grads_of(b.loss, params)),
                           rtol=1e-12)
+
+
+def test_mlp_functional_forward_equals_functional_call():
+    model = MLP(1, (8, 8), 1, init="torch").to(DT)
+    params = {k: v + 0.1 for k, v in params_of(model).items()}
+    x = torch.randn(5, 1, dtype=DT)
+    expected = torch.func.functional_call(model, params, (x,))
+    assert torch.equal(model.forward_with(params, x), expected)
+    assert torch.equal(model(x), model.forward_with(params_of(model), x))
