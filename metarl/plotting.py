@@ -66,6 +66,9 @@ def plot_adaptation_curves(
         mean = np.asarray(res[f"{metric}_mean"], dtype=float)
         ci = np.asarray(res[f"{metric}_ci95"], dtype=float)
         steps = np.asarray(res.get("steps", range(len(mean))))
+        if res.get("oracle"):  # an upper bound: it knows the task and needs no adaptation
+            ax.axhline(mean[0], ls="--", color="grey", label=f"{label} (no adaptation)")
+            continue
         ax.plot(steps, mean, marker="o", ms=3, label=label)
         ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
     ax.set_xlabel("number of gradient steps")
