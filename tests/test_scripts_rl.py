@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.rl_config import RLConfig
+from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
 
 from .conftest import call_script, run_script
@@ -126,3 +126,12 @@ def test_bench_trpo_smoke(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert len(rows) == 6 and all(r["max_abs_diff_vs_first"] < 1e-5 for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(RL_PRESETS))
+def test_every_rl_preset_is_a_valid_config(name):
+    cfg = apply_rl_preset(RLConfig(), name)
+    cfg.validate()
+    assert cfg.preset == name and cfg.iterations == 500
+    expected = {"navigation": (20, 0.1), "navigation-code": (20, 0.5)}.get(name, (40, 0.1))
+    assert (cfg.meta_batch, cfg.inner_lr) == expected
