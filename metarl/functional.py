@@ -23,6 +23,10 @@ Params = dict[str, Tensor]
 LossFn = Callable[[Params, Any], Tensor]
 """``(params, batch) -> scalar loss``."""
 
+TaskLossesFn = Callable[[Params, Any], Tensor]
+"""``(task-stacked params, task-stacked batch) -> per-task losses [T]``: the loss of a model
+whose forward pass accepts parameters with a leading task axis (``MLP.forward_with``)."""
+
 
 def params_of(module: nn.Module) -> Params:
     """The module's trainable parameters as a dict of the live (leaf) tensors.

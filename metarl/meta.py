@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.adapt import LearningRate, adapt
-from metarl.functional import LossFn, Params, index_tasks
+from metarl.adapt import LearningRate, adapt, adapt_stacked
+from metarl.functional import LossFn, Params, TaskLossesFn, index_tasks
 
 MetricFn = Callable[[Params, Any], dict[str, Tensor]]
 """``(params, batch) -> {name: scalar}``, e.g. query accuracy. If it also returns ``"loss"``
@@ -80,6 +80,7 @@ def maml_objective(
     first_order: bool = False,
     metric_fn: MetricFn | None = None,
     vectorize: bool = True,
+    stacked: TaskLossesFn | None = None,
 ) -> MetaOutput:
     """Mean post-adaptation query loss over a meta-batch (MAML's meta-objective).
 
@@ -90,7 +91,17 @@ def maml_objective(
         steps, lr, first_order: the inner loop, see :func:`metarl.adapt.adapt`.
         metric_fn: optional extra per-task numbers (e.g. accuracy) measured at θ'.
         vectorize: vmap over tasks (one batched call) instead of a Python loop.
+        stacked: the same loss written for task-stacked parameters (see
+            :func:`metarl.adapt.adapt_stacked`); when given with ``vectorize`` and no
+            ``metric_fn``, θ is expanded along a task axis and the meta-batch runs without vmap
+            -- identical numbers, less overhead.
     """
+    if stacked is not None and vectorize and metric_fn is None:
+        n = _num_tasks(support)
+        theta = {k: v.expand(n, *v.shape) for k, v in params.items()}
+        adapted = adapt_stacked(stacked, theta, support, steps=steps, lr=lr,
+                                first_order=first_order)
+        return MetaOutput(stacked(adapted, query).mean(), {})
 
     def per_task(p: Params, s: Any, q: Any) -> tuple[Tensor, dict[str, Tensor]]:
         adapted = adapt(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from torch import nn
 
-from metarl.functional import LossFn
+from metarl.functional import LossFn, TaskLossesFn
 from metarl.meta import MetricFn
 
 
@@ -44,9 +44,13 @@ class SupervisedProblem:
         metric_fn: optional ``(params, (x, y)) -> {name: scalar}`` (e.g. accuracy).
         splits: a task sampler per split, at least ``"train"`` and ``"test"``
             (``"val"`` is used for periodic evaluation when present).
+        task_losses: optional ``loss_fn`` for task-stacked parameters (per-task losses);
+            when present, the vectorised meta-gradient uses it instead of vmap
+            (:func:`metarl.adapt.adapt_stacked`).
     """
 
     model: nn.Module
     loss_fn: LossFn
     metric_fn: MetricFn | None
     splits: dict[str, TaskSampler]
+    task_losses: TaskLossesFn | None = None

@@ -105,7 +105,8 @@ class LoopConfig:
     """Run the meta-batch as one torch.func.vmap call (False: a Python loop over tasks)."""
     compile: bool = False
     """torch.compile the meta-objective (slower start, faster iterations; see
-    docs/benchmarks.md for the compile time)."""
+    docs/benchmarks.md). MAML/FOMAML on a family with a stacked loss (sinusoid) then uses the
+    compiled vmap path instead of the eager stacked one, which is about as fast."""
     threads: int | None = None
     """torch intra-op threads (default: torch's choice). 1 is fastest for small models and
     avoids oversubscription when several runs share the cores."""
@@ -174,12 +175,15 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
         return reptile_step
 
     pretrained = cfg.algo == "pretrained"
+    # The stacked path (no vmap) is the faster eager one; under torch.compile the vmap path
+    # is compiled instead (AOTAutograd cannot double-backward through autograd.grad).
+    stacked = None if cfg.compile else problem.task_losses
 
     def objective(params: Params, support: Any, query: Any) -> MetaOutput:
         return maml_objective(loss_fn, params, support, query,
                               steps=0 if pretrained else cfg.inner_steps, lr=cfg.inner_lr,
                               first_order=cfg.algo == "fomaml", metric_fn=metric_fn,
-                              vectorize=cfg.vectorize)
+                              vectorize=cfg.vectorize, stacked=stacked)
 
     objective_c = maybe_compile(objective)
     prefix = "train/" if pretrained else "train/query_"

@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Time meta-iterations of our vmap path against a plain per-task loop, same run, same data.
+"""Time meta-iterations of our vectorised paths against a plain per-task loop, same run.
 
 The reference is the way MAML is commonly written by hand (learn2learn style): a Python loop
 over the tasks of the meta-batch with ``torch.autograd.grad(create_graph=True)`` for the inner
-step (:mod:`metarl.reference`). Ours is :func:`metarl.meta.maml_objective` (one
-``torch.func.vmap`` call over tasks). Both run on the same model, the same meta-batches and
-the same device; a meta-iteration is forward + backward + Adam step. Before timing, the two
-meta-gradients are compared in float64.
+step (:mod:`metarl.reference`). Ours is :func:`metarl.meta.maml_objective`: one
+``torch.func.vmap`` call over tasks (``vmap``), and, for families whose model takes
+task-stacked parameters (sinusoid MLP), the stacked path that the trainer uses in eager mode
+(``stacked``, :func:`metarl.adapt.adapt_stacked`); ``--compile`` adds the vmap path under
+``torch.compile``. All run on the same model, the same meta-batches and the same device; a
+meta-iteration is forward + backward + Adam step. Before timing, every path's meta-gradient
+is compared with the loop's in float64.
 
 Example::
 
@@ -102,12 +105,17 @@ def main(argv: list[str] | None = None) -> None:
     params = params_of(problem.model)
     batch = problem.splits["train"].sample(run.meta_batch, np.random.default_rng(0))
     as64 = [tuple(t.double() if t.is_floating_point() else t for t in part) for part in batch]
-    ours = maml_objective(problem.loss_fn, params, as64[0], as64[1], steps=run.inner_steps,
-                          lr=lr, first_order=first_order).loss
     ref = loop_maml_loss(problem.loss_fn, params, as64[0], as64[1], run.meta_batch,
                          run.inner_steps, lr, first_order)
-    g1, g2 = flatten(grads_of(ours, params)), flatten(grads_of(ref, params))
-    rel_err = float((g1 - g2).norm() / g2.norm())
+    g_ref = flatten(grads_of(ref, params))
+    variants = {"vmap": None, "stacked": problem.task_losses}
+    rel_err = {}
+    for name, stacked in variants.items():
+        if name == "stacked" and stacked is None:
+            continue
+        ours = maml_objective(problem.loss_fn, params, as64[0], as64[1], steps=run.inner_steps,
+                              lr=lr, first_order=first_order, stacked=stacked).loss
+        rel_err[name] = float((flatten(grads_of(ours, params)) - g_ref).norm() / g_ref.norm())
 
     # Timing in float32, fresh model, same batches for both paths.
     torch.manual_seed(0)
@@ -118,12 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(1)
     batches = [problem.splits["train"].sample(run.meta_batch, rng) for _ in range(8)]
 
-    def step_ours(b) -> None:
-        out = maml_objective(problem.loss_fn, params, b.support, b.query,
-                             steps=run.inner_steps, lr=lr, first_order=first_order)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+    def make_step(stacked):
+        def step(b) -> None:
+            out = maml_objective(problem.loss_fn, params, b.support, b.query,
+                                 steps=run.inner_steps, lr=lr, first_order=first_order,
+                                 stacked=stacked)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+        return step
 
     compiled_objective = torch.compile(
         lambda p, sup, qry: maml_objective(problem.loss_fn, p, sup, qry, steps=run.inner_steps,
@@ -142,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
 
-    paths = {"vmap": step_ours, "loop": step_loop}
+    paths = {"vmap": make_step(None), "loop": step_loop}
+    if problem.task_losses is not None:
+        paths["stacked"] = make_step(problem.task_losses)
     compile_seconds = None
     if cfg.compile:
         tic = time.perf_counter()
@@ -156,29 +169,27 @@ def main(argv: list[str] | None = None) -> None:
         for name, fn in paths.items():
             times[name].append(_time_path(fn, batches, cfg.repeats, cfg.warmup, device))
     med = {k: float(np.median(v)) for k, v in times.items()}
-    ratio = med["loop"] / med["vmap"]
+    speedup = {k: med["loop"] / v for k, v in med.items() if k != "loop"}
     result = {
         "benchmark": "supervised meta-iteration", "family": cfg.family, "algo": cfg.algo,
         "meta_batch": run.meta_batch, "k_shot": run.k_shot, "inner_steps": run.inner_steps,
         "device": cfg.device, "threads": torch.get_num_threads(),
         "ms_per_iteration": {k: v * 1e3 for k, v in med.items()},
         "iterations_per_second": {k: 1.0 / v for k, v in med.items()},
-        "speedup_vmap_over_loop": ratio, "grad_rel_error_float64": rel_err,
-        "speedup_compiled_over_loop": (med["loop"] / med["vmap+compile"]) if cfg.compile
-        else None, "compile_seconds": compile_seconds,
+        "speedup_over_loop": speedup, "grad_rel_error_float64": rel_err,
+        "compile_seconds": compile_seconds,
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "config": {k: str(v) for k, v in asdict(cfg).items()},
     }
     print(f"{cfg.family} {cfg.algo}: meta-batch {run.meta_batch}, K={run.k_shot}, "
           f"{run.inner_steps} inner step(s), {cfg.device}, {torch.get_num_threads()} threads")
-    print(f"  per-task loop : {med['loop'] * 1e3:8.2f} ms/iter  ({1 / med['loop']:7.1f} it/s)")
-    print(f"  vmap (ours)   : {med['vmap'] * 1e3:8.2f} ms/iter  ({1 / med['vmap']:7.1f} it/s)")
-    if cfg.compile:
-        c = med["vmap+compile"]
-        print(f"  vmap+compile  : {c * 1e3:8.2f} ms/iter  ({1 / c:7.1f} it/s)  "
-              f"{med['loop'] / c:.2f}x the loop; compiling took {compile_seconds:.1f} s")
-    print(f"  speed-up      : {ratio:.2f}x   (meta-gradient rel. error vs loop, float64: "
-          f"{rel_err:.1e})")
+    for name, t in med.items():
+        extra = "" if name == "loop" else f"  {speedup[name]:6.2f}x the loop"
+        if name in rel_err:
+            extra += f"  (float64 meta-gradient vs loop: {rel_err[name]:.1e})"
+        if name == "vmap+compile":
+            extra += f"  (compiling took {compile_seconds:.1f} s)"
+        print(f"  {name:13s}: {t * 1e3:8.2f} ms/iter  ({1 / t:7.1f} it/s){extra}")
     if cfg.out:
         cfg.out.parent.mkdir(parents=True, exist_ok=True)
         cfg.out.write_text(json.dumps(result, indent=2) + "\n")

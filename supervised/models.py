@@ -51,11 +51,19 @@ class MLP(nn.Module):
         return self.forward_with(dict(self.named_parameters()), x)
 
     def forward_with(self, params: Params, x: Tensor) -> Tensor:
-        """The forward pass with the given parameters (a pure function of them)."""
+        """The forward pass with the given parameters (a pure function of them).
+
+        With task-stacked parameters (weights ``[T, out, in]``, biases ``[T, out]``) and
+        inputs ``[T, N, in]``, task t's inputs go through task t's parameters (batched
+        matmuls), for :func:`metarl.adapt.adapt_stacked`.
+        """
         n = len(self.layers)
         for i in range(n):
-            x = torch.nn.functional.linear(x, params[f"layers.{i}.weight"],
-                                           params[f"layers.{i}.bias"])
+            w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+            if w.dim() == 3:
+                x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+            else:
+                x = torch.nn.functional.linear(x, w, b)
             if i < n - 1:
                 x = torch.relu(x)
         return x

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from metarl.errors import require
-from metarl.functional import functional_loss
+from metarl.functional import Params, functional_loss
 from metarl.supervised.models import MLP
 from metarl.tasks import SupervisedProblem, TaskBatch
 
@@ -99,10 +99,16 @@ def sinusoid_problem(
     """
     model = MLP(1, hidden, 1, init=init)
     loss_fn = functional_loss(model, nn.functional.mse_loss)
+
+    def task_losses(params: Params, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch  # [T, N, 1] each, params with a leading task axis
+        return (model.forward_with(params, x) - y).square().flatten(1).mean(1)
+
     evals = SinusoidTasks(k_shot, eval_query, device)
     return SupervisedProblem(
         model=model,
         loss_fn=loss_fn,
         metric_fn=None,
         splits={"train": SinusoidTasks(k_shot, k_query, device), "val": evals, "test": evals},
+        task_losses=task_losses,
     )

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.adapt import adapt, adapt_path, step_sizes
+from metarl.adapt import adapt, adapt_path, adapt_stacked, step_sizes
 from metarl.functional import flatten, functional_loss, params_of
 from metarl.meta import grads_of, maml_objective, reptile_pseudo_gradient
 from metarl.reference import loop_adapt, loop_maml_loss
@@ -89,13 +89,20 @@ def test_fomaml_gradient_is_query_gradient_at_adapted_params():
     assert torch.allclose(ours, expected, rtol=1e-12, atol=1e-14)
 
 
+def stacked_mse(model: MLP):
+    """The per-task MSE of ``model`` for task-stacked parameters."""
+    return lambda p, batch: (model.forward_with(p, batch[0]) - batch[1]).square().mean((1, 2))
+
+
+@pytest.mark.parametrize("path", ["vmap", "stacked"])
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("steps", [1, 3])
-def test_vmap_path_equals_per_task_loop(first_order, steps):
+def test_vectorised_paths_equal_per_task_loop(path, first_order, steps):
     model, loss_fn, support, query = tiny_problem(n_tasks=5)
     params = params_of(model)
     ours = maml_objective(loss_fn, params, support, query, steps=steps, lr=0.03,
-                          first_order=first_order)
+                          first_order=first_order,
+                          stacked=stacked_mse(model) if path == "stacked" else None)
     ref = loop_maml_loss(loss_fn, params, support, query, 5, steps, 0.03, first_order)
     assert torch.allclose(ours.loss, ref, rtol=1e-12, atol=0)
     g_ours, g_ref = flatten(grads_of(ours.loss, params)), flatten(grads_of(ref, params))
@@ -198,6 +205,17 @@ def test_metric_fn_loss_is_used_as_the_query_loss():
     assert torch.allclose(a.loss, b.loss, rtol=1e-14)
     assert torch.allclose(flatten(grads_of(a.loss, params)), flatten(grads_of(b.loss, params)),
                           rtol=1e-12)
+
+
+def test_adapt_stacked_equals_adapt_per_task():
+    model, loss_fn, support, _ = tiny_problem(n_tasks=3)
+    theta = {k: v.detach() for k, v in params_of(model).items()}  # no grad: still adapts
+    stacked = adapt_stacked(stacked_mse(model), {k: v.expand(3, *v.shape) for k, v in
+                                                 theta.items()}, support, steps=2, lr=0.05)
+    for t in range(3):
+        one = adapt(loss_fn, theta, (support[0][t], support[1][t]), steps=2, lr=0.05)
+        for k in theta:
+            assert torch.allclose(stacked[k][t], one[k], rtol=1e-12, atol=1e-15), k
 
 
 def test_mlp_functional_forward_equals_functional_call():

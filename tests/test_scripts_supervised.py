@@ -105,6 +105,7 @@ def test_reproduce_sinusoid_smoke(tmp_path):
 def test_benchmark_smoke(tmp_path):
     proc = run_script("bench_supervised.py", "--repeats", "3", "--warmup", "1", "--rounds", "1",
                       "--threads", "1", "--out", str(tmp_path / "b.json"))
-    assert "speed-up" in proc.stdout
+    assert "x the loop" in proc.stdout
     res = json.loads((tmp_path / "b.json").read_text())
-    assert res["grad_rel_error_float64"] < 1e-10
+    assert set(res["speedup_over_loop"]) == {"vmap", "stacked"}
+    assert all(err < 1e-10 for err in res["grad_rel_error_float64"].values())
