@@ -72,6 +72,7 @@ def plot_adaptation_curves(
         ax.plot(steps, mean, marker="o", ms=3, label=label)
         ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
     ax.set_xlabel("number of gradient steps")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -16,7 +16,7 @@ The Ant runs with ``terminate_when_unhealthy=False`` everywhere, so every method
 environment for the whole horizon. Each measurement is repeated ``--repeats`` times, methods
 interleaved, and the best rate is kept (other engineers share this machine; ``cpu µs/step``,
 the process's CPU time per env step, is less sensitive to their load). Prints a table with the
-ratios and writes ``--output`` (JSON).
+ratios and writes ``--out`` (JSON).
 
     python scripts/bench_sampler.py                 # 40 tasks × 20 episodes × 200 steps
     python scripts/bench_sampler.py --device cuda --threads 16
@@ -93,7 +93,7 @@ class Config:
     and the split of CPU time between the main thread and the physics threads)."""
     seed: int = 0
     """Seed of the initial states, controls, tasks and action noise."""
-    output: Path = field(default_factory=lambda: Path("runs/bench_sampler/results.json"))
+    out: Path = field(default_factory=lambda: Path("runs/bench_sampler/results.json"))
     """Where to write the results (JSON)."""
 
 
@@ -238,7 +238,7 @@ def main(cfg: Config) -> dict:
     threads = cfg.threads or available_cpus()
     n = cfg.tasks * cfg.episodes_per_task
     results: dict[str, object] = {"config": asdict(cfg), "machine": machine(), "results": {}}
-    results["config"]["output"] = str(cfg.output)
+    results["config"]["out"] = str(cfg.out)
     print(f"{n} envs, {threads} threads, policy {cfg.hidden_sizes} on {cfg.device}")
     lines = [  # a markdown table, ready for docs/benchmarks.md
         f"| {'model':11} | {'method':15} | {'env-steps/s':>11} | ×ceiling | ×sync | cpu µs/step |",
@@ -285,9 +285,9 @@ def main(cfg: Config) -> dict:
     results["machine"]["load_average_end"] = os.getloadavg()  # type: ignore[index]
     print("\n".join(lines))
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(results, indent=2))
-    print(f"wrote {cfg.output}")
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {cfg.out}")
     return results
 
 

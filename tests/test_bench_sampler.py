@@ -12,7 +12,7 @@ def test_bench_sampler_writes_results(tmp_path):
     proc = run_script(
         "bench_sampler.py",
         *("--tasks", "2", "--episodes-per-task", "2", "--steps", "5", "--baseline-steps", "2"),
-        *("--repeats", "1", "--hidden-sizes", "8", "--threads", "2", "--output", str(out)),
+        *("--repeats", "1", "--hidden-sizes", "8", "--threads", "2", "--out", str(out)),
         timeout=300,
     )
     results = json.loads(out.read_text())["results"]
