@@ -16,7 +16,7 @@ an outer ``backward()`` (or ``torch.autograd.grad``) still sees through it to θ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,10 +71,19 @@ def adapt(
         A new parameter dict θ'. The input dict and any module behind it are left unchanged.
     """
     grad_fn = torch.func.grad(loss_fn)
+
+    def gradient(p: Params) -> Params:
+        grads = grad_fn(p, batch)
+        return {k: g.detach() for k, g in grads.items()} if first_order else grads
+
+    return _sgd(gradient, params, lr, steps)
+
+
+def _sgd(gradient: Callable[[Params], Params], params: Params, lr: LearningRate,
+         steps: int) -> Params:
+    """``steps`` plain SGD steps θ ← θ − α_k gradient(θ): the update both inner loops share."""
     for alpha in step_sizes(lr, steps):
-        grads = grad_fn(params, batch)
-        if first_order:
-            grads = {k: g.detach() for k, g in grads.items()}
+        grads = gradient(params)
         params = {k: p - alpha * grads[k] for k, p in params.items()}
     return params
 
@@ -97,15 +106,17 @@ def adapt_stacked(
     functorch transform (about 2x faster for the sinusoid MLP on CPU, docs/benchmarks.md).
     Second order (``create_graph``) unless ``first_order``.
     """
-    for alpha in step_sizes(lr, steps):
-        keys = list(params)
+
+    def gradient(p: Params) -> Params:
+        keys = list(p)
         with torch.enable_grad():
-            leaves = [params[k] if params[k].requires_grad else params[k].detach().requires_grad_()
+            leaves = [p[k] if p[k].requires_grad else p[k].detach().requires_grad_()
                       for k in keys]
             total = task_losses(dict(zip(keys, leaves)), batch).sum()
             grads = torch.autograd.grad(total, leaves, create_graph=not first_order)
-        params = {k: params[k] - alpha * g for k, g in zip(keys, grads)}
-    return params
+        return dict(zip(keys, grads))
+
+    return _sgd(gradient, params, lr, steps)
 
 
 def adapt_path(
