@@ -98,9 +98,10 @@ def run_evaluation(
     learner = MAMLTRPO(policy)
     params: Params = {k: v.detach() for k, v in policy.named_parameters()}
     lrs = paper_step_sizes(settings.alpha, settings.steps)
+    diagnostics: dict[str, list[Any]] = {}
     returns, adapted = evaluate_adaptation(
         sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
-        rng=np.random.default_rng(settings.seed + 1))
+        rng=np.random.default_rng(settings.seed + 1), diagnostics=diagnostics)
     sampler.close()
     stats = [mean_ci95(returns[:, k]) for k in range(settings.steps + 1)]
     result = {
@@ -110,7 +111,11 @@ def run_evaluation(
         "num_tasks": len(tasks), "seed": settings.seed,
         "tasks": [t.to_array().tolist() for t in tasks],
         "returns_mean": [m for m, _ in stats], "returns_ci95": [c for _, c in stats],
-        "returns_per_task": returns.tolist(), **(extra or {}),
+        "returns_per_task": returns.tolist(),
+        "step_norm_median": [float(np.median(n)) for n in diagnostics.get("step_norm", [])],
+        "step_norm_per_task": diagnostics.get("step_norm", []),
+        "log_std_mean_before_step": diagnostics.get("log_std_mean", []),
+        **(extra or {}),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "results.json", result)

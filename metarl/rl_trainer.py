@@ -183,6 +183,7 @@ def evaluate_adaptation(
     rng: np.random.Generator,
     gamma: float = 0.99,
     gae_lambda: float = 1.0,
+    diagnostics: dict[str, list[Any]] | None = None,
 ) -> tuple[np.ndarray, Params]:
     """The paper's protocol: sample, adapt, sample again, ``steps`` times.
 
@@ -190,6 +191,9 @@ def evaluate_adaptation(
     fresh episodes; their mean return is recorded, and one first-order REINFORCE step of size
     ``lrs[k]`` (the paper: α, then α/2) moves the task's parameters. Returns the mean episode
     return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
+    If ``diagnostics`` is given, it receives per step the norm of each task's parameter
+    change (``step_norm``) and the policy's mean log σ over tasks before the step
+    (``log_std_mean``), to see how far each adaptation step moves the policy.
     """
     if len(lrs) < steps:
         raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
@@ -201,7 +205,14 @@ def evaluate_adaptation(
         returns[:, k] = episodes.returns.mean(1).double().cpu().numpy()
         if k < steps:
             batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda)
-            current = learner.adapt_stacked(current, batch, lrs[k])
+            new = learner.adapt_stacked(current, batch, lrs[k])
+            if diagnostics is not None:
+                sq = sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current)
+                diagnostics.setdefault("step_norm", []).append(torch.sqrt(sq).tolist())
+                log_std = [v for n, v in current.items() if n.endswith("log_std")]
+                diagnostics.setdefault("log_std_mean", []).append(
+                    float(log_std[0].mean()) if log_std else float("nan"))
+            current = new
     return returns, current
 
 

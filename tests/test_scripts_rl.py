@@ -45,6 +45,10 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     res = json.loads((out / "results.json").read_text())
     assert res["steps"] == [0, 1, 2] and res["step_sizes"] == [0.1, 0.05]
     assert np.asarray(res["returns_per_task"]).shape == (3, 3)
+    norms = np.asarray(res["step_norm_per_task"])  # one column per adaptation step
+    assert norms.shape == (2, 3) and (norms > 0).all()
+    assert res["step_norm_median"] == [float(np.median(n)) for n in norms]
+    assert len(res["log_std_mean_before_step"]) == 2
     assert (out / "returns.csv").read_text().count("\n") == 4
     assert (out / "adapted_policy.pt").is_file() and "after 2 step(s)" in proc.stdout
     run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
