@@ -186,6 +186,14 @@ class VectorTaskEnv(Protocol):
         """
         ...
 
+    def restart(self, index: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """Start a new episode in envs ``index`` (same tasks) -> their obs ``[len(index), d]``.
+
+        Env ``index[k]`` starts as the Gymnasium env does after ``reset(seed=int(seeds[k]))``;
+        the other envs are left as they are. Called between steps, never with one in flight.
+        """
+        ...
+
     def step_async(self, actions: np.ndarray, active: np.ndarray) -> None:
         """Start a step with ``actions [n, act_dim]`` (already inside the action space)."""
         ...

@@ -217,14 +217,23 @@ class MujocoVectorEnv:
         p = self.physics
         return p.qpos[:, 0] if p.body_xpos is None else p.body_xpos[:, 0]
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self, index: np.ndarray | None = None) -> np.ndarray:
         p = self.physics
-        return self.env.batched_observation(p.qpos, p.qvel, p.cfrc_ext, self._tasks)
+        if index is None:
+            return self.env.batched_observation(p.qpos, p.qvel, p.cfrc_ext, self._tasks)
+        cfrc = None if p.cfrc_ext is None else p.cfrc_ext[index]
+        return self.env.batched_observation(p.qpos[index], p.qvel[index], cfrc,
+                                            self._tasks[index])
 
     def reset(self, tasks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         self._tasks = np.asarray(tasks, np.float64).reshape(self.num_envs, -1)
         self.physics.reset(*self.env.reset_states(seeds))
         return self._observe()
+
+    def restart(self, index: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        index = np.asarray(index, np.int64)
+        self.physics.reset(*self.env.reset_states(seeds), index=index)
+        return self._observe(index)
 
     def step_async(self, actions: np.ndarray, active: np.ndarray) -> None:
         self._actions[:] = actions  # the physics reads this buffer until step_wait

@@ -164,6 +164,10 @@ class NavigationVectorEnv:
         self._position = np.zeros((self.num_envs, 2))
         return self.env._with_task(self._position.copy(), self._goals)
 
+    def restart(self, index: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        self._position[index] = 0.0
+        return self.env._with_task(self._position[index].copy(), self._goals[index])
+
     def step_async(self, actions: np.ndarray, active: np.ndarray) -> None:
         env = self.env
         self._position, distance, reached = navigation_step(

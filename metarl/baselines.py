@@ -14,18 +14,30 @@ import torch
 from torch import Tensor
 
 
-def linear_features(observations: Tensor, mask: Tensor) -> Tensor:
-    """Features ``[..., time, 2·obs_dim + 4]`` for observations ``[..., time, obs_dim]``."""
+def linear_features(observations: Tensor, mask: Tensor, timesteps: Tensor | None = None) -> Tensor:
+    """Features ``[..., time, 2·obs_dim + 4]`` for observations ``[..., time, obs_dim]``.
+
+    ``timesteps[..., t]`` is step ``t``'s index within its episode (rows holding several
+    episodes back to back); without it a row is one episode and the index is ``t``.
+    """
     o = observations.clamp(-10.0, 10.0)
-    horizon = observations.shape[-2]
-    t = torch.arange(horizon, device=o.device, dtype=o.dtype) / 100.0
-    t = t.expand(*observations.shape[:-1]).unsqueeze(-1)
+    if timesteps is None:
+        t = torch.arange(observations.shape[-2], device=o.device, dtype=o.dtype)
+        t = t.expand(*observations.shape[:-1])
+    else:
+        t = timesteps.to(o.dtype)
+    t = (t / 100.0).unsqueeze(-1)
     feats = torch.cat([o, o * o, t, t * t, t**3, torch.ones_like(t)], dim=-1)
     return feats * mask.unsqueeze(-1)
 
 
 def fit_linear_baseline(
-    observations: Tensor, returns: Tensor, mask: Tensor, reg: float = 1e-5, tries: int = 5
+    observations: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    reg: float = 1e-5,
+    tries: int = 5,
+    timesteps: Tensor | None = None,
 ) -> Tensor:
     """Per-task ridge regression; returns the fitted values ``[tasks, episodes, time]``.
 
@@ -33,8 +45,9 @@ def fit_linear_baseline(
         observations: ``[tasks, episodes, time, obs_dim]``.
         returns: discounted returns ``[tasks, episodes, time]``.
         mask: valid steps ``[tasks, episodes, time]``.
+        timesteps: step index within the episode (see :func:`linear_features`).
     """
-    feats = linear_features(observations, mask)  # [T, E, H, F]
+    feats = linear_features(observations, mask, timesteps)  # [T, E, H, F]
     t = feats.shape[0]
     x = feats.reshape(t, -1, feats.shape[-1]).double()
     y = (returns * mask).reshape(t, -1, 1).double()

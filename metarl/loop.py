@@ -26,6 +26,16 @@ from metarl.logger import RunLogger
 from metarl.signals import StopRequest
 
 
+def short_names(values: dict[str, str]) -> dict[str, str]:
+    """``{"returns/after_adaptation": v}`` -> ``{"after_adaptation": v}`` for the progress bar,
+    keeping the full name where two short ones would collide."""
+    counts: dict[str, int] = {}
+    for k in values:
+        counts[k.split("/")[-1]] = counts.get(k.split("/")[-1], 0) + 1
+    return {(k.split("/")[-1] if counts[k.split("/")[-1]] == 1 else k): v
+            for k, v in values.items()}
+
+
 def say(message: str) -> None:
     """Print a status line to stderr without breaking the progress bar."""
     tqdm.write(message, file=sys.stderr)
@@ -126,8 +136,8 @@ def run_loop(
                     means = {k: float(np.mean(v)) for k, v in window.items()}
                     window.clear()
                     logger.log(trainer.iteration, means)
-                    shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()
-                             if not k.startswith("time")}
+                    shown = short_names({k: f"{v:.4g}" for k, v in means.items()
+                                         if not k.startswith("time")})
                     bar.set_postfix(dict(list(shown.items())[:4]), refresh=False)
                 trainer.after_iteration(logger)
                 if trainer.iteration % checkpoint_every == 0:

@@ -18,7 +18,11 @@ from metarl.policies import GaussianDist, GaussianMLPPolicy, gaussian_kl
 
 
 class PGBatch(NamedTuple):
-    """The data a policy-gradient loss needs, all ``[..., episodes, time, ...]``.
+    """The data a policy-gradient loss needs, all ``[..., rows, steps, ...]``.
+
+    The losses are means over the valid entries of the two step axes, so the order of the steps
+    does not matter: a task's steps may come as its episodes (one per row) or packed into one
+    row (:func:`metarl.advantages.to_pg_batch`).
 
     ``log_probs`` are the behaviour policy's (the one that sampled the actions); they are
     constants, used for importance ratios and the LVC estimator.

@@ -159,8 +159,9 @@ class MujocoBatch:
         self.body = body
         self.body_xpos = np.zeros((n, 3)) if body is not None else None
 
-    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Start every simulation from ``qpos``/``qvel`` as Gymnasium's reset does."""
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray, index: np.ndarray | None = None) -> None:
+        """Start simulations from ``qpos``/``qvel`` as Gymnasium's reset does: all of them, or
+        those in ``index`` (``qpos``/``qvel`` then hold one row per index)."""
         raise NotImplementedError
 
     def step_async(self, ctrl: np.ndarray, active: np.ndarray) -> None:
@@ -186,13 +187,15 @@ class ThreadedMujocoBatch(MujocoBatch):
         ]
         self._futures: list[Future[None]] = []
 
-    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray, index: np.ndarray | None = None) -> None:
         self.step_wait()  # a step left in flight (an interrupted rollout) must not race us
         m = self.model
-        for i, d in enumerate(self.data):
+        which = range(self.n) if index is None else index
+        for row, i in enumerate(which):
+            d = self.data[i]
             mujoco.mj_resetData(m, d)
-            d.qpos[:] = qpos[i]
-            d.qvel[:] = qvel[i]
+            d.qpos[:] = qpos[row]
+            d.qvel[:] = qvel[row]
             mujoco.mj_forward(m, d)
             self._read(i, d)
 
@@ -255,15 +258,16 @@ class RolloutMujocoBatch(MujocoBatch):
         self._models = [m] * n
         self._future: Future[object] | None = None
 
-    def reset(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray, index: np.ndarray | None = None) -> None:
         if self._future is not None:  # a step left in flight must not race us
             self._future.result()
             self._future = None
-        self._state[:] = self._template
-        self._state[:, self._qpos] = qpos
-        self._state[:, self._qvel] = qvel
-        self.qpos[:] = qpos
-        self.qvel[:] = qvel
+        rows = slice(None) if index is None else index
+        self._state[rows] = self._template
+        self._state[rows, self._qpos] = qpos
+        self._state[rows, self._qvel] = qvel
+        self.qpos[rows] = qpos
+        self.qvel[rows] = qvel
 
     def step_async(self, ctrl: np.ndarray, active: np.ndarray) -> None:
         self._control[:] = ctrl[:, None, :]  # the same control for every substep

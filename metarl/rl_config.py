@@ -12,6 +12,9 @@ from metarl.errors import MetaRLError, require
 from metarl.maml_rl import FISHER, MODES, TRPOSettings
 from metarl.pg import INNER_LOSSES
 
+BATCHES = ("steps", "episodes")
+SELECTIONS = ("validation", "train-return", "last")
+
 
 @dataclass
 class RLConfig:
@@ -24,7 +27,12 @@ class RLConfig:
     meta_batch: int = 20
     """Tasks per meta-iteration (the paper: 20 for navigation, 40 for locomotion)."""
     episodes_per_task: int = 20
-    """Episodes sampled per task before and after adaptation (the paper: 20)."""
+    """Episodes sampled per task before and after adaptation (the paper: 20); with
+    --batch steps, the budget is this many horizons of environment steps per task."""
+    batch: str = "steps"
+    """How a task's batch is counted: steps (episodes_per_task × horizon environment steps,
+    episodes that end early followed by new ones -- the original code's sampler, whose batch
+    size counts steps) or episodes (exactly episodes_per_task episodes)."""
     horizon: int | None = None
     """Steps per episode (default: the env's, 100 for navigation, 200 for locomotion)."""
     inner_steps: int = 1
@@ -59,6 +67,23 @@ class RLConfig:
     """torch intra-op threads for adaptation and TRPO (default: torch's choice)."""
     seed: int = 0
     """Seed of the policy initialisation, task draws and rollouts."""
+    select_best: str = "validation"
+    """Which policy adapt_rl.py evaluates from this run, kept as checkpoints/best.pt. The paper
+    (appendix A.2) trained "for up to 500 meta-iterations" and used "the model with the best
+    average return during training": train-return does that (the post-adaptation return of
+    each iteration's 20-40 random tasks -- noisy); validation (default) scores the policy every
+    --eval-every iterations on --eval-tasks fixed validation goals, adapted --eval-steps times
+    with the test protocol, by the mean return after steps 1..eval-steps; last keeps none."""
+    eval_every: int = 10
+    """Iterations between validations (select_best validation)."""
+    eval_tasks: int = 40
+    """Validation goals, drawn with --eval-seed (the test goals of adapt_rl.py use --seed 1)."""
+    eval_steps: int = 2
+    """Adaptation steps of the validation (step sizes α, then α/2)."""
+    eval_timesteps: int = 4000
+    """Environment steps per validation goal and adaptation step (the paper's test budget)."""
+    eval_seed: int = 20170309
+    """Seed of the validation goals and rollouts."""
     checkpoint_every: int = 10
     """Write a checkpoint every this many iterations (and at the end, and on SIGINT/SIGTERM)."""
     keep_checkpoints: int = 3
@@ -82,6 +107,10 @@ class RLConfig:
         require(self.inner_loss in INNER_LOSSES,
                 f"unknown --inner-loss {self.inner_loss!r}; choose reinforce or lvc")
         require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
+        require(self.select_best in SELECTIONS,
+                f"unknown --select-best {self.select_best!r}; choose {', '.join(SELECTIONS)}")
+        require(self.batch in BATCHES,
+                f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
         t = self.trpo
         require(t.fisher in FISHER,
                 f"unknown --trpo.fisher {t.fisher!r}; choose {', '.join(FISHER)}")
@@ -95,7 +124,8 @@ class RLConfig:
         require(self.activation in ("relu", "tanh"),
                 f"unknown --activation {self.activation!r}; choose relu or tanh")
         for name in ("iterations", "meta_batch", "episodes_per_task", "checkpoint_every",
-                     "keep_checkpoints", "max_nan_steps"):
+                     "keep_checkpoints", "max_nan_steps", "eval_every", "eval_tasks",
+                     "eval_steps", "eval_timesteps"):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.inner_steps >= 0, f"--inner-steps must be >= 0, got {self.inner_steps}")

@@ -1,11 +1,13 @@
 """Adaptation to new goals, as the MAML paper evaluates meta-RL (section 5.3, Figure 5).
 
 For N test goals (sampled with a seed, or given by the user), a policy rolls out
-``timesteps / horizon`` episodes per goal, takes a REINFORCE step (α, then α/2), rolls out
-again, up to ``steps`` steps. The same procedure scores MAML and every baseline (pretrained,
-random initialisation, oracle), on the same goals. Results go to ``results.json`` (returns per
-goal and step, mean and 95% CI per step) and ``returns.csv``; the adapted per-goal policies to
-``adapted_policy.pt``; optionally a before/after animation per goal.
+``timesteps`` environment steps of episodes per goal (episodes that end early are followed by
+new ones, as rllab's sampler fills its ``batch_size``), takes a REINFORCE step (α, then α/2),
+rolls out again, up to ``steps`` steps. The same procedure scores MAML and every baseline
+(pretrained, random initialisation, oracle), on the same goals. Results go to
+``results.json`` (returns per goal and step, mean and 95% CI per step, episodes per goal and
+step) and ``returns.csv``; the adapted per-goal policies to ``adapted_policy.pt``; optionally a
+before/after animation per goal.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from metarl.functional import Params
 from metarl.io import atomic_write_bytes, atomic_write_json
 from metarl.maml_rl import MAMLTRPO
 from metarl.policies import GaussianMLPPolicy
+from metarl.rl_config import BATCHES
 from metarl.rl_trainer import evaluate_adaptation, evaluation_episodes, paper_step_sizes
 from metarl.sampler import MultiTaskSampler
 from metarl.stats import mean_ci95
@@ -43,9 +46,14 @@ class EvalSettings:
     steps: int = 3
     alpha: float = 0.1
     timesteps: int = 4000
+    batch: str = "steps"
     horizon: int | None = None
     device: str = "cpu"
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch not in BATCHES:
+            raise MetaRLError(f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
 
 
 def make_meta_env(env_id: str) -> MetaEnv:
@@ -91,7 +99,7 @@ def run_evaluation(
 
     horizon = settings.horizon or ENV_IDS[settings.env][1]
     episodes = evaluation_episodes(horizon, settings.timesteps)
-    sampler = MultiTaskSampler(settings.env, episodes, horizon=horizon,
+    sampler = MultiTaskSampler(settings.env, episodes, horizon=horizon, batch=settings.batch,
                                device=settings.device, num_threads=settings.threads,
                                env_kwargs={"oracle": True} if oracle else None)
     tasks = draw_tasks(sampler.env, settings, goals)
@@ -107,7 +115,8 @@ def run_evaluation(
     result = {
         "label": label, "env": settings.env, "oracle": oracle,
         "steps": list(range(settings.steps + 1)), "step_sizes": lrs,
-        "episodes_per_step": episodes, "horizon": sampler.horizon,
+        "slots_per_step": episodes, "batch": settings.batch, "horizon": sampler.horizon,
+        "episodes_per_task": diagnostics.get("episodes", []),
         "num_tasks": len(tasks), "seed": settings.seed,
         "tasks": [t.to_array().tolist() for t in tasks],
         "returns_mean": [m for m, _ in stats], "returns_ci95": [c for _, c in stats],

@@ -2,8 +2,9 @@
 
 One meta-iteration (MAML Algorithm 3 with a TRPO outer step):
 
-1. draw ``meta_batch`` tasks; roll out ``episodes_per_task`` episodes of each with θ
-   (support, one batched call of the :class:`~metarl.sampler.MultiTaskSampler`);
+1. draw ``meta_batch`` tasks; roll out ``episodes_per_task`` episodes of each with θ (or,
+   with ``batch="steps"``, the original code's budget of ``episodes_per_task × horizon``
+   steps per task; support, one batched call of the :class:`~metarl.sampler.MultiTaskSampler`);
 2. fit the linear baseline per task, take the inner REINFORCE step(s): θ'_i;
 3. roll out the query episodes of every task with its own θ'_i (one batched call);
 4. TRPO on the mean query surrogate through the inner update (:class:`~metarl.maml_rl.MAMLTRPO`).
@@ -11,10 +12,18 @@ One meta-iteration (MAML Algorithm 3 with a TRPO outer step):
 Wall-clock time is split into sampling (2 rollouts), inner (baselines and adaptation) and
 outer (TRPO) and logged with the returns before and after adaptation, the KL and the
 line-search statistics.
+
+Model selection (``RLConfig.select_best``): the paper evaluated "the model with the best
+average return during training" (appendix A.2). The trainer keeps that model as
+``checkpoints/best.pt``, chosen by the post-adaptation training return (``train-return``) or,
+by default, by a validation run of the test protocol on fixed goals every ``eval_every``
+iterations (``validation``), which is less noisy than 20 random tasks' returns and scores the
+multi-step adaptation the evaluation reports.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,7 +34,7 @@ import numpy as np
 import torch
 
 from metarl.advantages import to_pg_batch
-from metarl.checkpoint import CheckpointDir, check_signature, model_signature
+from metarl.checkpoint import CheckpointDir, check_signature, model_signature, save_checkpoint
 from metarl.distributed import DistContext
 from metarl.envs.base import Task
 from metarl.functional import Params, expand
@@ -53,9 +62,9 @@ def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
 
 
 def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> MultiTaskSampler:
-    """A batched sampler for ``cfg.env`` with ``episodes`` episodes per task."""
-    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon, device=cfg.device,
-                            num_threads=cfg.threads,
+    """A batched sampler for ``cfg.env`` with ``episodes`` slots per task (``cfg.batch``)."""
+    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon, batch=cfg.batch,
+                            device=cfg.device, num_threads=cfg.threads,
                             env_kwargs={"oracle": True} if oracle else None)
 
 
@@ -85,6 +94,10 @@ class MetaRLTrainer:
         self.iteration = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, float]] = []
+        self.best: dict[str, Any] = {"score": -math.inf, "iteration": 0,
+                                     "selected_by": cfg.select_best}
+        self.val_history: list[dict[str, Any]] = []
+        self._eval_sampler: MultiTaskSampler | None = None
         if resume:
             self._resume()
 
@@ -100,6 +113,8 @@ class MetaRLTrainer:
                             "activation": self.policy.activation},
             "train_seconds": self.train_seconds,
             "history": self.history,
+            "best": self.best,
+            "val_history": self.val_history,
             "config": self.cfg.identity(),
         }
 
@@ -116,6 +131,8 @@ class MetaRLTrainer:
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.history = list(state["history"])
+        self.best = dict(state.get("best", self.best))
+        self.val_history = list(state.get("val_history", []))
         say(f"resumed from {path} at iteration {self.iteration}")
 
     # -------------------------------------------------------------- training
@@ -158,8 +175,10 @@ class MetaRLTrainer:
         stats = self.learner.step(support, query)
         t4 = time.perf_counter()
         scalars = self.dist.mean_scalars({
-            "returns/before_adaptation": support_eps.returns.mean().item(),
-            "returns/after_adaptation": query_eps.returns.mean().item(),
+            "returns/before_adaptation": support_eps.task_returns().mean().item(),
+            "returns/after_adaptation": query_eps.task_returns().mean().item(),
+            "episodes/per_task_before_adaptation": len(support_eps.table.task) / len(tasks),
+            "episodes/per_task_after_adaptation": len(query_eps.table.task) / len(tasks),
             "time/sampling": (t1 - t0) + (t3 - t2),
             "time/inner": t2 - t1,
             "time/outer": t4 - t3,
@@ -169,7 +188,44 @@ class MetaRLTrainer:
         return scalars, stats.get("nonfinite", 0.0) == 0.0
 
     def after_iteration(self, logger: RunLogger) -> None:
-        return None
+        """Model selection (see the module docstring); rank 0 only."""
+        cfg = self.cfg
+        if not self.dist.is_main:
+            return
+        if cfg.select_best == "train-return":
+            self._consider(self.history[-1]["returns/after_adaptation"])
+        elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
+            means = self.validate()
+            score = float(np.mean(means[1:]))
+            self.val_history.append({"iteration": self.iteration, "returns": means,
+                                     "score": score})
+            logger.log(self.iteration, {f"val/return_after_{k}_steps": v
+                                        for k, v in enumerate(means)})
+            self._consider(score)
+
+    def _consider(self, score: float) -> None:
+        """Keep the current policy as best.pt if ``score`` beats the best so far."""
+        if math.isfinite(score) and score > self.best["score"]:
+            self.best = {"score": score, "iteration": self.iteration,
+                         "selected_by": self.cfg.select_best}
+            save_checkpoint(self.checkpoints.root / "best.pt", self.state())
+
+    def validate(self) -> list[float]:
+        """Mean return over the validation goals after 0..eval_steps adaptation steps (the
+        test protocol: ``eval_timesteps`` steps per goal and step, step sizes α then α/2)."""
+        cfg = self.cfg
+        if self._eval_sampler is None:
+            slots = evaluation_episodes(self.sampler.horizon, cfg.eval_timesteps)
+            self._eval_sampler = make_sampler(cfg, slots)
+        sampler = self._eval_sampler
+        tasks = sampler.env.sample_tasks(cfg.eval_tasks, np.random.default_rng([cfg.eval_seed, 0]))
+        theta = {k: v.detach() for k, v in self.policy.named_parameters()}
+        returns, _ = evaluate_adaptation(
+            sampler, self.learner, theta, tasks, steps=cfg.eval_steps,
+            lrs=paper_step_sizes(cfg.inner_lr, cfg.eval_steps),
+            rng=np.random.default_rng([cfg.eval_seed, 1]), gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda)
+        return [float(v) for v in returns.mean(0)]
 
 
 def evaluate_adaptation(
@@ -187,8 +243,9 @@ def evaluate_adaptation(
 ) -> tuple[np.ndarray, Params]:
     """The paper's protocol: sample, adapt, sample again, ``steps`` times.
 
-    At step k every task's current policy (θ at k = 0) rolls out ``sampler.episodes_per_task``
-    fresh episodes; their mean return is recorded, and one first-order REINFORCE step of size
+    At step k every task's current policy (θ at k = 0) rolls out a fresh batch (the paper:
+    4000 steps, ``batch="steps"``); its mean episode return is recorded, and one first-order
+    REINFORCE step of size
     ``lrs[k]`` (the paper: α, then α/2) moves the task's parameters. Returns the mean episode
     return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
     If ``diagnostics`` is given, it receives per step the norm of each task's parameter
@@ -202,7 +259,10 @@ def evaluate_adaptation(
     policy = learner.policy
     for k in range(steps + 1):
         episodes = sampler.sample(tasks, policy, current, rng)
-        returns[:, k] = episodes.returns.mean(1).double().cpu().numpy()
+        returns[:, k] = episodes.task_returns().double().cpu().numpy()
+        if diagnostics is not None:
+            diagnostics.setdefault("episodes", []).append(
+                torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())
         if k < steps:
             batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda)
             new = learner.adapt_stacked(current, batch, lrs[k])
@@ -222,5 +282,6 @@ def paper_step_sizes(alpha: float, steps: int) -> list[float]:
 
 
 def evaluation_episodes(horizon: int, timesteps: int = 4000) -> int:
-    """Episodes per adaptation step for a budget of ``timesteps`` (the paper: 4000)."""
+    """Sampler slots per goal for a budget of ``timesteps`` (the paper: 4000): with
+    ``batch="steps"`` they take ``timesteps`` steps (rounded down to whole horizons)."""
     return max(1, timesteps // horizon)

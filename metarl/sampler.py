@@ -30,14 +30,29 @@ overlap the CPU physics. Output tensors stay on ``device`` for the whole rollout
 and actions are staged through fixed (pinned, on CUDA) host buffers, so a step allocates only
 the policy's own temporaries.
 
-Episodes that terminate early (Navigation2D's goal, Ant's healthy range) are masked: ``mask`` is
-1.0 on valid steps and 0.0 after termination, and everything after termination is zero. A
-terminated environment is not stepped again (``"threads"`` backend) or its results are ignored.
+Each task has ``episodes_per_task`` *slots* (environments). What a slot holds depends on
+``batch``:
+
+* ``"episodes"``: exactly one episode. One that terminates early (Navigation2D's goal, Ant's
+  healthy range) leaves the rest of its row masked: ``mask`` is 0.0 and everything is zero
+  after termination, and the environment is not stepped again (``"threads"`` backend) or its
+  results are ignored.
+* ``"steps"``: a budget of ``episodes_per_task × horizon`` environment steps per task, the
+  way the original MAML-RL code counts its batch (rllab's ``batch_size`` is a number of
+  steps: 20 × 100 per task in meta-training, 4000 per goal at test). A slot whose episode
+  ends early starts a new one while its task has taken fewer steps than the budget, and every
+  episode started runs to its end (rllab's ``whole_paths``: dropping unfinished episodes would
+  favour short ones). A policy that reaches a goal in 5 steps thus yields hundreds of
+  episodes, not 20 rows of 5 valid steps. Rows then hold several episodes back to back
+  (``dones`` marks the last step of each, ``timesteps`` the step within the episode) and are
+  at most ``2 × horizon`` long. With episodes that never end early both modes coincide.
+
+``Episodes.table`` lists every episode (task, slot, first step, length, reset seed, return).
 
 Reproducibility: ``rng`` (numpy) draws the reset seed of every episode and the seed of a torch
 generator for the action noise. The same ``rng`` state, tasks, parameters and sampler settings
-give the same episodes. ``Episodes.seeds`` replays any episode in plain Gymnasium:
-``env.reset(seed=int(seeds[i, j]))`` and the clipped ``actions[i, j]`` reproduce it.
+give the same episodes. ``table.seed`` replays any episode in plain Gymnasium:
+``env.reset(seed=seed)`` and the clipped actions of its steps reproduce it.
 """
 
 from __future__ import annotations
@@ -45,7 +60,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -58,42 +73,73 @@ from metarl.functional import Params
 from metarl.physics import Backend, PhysicsPool
 from metarl.policies import GaussianMLPPolicy
 
+Batch = Literal["episodes", "steps"]
+
+
+class EpisodeTable(NamedTuple):
+    """One entry per episode, ordered by (task, slot, first step); ``[N]`` tensors."""
+
+    task: Tensor
+    """int64: index of the episode's task in the ``tasks`` given to ``sample``."""
+    slot: Tensor
+    """int64: the row (slot) of its task that holds it."""
+    start: Tensor
+    """int64: its first time step in that row."""
+    length: Tensor
+    """int64: number of steps."""
+    seed: Tensor
+    """int64: the Gymnasium reset seed it started from."""
+    returns: Tensor
+    """float32: undiscounted return."""
+    terminated: Tensor
+    """bool: ended by the env's termination (goal, fall), not by the horizon."""
+
 
 class Episodes(NamedTuple):
-    """Rollouts of ``T`` tasks × ``E`` episodes × ``H`` steps, as tensors on the sampler's device.
+    """Rollouts of ``T`` tasks × ``S`` slots × ``L`` steps, as tensors on the sampler's device.
 
-    Time step ``t`` holds the observation ``o_t``, the action ``a_t`` drawn at it, and the reward
-    ``r_t`` of that transition. Entries after an episode's termination are zero.
+    Time step ``t`` of a row holds the observation ``o_t``, the action ``a_t`` drawn at it, and
+    the reward ``r_t`` of that transition. Entries of padding (``mask`` 0) are zero. With
+    ``batch="episodes"`` a row is one episode and ``L`` is the horizon; with ``"steps"`` a row
+    may hold several episodes back to back (see the module docstring).
     """
 
     observations: Tensor
-    """``[T, E, H, obs_dim]`` float32."""
+    """``[T, S, L, obs_dim]`` float32."""
     actions: Tensor
-    """``[T, E, H, act_dim]`` float32: the sampled actions (before clipping to the action space;
+    """``[T, S, L, act_dim]`` float32: the sampled actions (before clipping to the action space;
     the environment received ``clip(actions, low, high)``)."""
     rewards: Tensor
-    """``[T, E, H]`` float32."""
+    """``[T, S, L]`` float32."""
     log_probs: Tensor
-    """``[T, E, H]`` float32: ``log π(a_t | o_t)`` of the behaviour policy, summed over action
+    """``[T, S, L]`` float32: ``log π(a_t | o_t)`` of the behaviour policy, summed over action
     dimensions."""
     mask: Tensor
-    """``[T, E, H]`` float32: 1.0 on valid steps, 0.0 after termination."""
+    """``[T, S, L]`` float32: 1.0 on steps of an episode, 0.0 on padding."""
     terminated: Tensor
-    """``[T, E, H]`` bool: True at the step that ended the episode."""
-    lengths: Tensor
-    """``[T, E]`` int64: number of valid steps."""
+    """``[T, S, L]`` bool: True at the step where the env ended the episode (goal, fall)."""
+    dones: Tensor
+    """``[T, S, L]`` bool: True at the last step of every episode (terminated, or at the
+    horizon)."""
+    timesteps: Tensor
+    """``[T, S, L]`` int64: each step's index within its episode (0 at an episode's start)."""
     task_index: Tensor
-    """``[T, E]`` int64: the index, in the ``tasks`` passed to :meth:`MultiTaskSampler.sample`,
+    """``[T, S]`` int64: the index, in the ``tasks`` passed to :meth:`MultiTaskSampler.sample`,
     of each row's task."""
-    seeds: Tensor
-    """``[T, E]`` int64: the Gymnasium reset seed of each episode."""
     reward_terms: dict[str, Tensor]
-    """``{name: [T, E, H]}`` float32: the reward's terms, as in the env's ``info``."""
+    """``{name: [T, S, L]}`` float32: the reward's terms, as in the env's ``info``."""
+    table: EpisodeTable
+    """Every episode: its task, row, first step, length, seed, return."""
 
-    @property
-    def returns(self) -> Tensor:
-        """``[T, E]``: undiscounted return of each episode."""
-        return (self.rewards * self.mask).sum(-1)
+    def task_returns(self) -> Tensor:
+        """``[T]``: the mean undiscounted return of each task's episodes (rllab's
+        ``AverageReturn``)."""
+        num_tasks = self.rewards.shape[0]
+        table = self.table
+        totals = torch.zeros(num_tasks, device=table.returns.device).index_add_(
+            0, table.task, table.returns)
+        counts = torch.bincount(table.task, minlength=num_tasks).clamp_min(1)
+        return totals / counts
 
 
 @dataclass
@@ -112,14 +158,76 @@ class _Group:
     pending: bool = False
 
 
+class _Bookkeeping:
+    """Per-slot episode state of one ``sample`` call, and the finished episodes."""
+
+    def __init__(self, num_tasks: int, slots: int) -> None:
+        shape = (num_tasks, slots)
+        self.alive = np.ones(shape, bool)  # the slot is inside an episode
+        self.step = np.zeros(shape, np.int64)  # steps taken in the current episode
+        self.start = np.zeros(shape, np.int64)  # row time of the current episode's first step
+        self.ret = np.zeros(shape)  # return so far of the current episode
+        self.seed = np.full(shape, -1, np.int64)  # its reset seed (-1: the first seed table)
+        self.started = np.ones(shape, np.int64)  # episodes started in the slot
+        self.task_steps = np.zeros(num_tasks, np.int64)
+        self.finished: list[tuple[int, int, int, int, int, float, bool]] = []
+
+    def advance(self, rows: slice, live: np.ndarray, ended: np.ndarray, reward: np.ndarray,
+                horizon: int) -> np.ndarray:
+        """Count one step of the live slots in ``rows``; close and return the episodes that
+        ``ended`` (terminated) or reached the horizon."""
+        self.ret[rows] += reward
+        self.step[rows] += live
+        self.task_steps[rows] += live.sum(axis=1)
+        done = ended | (live & (self.step[rows] >= horizon))
+        for i, j in zip(*np.nonzero(done), strict=True):
+            ti = rows.start + int(i)
+            self.finished.append((ti, int(j), int(self.start[ti, j]), int(self.step[ti, j]),
+                                  int(self.seed[ti, j]), float(self.ret[ti, j]),
+                                  bool(ended[i, j])))
+        self.alive[rows] &= ~done
+        return done
+
+    def begin(self, task: np.ndarray, slot: np.ndarray, t: int, seeds: np.ndarray) -> None:
+        """New episodes in slots ``(task, slot)`` from row time ``t``."""
+        self.alive[task, slot] = True
+        self.step[task, slot] = 0
+        self.ret[task, slot] = 0.0
+        self.start[task, slot] = t
+        self.seed[task, slot] = seeds
+        self.started[task, slot] += 1
+
+    def table(self, first_seeds: np.ndarray, device: torch.device) -> EpisodeTable:
+        """The finished episodes, ordered by (task, slot, start)."""
+        rows = sorted(self.finished)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+        task, slot, start, length, seed, ret, term = (np.asarray(c) for c in cols)
+        task, slot = task.astype(np.int64), slot.astype(np.int64)
+        seed = np.where(seed.astype(np.int64) < 0, first_seeds[task, slot], seed)
+
+        def ints(x: np.ndarray) -> Tensor:
+            return torch.as_tensor(np.asarray(x, np.int64), device=device)
+
+        return EpisodeTable(
+            task=ints(task), slot=ints(slot), start=ints(start), length=ints(length),
+            seed=ints(seed),
+            returns=torch.as_tensor(np.asarray(ret, np.float64), device=device).float(),
+            terminated=torch.as_tensor(np.asarray(term, bool), device=device),
+        )
+
+
 class MultiTaskSampler:
     """Roll out many tasks × episodes of one environment with per-task policy parameters.
 
     Args:
         env: a registered id (``"metarl/AntVel-v0"``) or an env following the task protocol
             (:class:`~metarl.envs.base.MetaEnv`).
-        episodes_per_task: episodes rolled out per task and call (the MAML paper's ``K``).
+        episodes_per_task: environments (slots) per task; the episodes per task and call
+            with ``batch="episodes"`` (the MAML paper's ``K``).
         horizon: steps per episode; default the env's registered ``max_episode_steps``.
+        batch: ``"episodes"`` (one episode per slot) or ``"steps"`` (a budget of
+            ``episodes_per_task × horizon`` steps per task, episodes that end early are
+            followed by new ones: the original MAML-RL sampler); see the module docstring.
         device: where the policy runs and the returned tensors live (``"cpu"``, ``"cuda"``).
         env_kwargs: constructor arguments when ``env`` is an id (e.g. ``{"oracle": True}``).
         num_threads: physics threads; default every CPU this process may use.
@@ -139,6 +247,7 @@ class MultiTaskSampler:
         episodes_per_task: int,
         *,
         horizon: int | None = None,
+        batch: Batch = "episodes",
         device: str | torch.device = "cpu",
         env_kwargs: Mapping[str, Any] | None = None,
         num_threads: int | None = None,
@@ -173,7 +282,10 @@ class MultiTaskSampler:
             raise MetaRLError(f"episodes_per_task must be at least 1, got {episodes_per_task}")
         if pipeline < 1:
             raise MetaRLError(f"pipeline must be at least 1, got {pipeline}")
+        if batch not in ("episodes", "steps"):
+            raise MetaRLError(f"batch must be 'episodes' or 'steps', got {batch!r}")
         self.env: MetaEnv = unwrapped
+        self.batch: Batch = batch
         self.episodes_per_task = int(episodes_per_task)
         self.horizon = int(horizon)
         self.device = torch.device(device)
@@ -196,7 +308,7 @@ class MultiTaskSampler:
         params: Params,
         rng: np.random.Generator,
     ) -> Episodes:
-        """Roll out ``episodes_per_task`` episodes of every task in ``tasks``.
+        """Roll out every task in ``tasks`` (``episodes_per_task`` slots each, see ``batch``).
 
         Args:
             tasks: the meta-batch (``env.sample_tasks(n, rng)``), ``T`` tasks.
@@ -215,25 +327,36 @@ class MultiTaskSampler:
         groups = self._groups_for(num_tasks)
         self._check_policy(policy, groups[0].venv)
 
-        E, H, dev = self.episodes_per_task, self.horizon, self.device
+        S, H, dev = self.episodes_per_task, self.horizon, self.device
+        restart = self.batch == "steps"
+        # Under the step budget every slot is busy until its task has taken S·H steps, i.e.
+        # until time H; episodes started before then end by 2H. A slot starts at most H
+        # episodes (one per time step before H).
+        L, per_slot = (2 * H, H) if restart else (H, 1)
+        budget = S * H
         obs_dim, act_dim = policy.obs_dim, policy.act_dim
-        seeds = rng.integers(0, 2**31 - 1, size=(num_tasks, E))
+        first = rng.integers(0, 2**31 - 1, size=(num_tasks, S, 1))
         generator = torch.Generator(device=dev)
         generator.manual_seed(int(rng.integers(0, 2**63 - 1)))
+        # seeds of the restarts, drawn last: with no restart both modes draw the same numbers
+        later = rng.integers(0, 2**31 - 1, size=(num_tasks, S, per_slot - 1))
+        seeds = np.concatenate([first, later], axis=2)
 
-        observations = torch.zeros(num_tasks, E, H, obs_dim, device=dev)
-        actions = torch.zeros(num_tasks, E, H, act_dim, device=dev)
-        log_probs = torch.zeros(num_tasks, E, H, device=dev)
-        n_terms = len(groups[0].venv.reward_term_names)
-        rewards = np.zeros((num_tasks, E, H))
-        terms = np.zeros((num_tasks, E, H, n_terms))
-        terminated = np.zeros((num_tasks, E, H), bool)
-        mask = np.zeros((num_tasks, E, H), bool)
-        alive = np.ones((num_tasks, E), bool)
+        observations = torch.zeros(num_tasks, S, L, obs_dim, device=dev)
+        actions = torch.zeros(num_tasks, S, L, act_dim, device=dev)
+        log_probs = torch.zeros(num_tasks, S, L, device=dev)
+        names = groups[0].venv.reward_term_names
+        rewards = np.zeros((num_tasks, S, L))
+        terms = np.zeros((num_tasks, S, L, len(names)))
+        terminated = np.zeros((num_tasks, S, L), bool)
+        dones = np.zeros((num_tasks, S, L), bool)
+        timesteps = np.zeros((num_tasks, S, L), np.int64)
+        mask = np.zeros((num_tasks, S, L), bool)
+        book = _Bookkeeping(num_tasks, S)
 
         for g in groups:
             g.obs = g.venv.reset(
-                np.repeat(task_array[g.lo : g.hi], E, axis=0), seeds[g.lo : g.hi].reshape(-1)
+                np.repeat(task_array[g.lo : g.hi], S, axis=0), seeds[g.lo : g.hi, :, 0].reshape(-1)
             )
             g.pending = False
 
@@ -241,65 +364,86 @@ class MultiTaskSampler:
             """Collect group ``g``'s step ``t``; envs that were not alive contribute nothing."""
             step = g.venv.step_wait()
             g.pending = False
-            live = alive[g.lo : g.hi].reshape(-1)
-            shape = (g.hi - g.lo, E)
-            rewards[g.lo : g.hi, :, t] = np.where(live, step.rewards, 0.0).reshape(shape)
-            terms[g.lo : g.hi, :, t] = np.where(live[:, None], step.reward_terms, 0.0).reshape(
-                *shape, n_terms
+            rows = slice(g.lo, g.hi)
+            live = book.alive[rows].copy()
+            shape = (g.hi - g.lo, S)
+            reward = np.where(live.reshape(-1), step.rewards, 0.0).reshape(shape)
+            rewards[rows, :, t] = reward
+            terms[rows, :, t] = np.where(live.reshape(-1, 1), step.reward_terms, 0.0).reshape(
+                *shape, len(names)
             )
-            ended = (step.terminated & live).reshape(shape)
-            terminated[g.lo : g.hi, :, t] = ended
-            alive[g.lo : g.hi] &= ~ended
+            ended = step.terminated.reshape(shape) & live
+            terminated[rows, :, t] = ended
+            done = book.advance(rows, live, ended, reward, H)
+            dones[rows, :, t] = done
             g.obs = step.observations
+            if not restart:
+                return
+            again = (done & (book.task_steps[rows, None] < budget)
+                     & (book.started[rows] < per_slot) & (t + 1 + H <= L))
+            slot_index = np.flatnonzero(again)
+            if slot_index.size:
+                task_i, slot_i = np.divmod(slot_index, S)
+                count = book.started[rows][task_i, slot_i]
+                new_seeds = seeds[g.lo + task_i, slot_i, count]
+                g.obs = g.obs.copy()
+                g.obs[slot_index] = g.venv.restart(slot_index, new_seeds)
+                book.begin(g.lo + task_i, slot_i, t + 1, new_seeds)
 
+        t = 0
         with torch.no_grad(), self._policy_threads():
-            for t in range(H):
+            for t in range(L):
                 for g in groups:
                     if g.pending:
                         finish(g, t - 1)
-                    if not alive[g.lo : g.hi].any():
+                    alive = book.alive[g.lo : g.hi]
+                    if not alive.any():
                         continue
-                    mask[g.lo : g.hi, :, t] = alive[g.lo : g.hi]
+                    mask[g.lo : g.hi, :, t] = alive
+                    timesteps[g.lo : g.hi, :, t] = np.where(alive, book.step[g.lo : g.hi], 0)
                     group_params = (
                         {k: v[g.lo : g.hi] for k, v in params.items()} if stacked else params
                     )
-                    obs = self._to_device(g, g.obs).view(g.hi - g.lo, E, obs_dim)
+                    obs = self._to_device(g, g.obs).view(g.hi - g.lo, S, obs_dim)
                     act, logp = policy.sample(group_params, obs, generator)
                     observations[g.lo : g.hi, :, t] = obs
                     actions[g.lo : g.hi, :, t] = act
                     log_probs[g.lo : g.hi, :, t] = logp
-                    active = alive[g.lo : g.hi].reshape(-1).copy()  # read while the step runs
+                    active = alive.reshape(-1).copy()  # read while the step runs
                     g.venv.step_async(self._to_env(g, act), active)
                     g.pending = True
-                if not alive.any():
+                if not book.alive.any() and not any(g.pending for g in groups):
                     break
             for g in groups:
                 if g.pending:
                     finish(g, t)
 
-        valid = torch.from_numpy(mask).to(dev)
+        used = L if not restart else int(mask.any(axis=(0, 1)).nonzero()[0].max()) + 1
+        valid = torch.from_numpy(mask[..., :used]).to(dev)
+        observations, actions, log_probs = (
+            x[:, :, :used] for x in (observations, actions, log_probs))
         # zero what finished envs left behind (masked_fill, not a product: it could be inf/nan)
         observations.masked_fill_(~valid[..., None], 0.0)
         actions.masked_fill_(~valid[..., None], 0.0)
         log_probs.masked_fill_(~valid, 0.0)
-        host = {
-            "rewards": rewards,
-            **{n: terms[..., k] for k, n in enumerate(groups[0].venv.reward_term_names)},
+        host = {"rewards": rewards, **{n: terms[..., k] for k, n in enumerate(names)}}
+        on_device = {
+            k: torch.from_numpy(v[:, :, :used]).to(dev, torch.float32) for k, v in host.items()
         }
-        on_device = {k: torch.from_numpy(v).to(dev, torch.float32) for k, v in host.items()}
         reward_tensor = on_device.pop("rewards")
-        task_index = torch.arange(num_tasks, device=dev)[:, None].expand(num_tasks, E)
+        task_index = torch.arange(num_tasks, device=dev)[:, None].expand(num_tasks, S)
         return Episodes(
             observations=observations,
             actions=actions,
             rewards=reward_tensor,
             log_probs=log_probs,
             mask=valid.float(),
-            terminated=torch.from_numpy(terminated).to(dev),
-            lengths=torch.from_numpy(mask.sum(-1)).to(dev, torch.int64),
+            terminated=torch.from_numpy(terminated[:, :, :used]).to(dev),
+            dones=torch.from_numpy(dones[:, :, :used]).to(dev),
+            timesteps=torch.from_numpy(timesteps[:, :, :used]).to(dev),
             task_index=task_index.contiguous(),
-            seeds=torch.from_numpy(seeds).to(dev, torch.int64),
             reward_terms=on_device,
+            table=book.table(seeds[:, :, 0], dev),
         )
 
     def close(self) -> None:

@@ -39,7 +39,10 @@ class AdaptConfig:
     """Adapt a meta-trained (or baseline) policy to new goals."""
 
     run_dir: Path | None = None
-    """A train_rl.py run folder (its newest valid checkpoint is used)."""
+    """A train_rl.py run folder: its selected policy (checkpoints/best.pt, see train_rl.py
+    --select-best) or, with --last or when it has none, its newest valid checkpoint."""
+    last: bool = False
+    """With --run-dir: evaluate the newest checkpoint instead of the selected one."""
     checkpoint: Path | None = None
     """A specific checkpoint of a train_rl.py run."""
     policy: Path | None = None
@@ -57,6 +60,10 @@ class AdaptConfig:
     """First step size (later ones are α/2); default: the run's inner step size."""
     timesteps: int = 4000
     """Environment steps sampled per adaptation step and goal (the paper: 4000)."""
+    batch: str = "steps"
+    """steps: each adaptation step samples --timesteps environment steps per goal, episodes
+    that end early followed by new ones (the paper's protocol, rllab's sampler); episodes:
+    --timesteps / horizon episodes, however short."""
     device: str = "cpu"
     """cpu or cuda."""
     threads: int | None = None
@@ -70,7 +77,8 @@ class AdaptConfig:
 
 
 def load_policy(cfg: AdaptConfig):
-    """The policy, its env, oracle flag, default α and a label, from a run or a policy file."""
+    """The policy, its env, oracle flag, default α, a label, the folder to write beside and
+    what was loaded (recorded in results.json), from a run or a policy file."""
     given = [p for p in (cfg.run_dir, cfg.checkpoint, cfg.policy) if p is not None]
     require(len(given) == 1, "give exactly one of --run-dir, --checkpoint or --policy")
     if cfg.policy is not None:
@@ -79,24 +87,35 @@ def load_policy(cfg: AdaptConfig):
             raise CheckpointError(f"{cfg.policy} is not a policy file from baselines_rl.py")
         policy = policy_from_spec(state["policy_spec"], state["policy"])
         return (policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
-                state.get("label", "policy"), cfg.policy.parent)
+                state.get("label", "policy"), cfg.policy.parent, {"source": str(cfg.policy)})
     if cfg.run_dir is not None:
         if not (cfg.run_dir / "config.json").is_file():
             raise MetaRLError(f"{cfg.run_dir} holds no run (no config.json); pass a run folder")
-        found = CheckpointDir(cfg.run_dir / "checkpoints").load_latest(map_location=cfg.device)
-        if found is None:
-            raise CheckpointError(f"{cfg.run_dir}/checkpoints holds no checkpoint")
-        _, state, _ = found
+        best = cfg.run_dir / "checkpoints" / "best.pt"
+        source = best
+        if best.is_file() and not cfg.last:
+            state = load_checkpoint(best, map_location=cfg.device)
+            print(f"using {best}: iteration {state['iteration']}, selected by "
+                  f"{state['best']['selected_by']} (--last for the newest checkpoint)")
+        else:
+            found = CheckpointDir(cfg.run_dir / "checkpoints").load_latest(
+                map_location=cfg.device)
+            if found is None:
+                raise CheckpointError(f"{cfg.run_dir}/checkpoints holds no checkpoint")
+            source, state, _ = found
         where = cfg.run_dir
     else:
         assert cfg.checkpoint is not None
         state = load_checkpoint(cfg.checkpoint, map_location=cfg.device)
-        where = cfg.checkpoint.parent.parent
+        where, source = cfg.checkpoint.parent.parent, cfg.checkpoint
     if state.get("kind") != "metarl-maml-trpo":
         raise CheckpointError("the checkpoint is not a MAML-TRPO checkpoint of train_rl.py")
     policy = policy_from_spec(state["policy_spec"], state["policy"])
     config = state["config"]
-    return policy, config["env"], False, float(config["inner_lr"]), "maml", where
+    loaded = {"source": str(source), "iteration": int(state["iteration"]),
+              "selected_by": state.get("best", {}).get("selected_by") if source.name == "best.pt"
+              else "checkpoint"}
+    return policy, config["env"], False, float(config["inner_lr"]), "maml", where, loaded
 
 
 @cli_errors
@@ -107,11 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")
     if cfg.device.startswith("cuda"):
         require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
-    policy, env_id, oracle, alpha, label, where = load_policy(cfg)
+    policy, env_id, oracle, alpha, label, where, loaded = load_policy(cfg)
     policy.to(cfg.device)
     settings = EvalSettings(env=env_id, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha if cfg.alpha is not None else alpha,
-                            timesteps=cfg.timesteps, device=cfg.device, threads=cfg.threads)
+                            timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
+                            threads=cfg.threads)
     goals = [cfg.goal] if cfg.goal else None
     name = "adapt-goal-" + "_".join(f"{g:g}" for g in cfg.goal) if cfg.goal else \
         f"adapt-{cfg.num_tasks}goals-seed{cfg.seed}"
@@ -121,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     env = make_meta_env(env_id)
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
     result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
-                            goals=goals)
+                            goals=goals, extra={"policy": loaded})
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "

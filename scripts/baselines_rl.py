@@ -63,6 +63,10 @@ class BaselineConfig:
     """Adaptation steps at evaluation."""
     timesteps: int = 4000
     """Environment steps per adaptation step and goal at evaluation."""
+    batch: str = "steps"
+    """steps: each adaptation step samples --timesteps environment steps per goal, episodes
+    that end early followed by new ones (the paper's protocol, rllab's sampler); episodes:
+    --timesteps / horizon episodes, however short."""
     threads: int | None = None
     """Physics threads for the evaluation."""
     torch_threads: int = 1
@@ -79,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")
     make_meta_env(cfg.env)
+    settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
+                            alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,
+                            threads=cfg.threads)
     torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
               for k, v in vars(cfg).items()}
@@ -107,8 +114,6 @@ def main(argv: list[str] | None = None) -> None:
     save_checkpoint(out / "policy.pt", {
         "kind": "metarl-policy", "policy": policy.state_dict(), "policy_spec": policy_spec(policy),
         "env": cfg.env, "oracle": oracle, "inner_lr": cfg.alpha, "label": cfg.baseline})
-    settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
-                            alpha=cfg.alpha, timesteps=cfg.timesteps, threads=cfg.threads)
     result = run_evaluation(policy, settings, out, label=cfg.baseline, oracle=oracle,
                             extra={"train_seconds": train_seconds, **extra})
     print(f"{cfg.baseline} on {cfg.env} (trained in {train_seconds:.0f} s): mean return")

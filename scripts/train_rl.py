@@ -7,12 +7,15 @@ Examples::
     python scripts/train_rl.py --preset halfcheetah-vel --device cuda --out-dir runs/hc-vel
     python scripts/train_rl.py --preset navigation --out-dir runs/nav-maml --resume
 
-The run folder gets config.json, checkpoints/, tb/ (TensorBoard), metrics.jsonl, results.json
-and training.png (returns before and after adaptation against the iteration).
+The run folder gets config.json, checkpoints/ (the newest ones, and best.pt: the policy
+selected by --select-best, which adapt_rl.py evaluates), tb/ (TensorBoard), metrics.jsonl,
+results.json and training.png (returns before and after adaptation, validation returns, KL,
+line search, time split, against the iteration).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(trainer)
     results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
                "train_seconds": trainer.train_seconds, "last_10_iterations": summary,
-               "config": cfg.identity(), "checkpoint": str(trainer.checkpoints.list()[-1][1])}
+               "config": cfg.identity(), "checkpoint": str(trainer.checkpoints.list()[-1][1]),
+               "best": trainer.best, "validation": trainer.val_history}
     records = RunLogger(run_dir, enabled=False).read()
     plot_training_curves(records, run_dir / "training.png", title=f"MAML-TRPO on {cfg.env}")
     atomic_write_json(run_dir / "results.json", results)
@@ -64,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{summary['returns/before_adaptation']:.2f}")
     print(f"  return after adaptation  (last 10 iterations): "
           f"{summary['returns/after_adaptation']:.2f}")
+    if math.isfinite(trainer.best["score"]):
+        print(f"  selected policy (checkpoints/best.pt, by {trainer.best['selected_by']}): "
+              f"iteration {trainer.best['iteration']}, score {trainer.best['score']:.2f}")
     print(f"results: {run_dir / 'results.json'}\nplots:   {run_dir / 'training.png'}")
     print(f"evaluate: python scripts/adapt_rl.py --run-dir {run_dir}")
 

@@ -284,6 +284,8 @@ def test_mujoco_renders_rgb_with_egl():
 
 # --- the batched twin equals the Gymnasium env's own step --------------------------------------
 def _compare_batched(env_id: str, backend: str, steps: int, tolerance: float) -> None:
+    """Step 3 batched copies against 3 Gymnasium envs; halfway, envs 0 and 2 restart
+    (``VectorTaskEnv.restart``) as ``reset(seed=...)`` would."""
     env = make(env_id).unwrapped
     rng = np.random.default_rng(0)
     tasks = env.sample_tasks(3, rng)
@@ -303,6 +305,13 @@ def _compare_batched(env_id: str, backend: str, steps: int, tolerance: float) ->
         singles.append(single)
     active = np.ones(3, bool)
     for t in range(steps):
+        if t == steps // 2:
+            again = np.array([0, 2])
+            restarted = venv.restart(again, np.array([7, 8]))
+            for row, (i, seed) in enumerate(zip(again, (7, 8), strict=True)):
+                first, _ = singles[i].reset(seed=seed)
+                np.testing.assert_allclose(restarted[row], first, rtol=tolerance, atol=tolerance)
+                active[i] = True
         venv.step_async(actions[t], active)
         step = venv.step_wait()
         for i, single in enumerate(singles):

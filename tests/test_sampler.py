@@ -32,44 +32,57 @@ def make_sampler(env_id, episodes=2, **kwargs) -> tuple[MultiTaskSampler, Gaussi
     return sampler, policy
 
 
-def replay_in_gymnasium(env_id, episodes: Episodes, tasks, env_kwargs=None, tolerance=0.0):
-    """Re-run every episode in a plain Gymnasium env from its seed with its clipped actions."""
+def replay_in_gymnasium(env_id, episodes: Episodes, tasks, horizon, env_kwargs=None,
+                        tolerance=0.0):
+    """Re-run every episode of ``episodes.table`` in a plain Gymnasium env from its seed with
+    its clipped actions, and check the rows' bookkeeping (mask, dones, timesteps) on the way."""
     env = gym.make(env_id, **(env_kwargs or {}))
     low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
-    T, E, H = episodes.rewards.shape
     names = list(episodes.reward_terms)
-    for i in range(T):
+    covered = torch.zeros_like(episodes.mask, dtype=torch.bool)
+    table = episodes.table
+    for n in range(len(table.task)):
+        i, j, start = int(table.task[n]), int(table.slot[n]), int(table.start[n])
+        length = int(table.length[n])
         env.unwrapped.set_task(tasks[i])
-        for j in range(E):
-            obs, _ = env.reset(seed=int(episodes.seeds[i, j]))
-            length = int(episodes.lengths[i, j])
-            for t in range(H):
-                if t >= length:
-                    assert episodes.mask[i, j, t] == 0 and episodes.rewards[i, j, t] == 0
-                    assert not episodes.observations[i, j, t].any()
-                    continue
-                assert episodes.mask[i, j, t] == 1
-                np.testing.assert_allclose(
-                    episodes.observations[i, j, t].numpy(),
-                    obs.astype(np.float32),
-                    rtol=tolerance,
-                    atol=tolerance,
+        obs, _ = env.reset(seed=int(table.seed[n]))
+        total = 0.0
+        for k in range(length):
+            t = start + k
+            assert not covered[i, j, t], "two episodes claim one step"
+            covered[i, j, t] = True
+            assert episodes.mask[i, j, t] == 1 and episodes.timesteps[i, j, t] == k
+            np.testing.assert_allclose(
+                episodes.observations[i, j, t].numpy(),
+                obs.astype(np.float32),
+                rtol=tolerance,
+                atol=tolerance,
+            )
+            action = np.clip(episodes.actions[i, j, t].numpy().astype(np.float64), low, high)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(np.float32(reward))
+            assert episodes.rewards[i, j, t].item() == pytest.approx(
+                np.float32(reward), rel=tolerance, abs=tolerance
+            )
+            for name in names:
+                assert episodes.reward_terms[name][i, j, t].item() == pytest.approx(
+                    np.float32(info[name]), rel=tolerance, abs=tolerance
                 )
-                action = np.clip(episodes.actions[i, j, t].numpy().astype(np.float64), low, high)
-                obs, reward, terminated, truncated, info = env.step(action)
-                assert episodes.rewards[i, j, t].item() == pytest.approx(
-                    np.float32(reward), rel=tolerance, abs=tolerance
-                )
-                for name in names:
-                    assert episodes.reward_terms[name][i, j, t].item() == pytest.approx(
-                        np.float32(info[name]), rel=tolerance, abs=tolerance
-                    )
-                assert bool(episodes.terminated[i, j, t]) == terminated
-                if terminated:
-                    assert t == length - 1
-                    break
-            else:
-                assert length == H
+            assert bool(episodes.terminated[i, j, t]) == terminated
+            assert bool(episodes.dones[i, j, t]) == (k == length - 1)
+            if terminated:
+                assert k == length - 1
+        assert bool(table.terminated[n]) == bool(episodes.terminated[i, j, start + length - 1])
+        if not table.terminated[n]:
+            assert length == horizon, "an episode that did not terminate runs to the horizon"
+        assert table.returns[n].item() == pytest.approx(total, rel=1e-5, abs=1e-4)
+    # every valid step belongs to exactly one episode; padding is zero
+    assert torch.equal(covered, episodes.mask.bool())
+    dead = ~covered
+    for tensor in (episodes.rewards, episodes.log_probs, *episodes.reward_terms.values()):
+        assert not tensor[dead].any()
+    assert not episodes.observations[dead].any() and not episodes.actions[dead].any()
+    assert not episodes.dones[dead].any() and not episodes.terminated[dead].any()
 
 
 # --- equality with Gymnasium ------------------------------------------------------------------
@@ -89,7 +102,7 @@ def test_sampler_equals_gymnasium_rollout(env_id, horizon):
     rng = np.random.default_rng(1)
     tasks = sampler.env.sample_tasks(3, rng)
     episodes = sampler.sample(tasks, policy, params_of(policy), rng)
-    replay_in_gymnasium(env_id, episodes, tasks)
+    replay_in_gymnasium(env_id, episodes, tasks, horizon)
     sampler.close()
 
 
@@ -98,8 +111,8 @@ def test_ant_episodes_terminate_and_are_masked():
     rng = np.random.default_rng(0)
     tasks = sampler.env.sample_tasks(2, rng)
     episodes = sampler.sample(tasks, policy, params_of(policy), rng)
-    assert (episodes.lengths < 200).any(), "a random Ant policy should fall over sometimes"
-    check_mask_invariants(episodes)
+    assert (episodes.table.length < 200).any(), "a random Ant policy should fall over sometimes"
+    check_one_episode_per_row(episodes)
     sampler.close()
 
 
@@ -110,7 +123,7 @@ def test_rollout_backend_matches_gymnasium_to_solver_tolerance():
     rng = np.random.default_rng(2)
     tasks = sampler.env.sample_tasks(2, rng)
     episodes = sampler.sample(tasks, policy, params_of(policy), rng)
-    replay_in_gymnasium(env_id, episodes, tasks, tolerance=1e-5)
+    replay_in_gymnasium(env_id, episodes, tasks, 15, tolerance=1e-5)
     sampler.close()
 
 
@@ -119,24 +132,78 @@ def test_navigation_terminations_are_masked_like_gymnasium():
     sampler, policy = make_sampler("metarl/Navigation2D-v0", episodes=8, env_kwargs=kwargs)
     tasks = [Goal2D(0.1, 0.1), Goal2D(-0.1, 0.0), Goal2D(0.4, -0.4)]
     episodes = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(3))
-    lengths = episodes.lengths
+    lengths = episodes.table.length
     assert (lengths < 100).any() and (lengths == 100).any()
-    check_mask_invariants(episodes)
-    replay_in_gymnasium("metarl/Navigation2D-v0", episodes, tasks, env_kwargs=kwargs)
+    check_one_episode_per_row(episodes)
+    replay_in_gymnasium("metarl/Navigation2D-v0", episodes, tasks, 100, env_kwargs=kwargs)
 
 
-def check_mask_invariants(episodes: Episodes) -> None:
+def check_one_episode_per_row(episodes: Episodes) -> None:
+    """``batch="episodes"``: row (i, j) is episode i·E + j, from step 0, masked after its end."""
     T, E, H = episodes.mask.shape
-    steps = torch.arange(H)
-    expected = (steps < episodes.lengths[..., None]).float()
-    assert torch.equal(episodes.mask, expected)
+    table = episodes.table
+    assert len(table.task) == T * E and (table.start == 0).all()
+    assert torch.equal(table.task, torch.arange(T).repeat_interleave(E))
+    assert torch.equal(table.slot, torch.arange(E).repeat(T))
+    lengths = table.length.view(T, E)
+    assert torch.equal(episodes.mask, (torch.arange(H) < lengths[..., None]).float())
+    assert torch.equal(episodes.timesteps, torch.arange(H).expand(T, E, H) * episodes.mask.long())
     ended = episodes.terminated.sum(-1)
     assert ended.max() <= 1
-    assert torch.equal(ended == 1, episodes.lengths < H)
-    dead = episodes.mask == 0
-    for tensor in (episodes.rewards, episodes.log_probs, *episodes.reward_terms.values()):
-        assert not tensor[dead].any()
-    assert not episodes.observations[dead].any() and not episodes.actions[dead].any()
+    assert torch.equal(ended == 1, lengths < H)
+    assert torch.equal(episodes.dones.sum(-1), torch.ones(T, E, dtype=torch.int64))
+
+
+# --- the step budget (batch="steps") ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "env_id, kwargs, episodes",
+    [("metarl/Navigation2D-v0", {"env_kwargs": {"goal_tolerance": 0.08}}, 6),
+     ("metarl/AntVel-v0", {"backend": "threads", "horizon": 40}, 3)],
+)
+def test_step_budget_restarts_episodes_like_gymnasium(env_id, kwargs, episodes):
+    """Episodes that end early are followed by new ones until the task has taken E·H steps;
+    each one replays in Gymnasium, and every episode started runs to its end."""
+    sampler, policy = make_sampler(env_id, episodes=episodes, batch="steps", **kwargs)
+    rng = np.random.default_rng(5)
+    tasks = sampler.env.sample_tasks(3, rng)
+    if env_id.startswith("metarl/Nav"):
+        tasks = [Goal2D(0.1, 0.1), Goal2D(-0.15, 0.05), Goal2D(0.4, -0.4)]
+    ep = sampler.sample(tasks, policy, params_of(policy), rng)
+    H, E = sampler.horizon, episodes
+    table = ep.table
+    assert (table.start > 0).any(), "some slot should have started a second episode"
+    assert ep.rewards.shape[-1] <= 2 * H
+    steps = ep.mask.sum(dim=(1, 2))
+    per_task = torch.bincount(table.task, weights=table.length.double(), minlength=3)
+    assert torch.equal(per_task.long(), steps.long())
+    assert (steps >= E * H).all() and (steps < E * H + E * H).all()
+    # a new episode starts only while its task is under budget: at row time < H
+    assert (table.start < H).all()
+    # rows are filled from time 0 without gaps until their last episode ends
+    for n in range(len(table.task)):
+        i, j, s = int(table.task[n]), int(table.slot[n]), int(table.start[n])
+        assert s == 0 or ep.dones[i, j, s - 1]
+    replay_in_gymnasium(env_id, ep, tasks, H, env_kwargs=kwargs.get("env_kwargs"))
+    returns = ep.task_returns()
+    for i in range(3):
+        torch.testing.assert_close(returns[i], table.returns[table.task == i].mean())
+    sampler.close()
+
+
+def test_step_budget_equals_episodes_when_nothing_ends_early():
+    """HalfCheetah never terminates: both ways of counting the batch give the same rollouts."""
+    tasks = [{"velocity": 0.5}, {"velocity": 1.5}]
+    out = {}
+    for batch in ("episodes", "steps"):
+        sampler, policy = make_sampler("metarl/HalfCheetahVel-v0", episodes=3, horizon=12,
+                                       batch=batch)
+        out[batch] = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(2))
+        sampler.close()
+    a, b = out["episodes"], out["steps"]
+    for name in ("observations", "actions", "rewards", "log_probs", "mask", "dones", "timesteps"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for x, y in zip(a.table, b.table, strict=True):
+        assert torch.equal(x, y)
 
 
 # --- shapes, parameters, reproducibility ------------------------------------------------------
@@ -146,15 +213,17 @@ def test_episode_shapes_and_types():
     tasks = sampler.env.sample_tasks(4, rng)
     ep = sampler.sample(tasks, policy, params_of(policy), rng)
     assert ep.observations.shape == (4, 3, 7, 17) and ep.actions.shape == (4, 3, 7, 6)
-    for t in (ep.rewards, ep.log_probs, ep.mask, ep.terminated):
+    for t in (ep.rewards, ep.log_probs, ep.mask, ep.terminated, ep.dones, ep.timesteps):
         assert t.shape == (4, 3, 7)
     assert ep.observations.dtype == ep.rewards.dtype == ep.log_probs.dtype == torch.float32
-    assert ep.terminated.dtype == torch.bool and ep.lengths.dtype == torch.int64
+    assert ep.terminated.dtype == ep.dones.dtype == torch.bool
+    assert ep.timesteps.dtype == ep.table.length.dtype == ep.table.seed.dtype == torch.int64
     assert torch.equal(ep.task_index, torch.arange(4)[:, None].expand(4, 3))
     assert set(ep.reward_terms) == {"reward_forward", "reward_ctrl"}
     torch.testing.assert_close(sum(ep.reward_terms.values()), ep.rewards)
-    assert ep.returns.shape == (4, 3)
-    assert all(t.device.type == "cpu" for t in (ep.observations, ep.rewards, ep.seeds))
+    assert ep.table.returns.shape == (12,) and ep.task_returns().shape == (4,)
+    torch.testing.assert_close(ep.table.returns, ep.rewards.sum(-1).flatten())
+    assert all(t.device.type == "cpu" for t in (ep.observations, ep.rewards, ep.table.seed))
     # the log-probs are the behaviour policy's, summed over action dimensions
     torch.testing.assert_close(
         policy.log_prob(params_of(policy), ep.observations, ep.actions).detach(), ep.log_probs
@@ -169,9 +238,12 @@ def test_same_rng_same_episodes_and_torch_threads_restored():
     b = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(9))
     c = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(10))
     assert torch.get_num_threads() == threads
-    for x, y in zip(a[:-1], b[:-1], strict=True):
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, torch.Tensor):
+            assert torch.equal(x, y)
+    for x, y in zip(a.table, b.table, strict=True):
         assert torch.equal(x, y)
-    assert not torch.equal(a.actions, c.actions) and not torch.equal(a.seeds, c.seeds)
+    assert not torch.equal(a.actions, c.actions) and not torch.equal(a.table.seed, c.table.seed)
 
 
 def test_stacked_params_act_per_task():
@@ -199,7 +271,7 @@ def test_pipeline_groups_cover_all_tasks(pipeline):
     ep = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(1))
     assert len(sampler._groups[5]) == pipeline
     assert (ep.mask == 1).all() and (ep.observations.abs().sum(-1) > 0).all()
-    replay_in_gymnasium("metarl/HalfCheetahVel-v0", ep, tasks, tolerance=1e-5)
+    replay_in_gymnasium("metarl/HalfCheetahVel-v0", ep, tasks, 5, tolerance=1e-5)
 
 
 def test_oracle_env_and_default_horizon():
@@ -220,18 +292,18 @@ def test_cuda_device():
     policy = policy.cuda()
     tasks = sampler.env.sample_tasks(2, np.random.default_rng(0))
     ep = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(0))
-    assert all(t.device.type == "cuda" for t in ep[:-1])
-    replay_in_gymnasium(
-        "metarl/HalfCheetahVel-v0",
-        Episodes(
-            *(
-                t.cpu() if isinstance(t, torch.Tensor) else {k: v.cpu() for k, v in t.items()}
-                for t in ep
-            )
-        ),
-        tasks,
-        tolerance=1e-5,
-    )
+    assert all(t.device.type == "cuda" for t in ep if isinstance(t, torch.Tensor))
+    assert all(t.device.type == "cuda" for t in ep.table)
+
+    def cpu(x):
+        if isinstance(x, torch.Tensor):
+            return x.cpu()
+        if isinstance(x, dict):
+            return {k: v.cpu() for k, v in x.items()}
+        return type(x)(*(v.cpu() for v in x))
+
+    replay_in_gymnasium("metarl/HalfCheetahVel-v0", Episodes(*(cpu(t) for t in ep)), tasks, 5,
+                        tolerance=1e-5)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -265,5 +337,7 @@ def test_bad_arguments_are_rejected():
         MultiTaskSampler("metarl/NoSuchEnv-v0", 2)
     with pytest.raises(MetaRLError, match="episodes_per_task"):
         MultiTaskSampler("metarl/AntDir-v0", 0)
+    with pytest.raises(MetaRLError, match="batch must be 'episodes' or 'steps'"):
+        MultiTaskSampler("metarl/AntDir-v0", 2, batch="trajectories")
     with pytest.raises(MetaRLError, match="task protocol"):
         MultiTaskSampler(gym.make("Pendulum-v1"), 2)

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from metarl.checkpoint import load_checkpoint
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
 
 from .conftest import call_script, run_script
 
 TINY = ["--iterations", "2", "--meta-batch", "3", "--episodes-per-task", "2", "--horizon", "12",
-        "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1"]
+        "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1",
+        "--eval-every", "1", "--eval-tasks", "2", "--eval-timesteps", "24"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,15 @@ def test_train_rl_writes_everything(nav_run):
                 "time/sampling", "time/inner", "time/outer"):
         assert key in res["last_10_iterations"], key
     logged = [json.loads(line) for line in (nav_run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in logged] == [1, 2]
+    assert sorted({r["step"] for r in logged}) == [1, 2]
+    # validation every iteration: returns after 0..2 steps, the best policy kept as best.pt
+    assert [v["iteration"] for v in res["validation"]] == [1, 2]
+    assert all(len(v["returns"]) == 3 for v in res["validation"])
+    scores = [v["score"] for v in res["validation"]]
+    assert res["best"]["selected_by"] == "validation" and res["best"]["score"] == max(scores)
+    assert res["best"]["iteration"] == 1 + scores.index(max(scores))
+    assert (nav_run / "checkpoints" / "best.pt").is_file()
+    assert any("val/return_after_2_steps" in r for r in logged)
 
 
 def test_adapt_rl_sampled_and_given_goals(nav_run):
@@ -43,7 +53,12 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
                       "--timesteps", "24", "--steps", "2", "--threads", "1")
     out = nav_run / "adapt-3goals-seed1"
     res = json.loads((out / "results.json").read_text())
+    trained = json.loads((nav_run / "results.json").read_text())
+    assert res["policy"]["source"].endswith("best.pt")
+    assert res["policy"]["iteration"] == trained["best"]["iteration"]
+    assert "using " in proc.stdout and "selected by validation" in proc.stdout
     assert res["steps"] == [0, 1, 2] and res["step_sizes"] == [0.1, 0.05]
+    assert res["batch"] == "steps" and len(res["episodes_per_task"]) == 3
     assert np.asarray(res["returns_per_task"]).shape == (3, 3)
     norms = np.asarray(res["step_norm_per_task"])  # one column per adaptation step
     assert norms.shape == (2, 3) and (norms > 0).all()
@@ -63,6 +78,7 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
         (["--goal", "3.0", "0.0"], "out of range"),
         (["--goal", "0.1"], "has 2 value(s)"),
         (["--steps", "-1"], "--steps must be >= 0"),
+        (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
     ],
 )
 def test_adapt_rl_bad_input(nav_run, args, message):
@@ -88,9 +104,30 @@ def test_baselines_and_figure(nav_run, tmp_path):
     assert (tmp_path / "fig.png").is_file()
 
 
+def test_adapt_rl_last_checkpoint(nav_run, tmp_path):
+    out = tmp_path / "last"
+    run_script("adapt_rl.py", "--run-dir", str(nav_run), "--last", "--num-tasks", "2",
+               "--timesteps", "24", "--steps", "1", "--threads", "1", "--out-dir", str(out))
+    res = json.loads((out / "results.json").read_text())
+    assert res["policy"]["iteration"] == 2 and res["policy"]["selected_by"] == "checkpoint"
+
+
+def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
+    cfg = RLConfig(iterations=3, meta_batch=2, episodes_per_task=2, horizon=8,
+                   hidden_sizes=(8,), threads=1, select_best="train-return")
+    trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    trainer.train()
+    after = [h["returns/after_adaptation"] for h in trainer.history]
+    assert trainer.best["iteration"] == 1 + int(np.argmax(after))
+    assert trainer.best["score"] == max(after) and not trainer.val_history
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["iteration"] == trainer.best["iteration"]
+
+
 def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
     base = RLConfig(iterations=4, meta_batch=3, episodes_per_task=2, horizon=10,
-                    hidden_sizes=(16,), threads=1, checkpoint_every=2)
+                    hidden_sizes=(16,), threads=1, checkpoint_every=2, eval_every=1,
+                    eval_tasks=2, eval_timesteps=20)
     full = MetaRLTrainer(base, tmp_path / "full", progress=False)
     full.train()
     MetaRLTrainer(replace(base, iterations=2), tmp_path / "part", progress=False).train()
@@ -99,6 +136,7 @@ def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
     resumed.train()
     for (k, a), b in zip(full.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), k
+    assert resumed.best == full.best and resumed.val_history == full.val_history
 
 
 def test_halfcheetah_smoke(tmp_path):
@@ -115,6 +153,7 @@ def test_halfcheetah_smoke(tmp_path):
         (["--preset", "walker"], "unknown --preset 'walker'"),
         (["--inner-loss", "dice"], "unknown --inner-loss 'dice'"),
         (["--meta-batch", "0"], "--meta-batch must be at least 1"),
+        (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
     ],
 )
 def test_train_rl_bad_input(tmp_path, args, message):
