@@ -78,3 +78,15 @@ def test_signature_mismatch_names_the_difference(tmp_path):
     check_signature(model_signature(a), nn.Linear(3, 4), tmp_path)
     with pytest.raises(CheckpointError, match="different model.*different shapes"):
         check_signature(model_signature(a), b, tmp_path)
+
+
+def test_atomic_writes_get_the_umask_permissions(tmp_path):
+    """Not the owner-only mode of the temporary file they are written through."""
+    import os
+
+    from metarl.io import atomic_write_json
+
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write_json(tmp_path / "results.json", {"a": 1})
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
