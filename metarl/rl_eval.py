@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,46 @@ def make_meta_env(env_id: str) -> MetaEnv:
     return env
 
 
+def read_goals_file(path: Path) -> list[list[float]]:
+    """Goals from a file: a JSON list of goals (``[[0.1, -0.3], ...]``, one number per task
+    field, or ``[1.5, 0.3]`` for one-number tasks), or text with one goal per line (numbers
+    separated by commas or spaces; ``#`` comments). A fixed goal set makes results comparable
+    across runs and with other code bases (e.g. the 40 navigation goals of the original
+    MAML code, docs/results.md). The values are checked by the env's task space later."""
+    if not path.is_file():
+        raise MetaRLError(f"goals file {path} does not exist; give a JSON or text file of goals")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(text)
+            if not isinstance(raw, list):
+                raise ValueError("the JSON is not a list")
+            goals = [[float(v) for v in (g if isinstance(g, list) else [g])] for g in raw]
+        else:
+            goals = [[float(v) for v in line.split("#")[0].replace(",", " ").split()]
+                     for line in text.splitlines()]
+            goals = [g for g in goals if g]
+    except (ValueError, TypeError) as err:
+        raise MetaRLError(f"cannot read goals from {path} ({err}); expected a JSON list such as "
+                          "[[0.1, -0.3], [0.2, 0.4]] or one goal per line") from None
+    if not goals:
+        raise MetaRLError(f"{path} holds no goals")
+    return goals
+
+
+def chosen_goals(settings: EvalSettings, goal: Sequence[float] | None = None,
+                 goals_file: Path | None = None) -> tuple[list[list[float]] | None, str]:
+    """The goals a command line asks for (one ``--goal``, a ``--goals-file``, or None for
+    ``num_tasks`` seeded draws) and a description of where they came from, for results.json."""
+    if goal and goals_file is not None:
+        raise MetaRLError("give --goal or --goals-file, not both")
+    if goal:
+        return [list(goal)], "command line"
+    if goals_file is not None:
+        return read_goals_file(goals_file), f"file {goals_file}"
+    return None, f"{settings.num_tasks} drawn with seed {settings.seed}"
+
+
 def draw_tasks(env: MetaEnv, settings: EvalSettings,
                goals: Sequence[Sequence[float]] | None) -> list[Task]:
     """The user's goals (checked by the env's task space), or ``num_tasks`` seeded draws."""
@@ -78,7 +119,7 @@ def draw_tasks(env: MetaEnv, settings: EvalSettings,
         for g in goals:
             if len(g) != len(names):
                 raise MetaRLError(f"a goal of {type(env).__name__} has {len(names)} value(s) "
-                                  f"({', '.join(names)}); --goal gave {len(g)}")
+                                  f"({', '.join(names)}); got {len(g)}: {list(g)}")
             tasks.append(env.task_space.coerce(dict(zip(names, g))))
         return tasks
     return env.sample_tasks(settings.num_tasks, np.random.default_rng(settings.seed))

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """Adapt a trained policy to new goals and measure it, with the MAML paper's protocol.
 
-For each goal (one given with --goal, or --num-tasks goals drawn with --seed) the policy rolls
-out --timesteps steps of episodes, takes a REINFORCE step (α, then α/2), and so on for
---steps steps. Returns per goal and step go to results.json and returns.csv, the adapted
-policies to adapted_policy.pt, and with --video a before/after animation per goal.
+For each goal (one given with --goal, a --goals-file, or --num-tasks goals drawn with --seed)
+the policy rolls out --timesteps steps of episodes, takes a REINFORCE step (α, then α/2), and
+so on for --steps steps. Returns per goal and step go to results.json and returns.csv, the
+adapted policies to adapted_policy.pt, and with --video a before/after animation per goal.
 
 Examples::
 
     python scripts/adapt_rl.py --run-dir runs/nav-maml                  # 40 test goals
     python scripts/adapt_rl.py --run-dir runs/nav-maml --goal 0.3 -0.2 --video
+    python scripts/adapt_rl.py --run-dir runs/nav-maml --goals-file goals.json
     python scripts/adapt_rl.py --policy runs/nav-pretrained/policy.pt   # a baseline's policy
 """
 
@@ -25,6 +26,7 @@ from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
 from metarl.rl_eval import (
     EvalSettings,
+    chosen_goals,
     draw_tasks,
     make_meta_env,
     policy_from_spec,
@@ -50,6 +52,9 @@ class AdaptConfig:
     goal: tuple[float, ...] | None = None
     """One goal given on the command line (e.g. --goal 0.3 -0.2 for navigation, --goal 1.5
     for a velocity); default: --num-tasks goals drawn with --seed."""
+    goals_file: Path | None = None
+    """A file of goals to evaluate on (a JSON list such as [[0.1, -0.3], [0.2, 0.4]], or one
+    goal per line), e.g. a fixed benchmark set; replaces --num-tasks/--seed's goals."""
     num_tasks: int = 40
     """Number of test goals to draw (the paper: 40)."""
     seed: int = 1
@@ -132,16 +137,20 @@ def main(argv: list[str] | None = None) -> None:
                             alpha=cfg.alpha if cfg.alpha is not None else alpha,
                             timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
                             threads=cfg.threads)
-    goals = [cfg.goal] if cfg.goal else None
-    name = "adapt-goal-" + "_".join(f"{g:g}" for g in cfg.goal) if cfg.goal else \
-        f"adapt-{cfg.num_tasks}goals-seed{cfg.seed}"
+    goals, source = chosen_goals(settings, cfg.goal, cfg.goals_file)
+    if cfg.goal:
+        name = "adapt-goal-" + "_".join(f"{g:g}" for g in cfg.goal)
+    elif cfg.goals_file is not None:
+        name = f"adapt-goals-{cfg.goals_file.stem}"
+    else:
+        name = f"adapt-{cfg.num_tasks}goals-seed{cfg.seed}"
     out = cfg.out_dir or unique_path(where / name)
     if out.exists() and any(out.iterdir()):
         raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing overwritten)")
     env = make_meta_env(env_id)
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
     result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
-                            goals=goals, extra={"policy": loaded})
+                            goals=goals, extra={"policy": loaded, "goals": source})
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "

@@ -27,7 +27,14 @@ import tyro
 
 from metarl.checkpoint import save_checkpoint
 from metarl.errors import MetaRLError, cli_errors, require
-from metarl.rl_eval import EvalSettings, make_meta_env, policy_spec, run_evaluation
+from metarl.rl_eval import (
+    EvalSettings,
+    chosen_goals,
+    draw_tasks,
+    make_meta_env,
+    policy_spec,
+    run_evaluation,
+)
 from metarl.rundir import prepare_run_dir
 
 BASELINES = ("pretrained", "random", "oracle")
@@ -57,6 +64,8 @@ class BaselineConfig:
     """Test goals (the same seed gives the same goals as adapt_rl.py)."""
     seed: int = 1
     """Seed of the test goals and rollouts (as adapt_rl.py's)."""
+    goals_file: Path | None = None
+    """Evaluate on the goals in this file instead (as adapt_rl.py --goals-file)."""
     train_seed: int = 0
     """Seed of PPO / the random initialisation."""
     steps: int = 3
@@ -82,10 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.baseline in BASELINES,
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")
-    make_meta_env(cfg.env)
+    meta_env = make_meta_env(cfg.env)
     settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,
                             threads=cfg.threads)
+    goals, source = chosen_goals(settings, goals_file=cfg.goals_file)
+    draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
     torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
               for k, v in vars(cfg).items()}
@@ -115,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         "kind": "metarl-policy", "policy": policy.state_dict(), "policy_spec": policy_spec(policy),
         "env": cfg.env, "oracle": oracle, "inner_lr": cfg.alpha, "label": cfg.baseline})
     result = run_evaluation(policy, settings, out, label=cfg.baseline, oracle=oracle,
-                            extra={"train_seconds": train_seconds, **extra})
+                            goals=goals, extra={"train_seconds": train_seconds, "goals": source,
+                                                **extra})
     print(f"{cfg.baseline} on {cfg.env} (trained in {train_seconds:.0f} s): mean return")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "

@@ -69,7 +69,18 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
                "--timesteps", "24", "--steps", "1", "--threads", "1")
     res = json.loads((nav_run / "adapt-goal-0.3_-0.2" / "results.json").read_text())
-    assert res["tasks"] == [[0.3, -0.2]]
+    assert res["tasks"] == [[0.3, -0.2]] and res["goals"] == "command line"
+    # a fixed goal set from a file: JSON, or one goal per line
+    (nav_run / "set.json").write_text("[[0.1, -0.3], [-0.45, 0.2]]")
+    (nav_run / "set.txt").write_text("# x, y\n0.1, -0.3\n\n-0.45 0.2  # second\n")
+    for name in ("set.json", "set.txt"):
+        run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goals-file",
+                   str(nav_run / name), "--timesteps", "24", "--steps", "1", "--threads", "1",
+                   "--out-dir", str(nav_run / f"adapt-{name}"))
+        res = json.loads((nav_run / f"adapt-{name}" / "results.json").read_text())
+        assert res["tasks"] == [[0.1, -0.3], [-0.45, 0.2]] and res["num_tasks"] == 2
+        assert res["goals"] == f"file {nav_run / name}"
+        assert np.asarray(res["returns_per_task"]).shape == (2, 2)
 
 
 @pytest.mark.parametrize(
@@ -86,11 +97,41 @@ def test_adapt_rl_bad_input(nav_run, args, message):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "does not exist"),
+        ("[[0.1, -0.3], [0.2", "cannot read goals"),
+        ('{"x": 0.1}', "cannot read goals"),
+        ("[]", "holds no goals"),
+        ("[[0.1, -0.3, 0.0]]", "has 2 value(s) (x, y); got 3"),
+        ("[[0.1, 0.9]]", "out of range"),
+    ],
+)
+def test_adapt_rl_bad_goals_file(nav_run, tmp_path, content, message):
+    path = tmp_path / "goals.json"
+    if content is not None:
+        path.write_text(content)
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), "--goals-file", str(path))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (nav_run / "adapt-goals-goals").exists()
+
+
+def test_adapt_rl_goal_and_goals_file_exclusive(nav_run, tmp_path):
+    (tmp_path / "g.json").write_text("[[0.1, 0.1]]")
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.1", "0.1",
+                       "--goals-file", str(tmp_path / "g.json"))
+    assert proc.returncode == 2 and "give --goal or --goals-file, not both" in proc.stderr
+
+
 def test_baselines_and_figure(nav_run, tmp_path):
     common = ["--num-tasks", "2", "--timesteps", "24", "--steps", "1", "--threads", "1",
               "--hidden-sizes", "16", "16"]
+    (tmp_path / "goals.txt").write_text("0.2 0.2\n-0.1 0.3\n")
     run_script("baselines_rl.py", "--baseline", "random", "--out-dir", str(tmp_path / "rand"),
-               *common)
+               "--goals-file", str(tmp_path / "goals.txt"), *common)
+    assert json.loads((tmp_path / "rand" / "results.json").read_text())["tasks"] == [
+        [0.2, 0.2], [-0.1, 0.3]]
     run_script("baselines_rl.py", "--baseline", "pretrained", "--ppo-timesteps", "256",
                "--ppo-envs", "2", "--no-progress", "--out-dir", str(tmp_path / "pre"), *common)
     for name in ("rand", "pre"):
