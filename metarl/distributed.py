@@ -158,6 +158,13 @@ def init_distributed(device: str, timeout_s: float | None = None) -> DistContext
 
 
 def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (if any)."""
+    """Leave the process group (if any); every rank calls it once its work is done.
+
+    Without it, a rank that finishes first (the non-zero ranks return while rank 0 still
+    writes results) tears the process group down during interpreter finalisation, where
+    gloo's worker threads can abort the process (``terminate called without an active
+    exception``, SIGABRT; seen in CI, pytorch/pytorch#190489). Only the normal path calls it:
+    after an error a peer may still sit in a collective, and the process exits anyway.
+    """
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from metarl.cli import parse_with_preset
-from metarl.distributed import init_distributed
+from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
     cfg.validate()
     ctx = init_distributed(cfg.device)
+    run(cfg, ctx)
+    shutdown(ctx)  # on success only: see metarl.distributed.shutdown
+
+
+def run(cfg: RLConfig, ctx: DistContext) -> None:
+    """Train on this rank's shard; rank 0 then writes results.json and the plot."""
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)

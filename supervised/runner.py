@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from metarl.checkpoint import CheckpointDir, check_signature, load_checkpoint
-from metarl.distributed import init_distributed
+from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
@@ -31,6 +31,13 @@ def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | N
     """
     cfg.validate()
     ctx = init_distributed(cfg.device)
+    results = _train_rank(cfg, ctx, progress)
+    shutdown(ctx)  # on success only: see metarl.distributed.shutdown
+    return results
+
+
+def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict[str, Any] | None:
+    """:func:`train`'s work on one rank (all of it without torchrun)."""
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)  # a clear error if the meta-batch does not split evenly
