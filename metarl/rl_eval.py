@@ -132,10 +132,13 @@ def run_evaluation(
     *,
     label: str,
     oracle: bool = False,
-    goals: Sequence[Sequence[float]] | None = None,
+    tasks: Sequence[Task] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``policy`` with the paper's protocol and write the result files."""
+    """Evaluate ``policy`` with the paper's protocol and write the result files.
+
+    ``tasks``: the goals, as the caller drew them with :func:`draw_tasks` (it checks them
+    before any work); default ``settings.num_tasks`` seeded draws."""
     from metarl.envs import ENV_IDS
 
     horizon = settings.horizon or ENV_IDS[settings.env][1]
@@ -143,7 +146,7 @@ def run_evaluation(
     sampler = MultiTaskSampler(settings.env, episodes, horizon=horizon, batch=settings.batch,
                                device=settings.device, num_threads=settings.threads,
                                env_kwargs={"oracle": True} if oracle else None)
-    tasks = draw_tasks(sampler.env, settings, goals)
+    tasks = list(tasks) if tasks is not None else draw_tasks(sampler.env, settings, None)
     learner = MAMLTRPO(policy)
     params: Params = {k: v.detach() for k, v in policy.named_parameters()}
     lrs = paper_step_sizes(settings.alpha, settings.steps)

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     env = make_meta_env(env_id)
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
     result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
-                            goals=goals, extra={"policy": loaded, "goals": source})
+                            tasks=tasks, extra={"policy": loaded, "goals": source})
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                             alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,
                             threads=cfg.threads)
     goals, source = chosen_goals(settings, goals_file=cfg.goals_file)
-    draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
+    tasks = draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
     torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
               for k, v in vars(cfg).items()}
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         "kind": "metarl-policy", "policy": policy.state_dict(), "policy_spec": policy_spec(policy),
         "env": cfg.env, "oracle": oracle, "inner_lr": cfg.alpha, "label": cfg.baseline})
     result = run_evaluation(policy, settings, out, label=cfg.baseline, oracle=oracle,
-                            goals=goals, extra={"train_seconds": train_seconds, "goals": source,
+                            tasks=tasks, extra={"train_seconds": train_seconds, "goals": source,
                                                 **extra})
     print(f"{cfg.baseline} on {cfg.env} (trained in {train_seconds:.0f} s): mean return")
     for k in result["steps"]:

@@ -17,7 +17,17 @@ def test_readme_python_example_runs():
     assert all(p.grad is not None for p in namespace["model"].parameters())
 
 
-def test_makefile_test_target_is_the_readme_command():
+def test_ci_runs_the_readme_test_command():
+    """.ci/run holds the README's spelled-out test command verbatim (the pytest line that
+    `make test` also runs), so CI tests exactly what a user is told to run."""
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
-    assert "make test" in readme and "\nmake test\n" in ci
+    assert "make test" in readme
+    block = re.search(r"Spelled out, the two commands are.*?```bash\n(.*?)```", readme, re.S)
+    assert block, "README lost its spelled-out commands"
+    commands = re.split(r"\n(?=python3 -m venv)", block.group(1).strip())
+    test_command = commands[-1]
+    assert test_command.rstrip().endswith(".venv/bin/python -m pytest")
+    assert test_command in ci
+    makefile = (REPO / "Makefile").read_text()
+    assert "test: install\n\t$(BIN)/python -m pytest\n" in makefile
