@@ -8,7 +8,9 @@ For a meta-batch of tasks with support episodes D_i (sampled by π_θ) and query
 
 minimised by TRPO with the constraint mean_i KL(π_{θ'_i(θ_old)} || π_{θ'_i(θ)}) ≤ δ, i.e. the
 KL between the *adapted* policies before and after the step, so its Hessian-vector products
-are taken through the inner update by double back-propagation.
+are taken through the inner update by double back-propagation. That constraint leaves the
+pre-update policy π_θ free to move; ``TRPOSettings.trust_region = "adapted+initial"`` also
+counts KL(π_θold || π_θ) on the support observations.
 
 The inner update runs in one of three equivalent ways (tested equal):
 
@@ -37,6 +39,7 @@ from metarl.trpo import conjugate_gradient, line_search
 
 MODES = ("stacked", "vmap", "loop")
 FISHER = ("gauss-newton", "autograd")
+TRUST_REGIONS = ("adapted", "adapted+initial")
 
 
 @dataclass
@@ -44,7 +47,8 @@ class TRPOSettings:
     """The outer update's settings (defaults: the MAML paper / original code)."""
 
     max_kl: float = 0.01
-    """Trust-region radius δ on the mean KL of the adapted policies."""
+    """Trust-region radius δ on the mean KL of the adapted policies (plus the initial
+    policy's, see ``trust_region``)."""
     cg_iterations: int = 10
     """Conjugate-gradient iterations."""
     cg_damping: float = 1e-5
@@ -53,6 +57,13 @@ class TRPOSettings:
     """Backtracking factor of the line search."""
     ls_steps: int = 15
     """Line-search candidates tried before the step is rejected."""
+    trust_region: str = "adapted"
+    """What the KL constraint measures. ``"adapted"`` (the paper; the original code's
+    ``kl_constrain_step=-1``): only the adapted policies π_θ'_i on the query observations, so
+    the pre-update policy π_θ itself may move any distance per step. ``"adapted+initial"``
+    adds KL(π_θold || π_θ) on the support observations (the term of the original code's
+    ``kl_constrain_step=0``), which bounds that drift too: the constraint becomes
+    KL_adapted + KL_initial ≤ δ."""
     fisher: str = "gauss-newton"
     """How KL Hessian-vector products are computed (both exact at the current θ, tested
     equal): ``"autograd"`` differentiates ∇_θ KL a second time through the inner update;
@@ -89,6 +100,9 @@ class MAMLTRPO:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.trpo.fisher not in FISHER:
             raise ValueError(f"unknown fisher {self.trpo.fisher!r}; choose {', '.join(FISHER)}")
+        if self.trpo.trust_region not in TRUST_REGIONS:
+            raise ValueError(f"unknown trust region {self.trpo.trust_region!r}; "
+                             f"choose {', '.join(TRUST_REGIONS)}")
         self.reduce: Callable[[Tensor], Tensor] = lambda t: t
         """Averages a per-rank quantity over ranks (set by the distributed trainer)."""
 
@@ -143,6 +157,11 @@ class MAMLTRPO:
     def kl(self, adapted: Params, old: GaussianDist, query: PGBatch) -> Tensor:
         """Mean over tasks of KL(π_old' || π_θ') on the query observations."""
         return mean_kl(self.policy, adapted, old, query).mean()
+
+    def initial_kl(self, params: Params, old: GaussianDist, support: PGBatch) -> Tensor:
+        """Mean over tasks of KL(π_old || π_θ) of the pre-update policy on the support
+        observations (``params`` unstacked: one θ for every task)."""
+        return mean_kl(self.policy, expand(params, support.mask.shape[0]), old, support).mean()
 
     def meta_loss(self, params: Params, support: PGBatch, query: PGBatch) -> Tensor:
         """L(θ): the query surrogate through the inner update (for tests and diagnostics)."""
@@ -203,6 +222,16 @@ class MAMLTRPO:
 
         return lambda v: j_transpose(h_prime(jacobian_vector(v)))
 
+    def initial_kl_hessian_vector(self, params: Params, old: GaussianDist,
+                                  support: PGBatch) -> Callable[[Tensor], Tensor]:
+        """``v ↦ ∇²_θ KL(π_old || π_θ) v`` of the pre-update policy (double backprop; no
+        inner update is involved, so this is cheap next to :meth:`kl_hessian_vector`)."""
+        leaves = list(params.values())
+        grad_kl = flatten(torch.autograd.grad(self.initial_kl(params, old, support), leaves,
+                                              create_graph=True))
+        return lambda v: flatten(
+            torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True))
+
     def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
         """One TRPO meta-update of ``policy`` in place; returns diagnostics.
 
@@ -218,9 +247,19 @@ class MAMLTRPO:
         with torch.no_grad():
             old = GaussianDist(*(t.detach() for t in self.policy.dist(
                 {k: v.detach() for k, v in adapted.items()}, query.observations)))
+            old_initial = GaussianDist(*(t.detach() for t in self.policy.dist(
+                expand({k: v.detach() for k, v in params.items()}, support.mask.shape[0]),
+                support.observations)))
+        with_initial = s.trust_region == "adapted+initial"
         loss = self.surrogate(adapted, query)
         grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
         hvp = self.kl_hessian_vector(params, adapted, old, support, query)
+        if with_initial:
+            hvp_adapted = hvp
+            hvp_initial = self.initial_kl_hessian_vector(params, old_initial, support)
+
+            def hvp(v: Tensor) -> Tensor:
+                return hvp_adapted(v) + hvp_initial(v)
 
         def fisher_vector(v: Tensor) -> Tensor:
             return self.reduce(hvp(v)) + s.cg_damping * v
@@ -232,26 +271,36 @@ class MAMLTRPO:
         shs = torch.dot(direction, f_direction)
         if not (torch.isfinite(direction).all() and torch.isfinite(shs) and shs > 0):
             return {**stats, "accepted": 0.0, "nonfinite": 1.0, "ls_steps": 0.0, "kl": 0.0,
-                    "surrogate_after": stats["surrogate_before"], "step_fraction": 0.0}
+                    "kl_initial": 0.0, "surrogate_after": stats["surrogate_before"],
+                    "step_fraction": 0.0}
         full_step = unflatten(direction * torch.sqrt(2.0 * s.max_kl / shs), params)
         theta = {k: v.detach() for k, v in params.items()}
 
+        def candidate(fraction: float) -> Params:
+            return {k: theta[k] - fraction * full_step[k].detach() for k in keys}
+
         def evaluate(fraction: float) -> tuple[float, float]:
-            candidate = {k: theta[k] - fraction * full_step[k].detach() for k in keys}
+            cand = candidate(fraction)
             with torch.no_grad():
-                cand_adapted = self.adapt(candidate, support, first_order=True)
-                values = torch.stack([self.surrogate(cand_adapted, query),
-                                      self.kl(cand_adapted, old, query)])
-                obj, kl = self.reduce(values).tolist()
-                return obj, kl
+                cand_adapted = self.adapt(cand, support, first_order=True)
+                kl = self.kl(cand_adapted, old, query)
+                if with_initial:
+                    kl = kl + self.initial_kl(cand, old_initial, support)
+                values = torch.stack([self.surrogate(cand_adapted, query), kl])
+                obj, kl_value = self.reduce(values).tolist()
+                return obj, kl_value
 
         result = line_search(evaluate, loss_before, s.max_kl, s.ls_ratio, s.ls_steps)
+        kl_initial = 0.0
         if result.accepted:
             with torch.no_grad():
+                # How far the pre-update policy moved (the whole constraint when it is in it).
+                kl_initial = self.reduce(self.initial_kl(candidate(result.step_fraction),
+                                                         old_initial, support)).item()
                 for k in keys:
                     params[k].sub_(result.step_fraction * full_step[k])
         return {**stats, "accepted": float(result.accepted), "ls_steps": float(result.steps_tried),
-                "kl": result.kl, "surrogate_after": result.objective,
+                "kl": result.kl, "kl_initial": kl_initial, "surrogate_after": result.objective,
                 "step_fraction": result.step_fraction,
                 "nonfinite": float(result.nonfinite > 0 and not result.accepted),
                 "max_step_norm": math.sqrt(sum(float((v**2).sum()) for v in full_step.values()))}

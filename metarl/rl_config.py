@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from metarl.errors import MetaRLError, require
-from metarl.maml_rl import FISHER, MODES, TRPOSettings
+from metarl.maml_rl import FISHER, MODES, TRUST_REGIONS, TRPOSettings
 from metarl.pg import INNER_LOSSES
 
 BATCHES = ("steps", "episodes")
@@ -114,6 +114,9 @@ class RLConfig:
         t = self.trpo
         require(t.fisher in FISHER,
                 f"unknown --trpo.fisher {t.fisher!r}; choose {', '.join(FISHER)}")
+        require(t.trust_region in TRUST_REGIONS,
+                f"unknown --trpo.trust-region {t.trust_region!r}; "
+                f"choose {' or '.join(TRUST_REGIONS)}")
         require(t.cg_iterations >= 1 and t.ls_steps >= 1,
                 "--trpo.cg-iterations and --trpo.ls-steps must be at least 1")
         require(t.max_kl > 0, f"--trpo.max-kl must be positive, got {t.max_kl}")
@@ -149,6 +152,10 @@ class RLConfig:
         d.pop("resume")
         return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
                 for k, v in d.items()}
+
+
+SETTINGS_ADDED_LATER = {"trpo.trust_region": "adapted"}
+"""Settings that runs started before they existed used implicitly (kept resumable)."""
 
 
 # The MAML paper's settings (section 5.3 and appendix A.2; original code cbfinn/maml_rl):

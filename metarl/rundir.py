@@ -24,10 +24,25 @@ RESUMABLE = ("iterations", "resume", "device", "threads", "torch_threads", "comp
 """Settings that may change when a run is resumed: they do not change what is computed."""
 
 
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str]) -> list[str]:
+def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: ``{"trpo": {"max_kl": δ}}`` -> ``{"trpo.max_kl": δ}``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str],
+          added: Mapping[str, Any]) -> list[str]:
+    """Dotted names of the settings that differ; a setting in ``added`` that an older
+    config.json lacks counts as having its value there."""
+    old_flat, new_flat = {**added, **_flat(old)}, _flat(new)
     skip = set(ignore)
-    keys = (set(old) | set(new)) - skip
-    return sorted(k for k in keys if old.get(k) != new.get(k))
+    keys = {k for k in set(old_flat) | set(new_flat) if k not in skip}
+    return sorted(k for k in keys if old_flat.get(k) != new_flat.get(k))
 
 
 def check_writable(path: Path) -> None:
@@ -50,12 +65,15 @@ def prepare_run_dir(
     *,
     resume: bool,
     resumable_fields: Iterable[str] = RESUMABLE,
+    added: Mapping[str, Any] | None = None,
 ) -> Path:
     """Create or reopen a run folder for ``config``; never clobber another run.
 
     * new or empty folder: write ``config.json``;
     * folder with a ``config.json`` and ``resume=True``: the configs must agree except for
-      ``resumable_fields`` (e.g. more iterations); the stored config is updated;
+      ``resumable_fields`` (e.g. more iterations); the stored config is updated. ``added``
+      maps settings introduced after older runs were started (dotted names) to the value
+      those runs implicitly used, so they stay resumable;
     * folder with a run and ``resume=False``, or with foreign files: a clear error.
     """
     path = Path(out_dir)
@@ -76,7 +94,7 @@ def prepare_run_dir(
             raise MetaRLError(
                 f"{config_path} is not valid JSON; this folder's run cannot be resumed"
             ) from None
-        changed = _diff(old, config, resumable_fields)
+        changed = _diff(old, config, resumable_fields, added or {})
         if changed:
             raise MetaRLError(
                 f"cannot resume {path}: its run used different settings for "

@@ -27,7 +27,7 @@ from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
 from metarl.plotting import plot_training_curves
-from metarl.rl_config import RLConfig, apply_rl_preset
+from metarl.rl_config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
 from metarl.rundir import prepare_run_dir
 
@@ -53,7 +53,8 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)
-    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume))
+    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume,
+                                            added=SETTINGS_ADDED_LATER))
     ctx.barrier()
     run_dir = Path(cfg.out_dir)
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)

@@ -182,6 +182,48 @@ def test_trpo_step_decreases_surrogate_within_trust_region():
     assert surr == pytest.approx(stats["surrogate_after"], rel=1e-9)
 
 
+def test_initial_kl_hessian_vector_product_matches_finite_differences():
+    policy, support, _ = synthetic()
+    learner = MAMLTRPO(policy, trpo=TRPOSettings(trust_region="adapted+initial"))
+    params = params_of(policy)
+    with torch.no_grad():
+        old = GaussianDist(*policy.dist({k: v.detach() for k, v in params.items()},
+                                        support.observations))
+
+    def kl_grad(p):
+        p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+        return flatten(torch.autograd.grad(learner.initial_kl(p, old, support), list(p.values())))
+
+    v = torch.randn(flatten(params).shape, generator=torch.Generator().manual_seed(4), dtype=DT)
+    hvp = learner.initial_kl_hessian_vector(params, old, support)(v)
+    eps, flat = 1e-5, flatten(params).detach()
+    numeric = (kl_grad(unflatten(flat + eps * v, params)) -
+               kl_grad(unflatten(flat - eps * v, params))) / (2 * eps)
+    assert torch.allclose(hvp, numeric, rtol=1e-6, atol=1e-9), (hvp - numeric).abs().max()
+    assert v @ hvp > 0
+
+
+@pytest.mark.parametrize("trust_region", ["adapted", "adapted+initial"])
+def test_trust_region_bounds_what_it_names(trust_region):
+    """``kl`` is the constraint value (adapted, or adapted + initial) and stays within δ;
+    ``kl_initial`` is how far the pre-update policy itself moved."""
+    policy, support, query = synthetic(n_tasks=2, episodes=8, horizon=10)
+    learner = MAMLTRPO(policy, inner_steps=1, inner_lr=0.1,
+                       trpo=TRPOSettings(max_kl=0.01, trust_region=trust_region))
+    before = {k: v.detach().clone() for k, v in params_of(policy).items()}
+    stats = learner.step(support, query)
+    assert stats["accepted"] == 1.0 and stats["surrogate_after"] < stats["surrogate_before"]
+    params = params_of(policy)
+    with torch.no_grad():
+        old = GaussianDist(*policy.dist(learner.adapt(before, support), query.observations))
+        old_initial = GaussianDist(*policy.dist(before, support.observations))
+        kl_adapted = learner.kl(learner.adapt(params, support), old, query).item()
+        kl_initial = learner.initial_kl(params, old_initial, support).item()
+    assert kl_initial == pytest.approx(stats["kl_initial"], rel=1e-9) and kl_initial > 0
+    expected = kl_adapted + (kl_initial if trust_region == "adapted+initial" else 0.0)
+    assert expected == pytest.approx(stats["kl"], rel=1e-9) and stats["kl"] <= 0.01
+
+
 def test_nonfinite_step_is_rejected_and_policy_untouched():
     policy, support, query = synthetic()
     query = query._replace(advantages=query.advantages * np.nan)

@@ -28,6 +28,23 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         prepare_run_dir(tmp_path, {"algo": "reptile", "iterations": 9}, resume=True)
 
 
+def test_resume_names_nested_settings_and_accepts_settings_added_later(tmp_path):
+    old = {"algo": "maml", "trpo": {"max_kl": 0.01}}  # written before trust_region existed
+    prepare_run_dir(tmp_path, old, resume=False)
+    new = {"algo": "maml", "trpo": {"max_kl": 0.01, "trust_region": "adapted"}}
+    added = {"trpo.trust_region": "adapted"}
+    prepare_run_dir(tmp_path, new, resume=True, added=added)  # the default it ran with: ok
+    stored = json.loads((tmp_path / "config.json").read_text())
+    assert stored["trpo"]["trust_region"] == "adapted"
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    with pytest.raises(MetaRLError, match=r"different settings for trpo\.trust_region;"):
+        prepare_run_dir(tmp_path, {"algo": "maml", "trpo": {"max_kl": 0.01,
+                                                            "trust_region": "adapted+initial"}},
+                        resume=True, added=added)
+    with pytest.raises(MetaRLError, match=r"different settings for trpo\.max_kl;"):
+        prepare_run_dir(tmp_path, {"algo": "maml", "trpo": {"max_kl": 0.02}}, resume=True)
+
+
 def test_foreign_folder_and_nothing_to_resume(tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
     with pytest.raises(MetaRLError, match="not empty and holds no metarl run"):

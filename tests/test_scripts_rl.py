@@ -34,7 +34,7 @@ def test_train_rl_writes_everything(nav_run):
     res = json.loads((nav_run / "results.json").read_text())
     assert res["iterations"] == 2
     for key in ("returns/before_adaptation", "returns/after_adaptation", "trpo/kl",
-                "time/sampling", "time/inner", "time/outer"):
+                "trpo/kl_initial", "time/sampling", "time/inner", "time/outer"):
         assert key in res["last_10_iterations"], key
     logged = [json.loads(line) for line in (nav_run / "metrics.jsonl").read_text().splitlines()]
     assert sorted({r["step"] for r in logged}) == [1, 2]
@@ -195,6 +195,8 @@ def test_halfcheetah_smoke(tmp_path):
         (["--inner-loss", "dice"], "unknown --inner-loss 'dice'"),
         (["--meta-batch", "0"], "--meta-batch must be at least 1"),
         (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
+        (["--trpo.trust-region", "initial"],
+         "unknown --trpo.trust-region 'initial'; choose adapted or adapted+initial"),
     ],
 )
 def test_train_rl_bad_input(tmp_path, args, message):
