@@ -179,10 +179,7 @@ class MAMLTRPO:
         keys = list(params)
         leaves = [params[k] for k in keys]
         if self.trpo.fisher == "autograd":
-            kl = self.kl(adapted, old, query)
-            grad_kl = flatten(torch.autograd.grad(kl, leaves, create_graph=True))
-            return lambda v: flatten(
-                torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True))
+            return _double_backprop_hvp(self.kl(adapted, old, query), leaves)
         at = {k: v.detach().requires_grad_(True) for k, v in adapted.items()}
         at_leaves = [at[k] for k in keys]
         grad_kl_at = torch.autograd.grad(self.kl(at, old, query), at_leaves, create_graph=True)
@@ -226,11 +223,7 @@ class MAMLTRPO:
                                   support: PGBatch) -> Callable[[Tensor], Tensor]:
         """``v ↦ ∇²_θ KL(π_old || π_θ) v`` of the pre-update policy (double backprop; no
         inner update is involved, so this is cheap next to :meth:`kl_hessian_vector`)."""
-        leaves = list(params.values())
-        grad_kl = flatten(torch.autograd.grad(self.initial_kl(params, old, support), leaves,
-                                              create_graph=True))
-        return lambda v: flatten(
-            torch.autograd.grad(torch.dot(grad_kl, v), leaves, retain_graph=True))
+        return _double_backprop_hvp(self.initial_kl(params, old, support), list(params.values()))
 
     def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
         """One TRPO meta-update of ``policy`` in place; returns diagnostics.
@@ -253,16 +246,12 @@ class MAMLTRPO:
         with_initial = s.trust_region == "adapted+initial"
         loss = self.surrogate(adapted, query)
         grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
-        hvp = self.kl_hessian_vector(params, adapted, old, support, query)
+        hvps = [self.kl_hessian_vector(params, adapted, old, support, query)]
         if with_initial:
-            hvp_adapted = hvp
-            hvp_initial = self.initial_kl_hessian_vector(params, old_initial, support)
-
-            def hvp(v: Tensor) -> Tensor:
-                return hvp_adapted(v) + hvp_initial(v)
+            hvps.append(self.initial_kl_hessian_vector(params, old_initial, support))
 
         def fisher_vector(v: Tensor) -> Tensor:
-            return self.reduce(hvp(v)) + s.cg_damping * v
+            return self.reduce(sum(hvp(v) for hvp in hvps)) + s.cg_damping * v
 
         loss_before = self.reduce(loss.detach()).item()
         stats: dict[str, float] = {"surrogate_before": loss_before,
@@ -304,3 +293,10 @@ class MAMLTRPO:
                 "step_fraction": result.step_fraction,
                 "nonfinite": float(result.nonfinite > 0 and not result.accepted),
                 "max_step_norm": math.sqrt(sum(float((v**2).sum()) for v in full_step.values()))}
+
+
+def _double_backprop_hvp(scalar: Tensor, leaves: list[Tensor]) -> Callable[[Tensor], Tensor]:
+    """``v ↦ ∇²scalar · v`` with respect to ``leaves`` (flattened), by differentiating
+    ``∇scalar · v`` once more; the first gradient's graph is built once and kept."""
+    grad = flatten(torch.autograd.grad(scalar, leaves, create_graph=True))
+    return lambda v: flatten(torch.autograd.grad(torch.dot(grad, v), leaves, retain_graph=True))

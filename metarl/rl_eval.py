@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,38 @@ def run_evaluation(
         "kind": "metarl-adapted-policies", "params": adapted, "tasks": result["tasks"],
         "policy_spec": policy_spec(policy), "env": settings.env, "oracle": oracle})
     return result
+
+
+def load_evaluation(path: Path) -> dict[str, Any]:
+    """An evaluation written by :func:`run_evaluation`: a folder or its results.json."""
+    file = path / "results.json" if path.is_dir() else path
+    if not file.is_file():
+        raise MetaRLError(f"{path} has no results.json from adapt_rl.py or baselines_rl.py")
+    result = json.loads(file.read_text())
+    if "returns_mean" not in result:
+        raise MetaRLError(f"{file} is not an adaptation evaluation (no returns_mean)")
+    return result
+
+
+def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str, Any]:
+    """Mean return per adaptation step (± 95% CI) over the goals nearer than ``distance`` to
+    the origin of the task space (‖task‖ < distance: for navigation the start, for a target
+    velocity zero) and over the rest, with their counts and the median goal.
+
+    Where an evaluation's mean comes from: e.g. far navigation goals need a longer move than
+    one or two adaptation steps achieve (docs/results.md)."""
+    returns = np.asarray(result["returns_per_task"], dtype=np.float64)
+    norms = np.linalg.norm(np.asarray(result["tasks"], dtype=np.float64).reshape(
+        len(returns), -1), axis=1)
+    far = norms >= distance
+    out: dict[str, Any] = {"distance": distance, "steps": result["steps"],
+                           "median": np.median(returns, axis=0).tolist()}
+    for name, rows in (("near", returns[~far]), ("far", returns[far])):
+        stats = [mean_ci95(rows[:, k]) if len(rows) else (math.nan, math.nan)
+                 for k in range(returns.shape[1])]
+        out[name] = {"count": int(len(rows)), "mean": [m for m, _ in stats],
+                     "ci95": [c for _, c in stats]}
+    return out
 
 
 def policy_spec(policy: GaussianMLPPolicy) -> dict[str, Any]:

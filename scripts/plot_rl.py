@@ -9,14 +9,14 @@ Example::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tyro
 
-from metarl.errors import MetaRLError, cli_errors, require
+from metarl.errors import cli_errors, require
 from metarl.plotting import plot_adaptation_curves
+from metarl.rl_eval import load_evaluation
 
 
 @dataclass
@@ -38,15 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotRLConfig, args=argv, description=__doc__)
     require(not cfg.labels or len(cfg.labels) == len(cfg.results),
             f"got {len(cfg.labels)} --labels for {len(cfg.results)} --results")
-    loaded = []
-    for path in cfg.results:
-        file = path / "results.json" if path.is_dir() else path
-        if not file.is_file():
-            raise MetaRLError(f"{path} has no results.json from adapt_rl.py or baselines_rl.py")
-        res = json.loads(file.read_text())
-        if "returns_mean" not in res:
-            raise MetaRLError(f"{file} is not an adaptation evaluation (no returns_mean)")
-        loaded.append(res)
+    loaded = [load_evaluation(path) for path in cfg.results]
     envs = {r["env"] for r in loaded}
     require(len(envs) == 1, f"evaluations of different envs in one plot: {sorted(envs)}")
     labels = cfg.labels or [r["label"] for r in loaded]

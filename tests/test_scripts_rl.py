@@ -11,6 +11,7 @@ import torch
 
 from metarl.checkpoint import load_checkpoint
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
+from metarl.rl_eval import split_by_goal_distance
 from metarl.rl_trainer import MetaRLTrainer
 
 from .conftest import call_script, run_script
@@ -143,6 +144,29 @@ def test_baselines_and_figure(nav_run, tmp_path):
     run_script("plot_rl.py", "--results", str(tmp_path / "rand"), str(tmp_path / "pre"),
                "--out", str(tmp_path / "fig.png"))
     assert (tmp_path / "fig.png").is_file()
+    proc = run_script("goal_split.py", "--results", str(tmp_path / "rand"), "--distance", "0.3",
+                      "--out", str(tmp_path / "split.json"))
+    split = json.loads((tmp_path / "split.json").read_text())[0]
+    # goals (0.2, 0.2) and (-0.1, 0.3): norms 0.283 and 0.316
+    rand = json.loads((tmp_path / "rand" / "results.json").read_text())["returns_per_task"]
+    assert split["near"]["count"] == 1 and split["far"]["count"] == 1
+    assert split["near"]["mean"] == rand[0] and split["far"]["mean"] == rand[1]
+    assert "1 goals nearer than 0.3, 1 farther" in proc.stdout
+
+
+def test_split_by_goal_distance_against_numpy():
+    rng = np.random.default_rng(0)
+    tasks = rng.uniform(-0.5, 0.5, (30, 2))
+    returns = rng.normal(-10, 3, (30, 3))
+    split = split_by_goal_distance({"tasks": tasks.tolist(), "returns_per_task": returns.tolist(),
+                                    "steps": [0, 1, 2]}, 0.4)
+    far = np.hypot(tasks[:, 0], tasks[:, 1]) >= 0.4
+    assert split["far"]["count"] == far.sum() and split["near"]["count"] == (~far).sum()
+    np.testing.assert_allclose(split["far"]["mean"], returns[far].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(split["near"]["mean"], returns[~far].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(split["near"]["ci95"], 1.96 * returns[~far].std(0, ddof=1)
+                               / np.sqrt((~far).sum()), rtol=1e-12)
+    np.testing.assert_allclose(split["median"], np.median(returns, 0), rtol=1e-12)
 
 
 def test_adapt_rl_last_checkpoint(nav_run, tmp_path):
