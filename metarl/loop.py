@@ -2,7 +2,8 @@
 
 A trainer supplies one iteration (:meth:`Trainable.step`) and its state; :func:`run_loop`
 adds the progress bar, TensorBoard/``metrics.jsonl`` logging (means over each logging
-window), periodic checkpoints, a clean stop with a checkpoint on SIGINT/SIGTERM, and the
+window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint and the
+training curves so far (``training.png``; results.json is written by complete runs), and the
 non-finite-step guard (skipped steps are logged; after ``max_bad_steps`` in a row training
 stops with a clear message and the last good checkpoint is kept).
 """
@@ -23,6 +24,7 @@ from metarl.checkpoint import CheckpointDir
 from metarl.distributed import DistContext
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
+from metarl.plotting import plot_training_curves
 from metarl.signals import StopRequest
 
 
@@ -145,8 +147,12 @@ def run_loop(
                 if ctx.any(stop.requested is not None):
                     path = save()
                     if ctx.is_main:
-                        say(f"{stop.requested or 'stop'} received: checkpoint saved to {path}; "
-                            "rerun with --resume to continue")
+                        curves = plot_training_curves(logger.read(), run_dir / "training.png",
+                                                      title=f"{desc} (stopped at iteration "
+                                                            f"{trainer.iteration})")
+                        say(f"{stop.requested or 'stop'} received: checkpoint saved to {path}, "
+                            f"training curves so far in {curves}; rerun with --resume to "
+                            "continue")
                     raise SystemExit(0)
         saved = trainer.checkpoints.list()
         if ctx.is_main and (not saved or saved[-1][0] != trainer.iteration):

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -98,17 +98,30 @@ def read_goals_file(path: Path) -> list[list[float]]:
     return goals
 
 
+class GoalChoice(NamedTuple):
+    """The goals a command line asks for, with the words and the folder name that say so."""
+
+    goals: list[list[float]] | None
+    """One ``--goal``, a ``--goals-file``'s goals, or None for ``num_tasks`` seeded draws."""
+    source: str
+    """Where they came from, for results.json."""
+    folder: str
+    """The default output folder name of an evaluation on them (``adapt-…``)."""
+
+
 def chosen_goals(settings: EvalSettings, goal: Sequence[float] | None = None,
-                 goals_file: Path | None = None) -> tuple[list[list[float]] | None, str]:
-    """The goals a command line asks for (one ``--goal``, a ``--goals-file``, or None for
-    ``num_tasks`` seeded draws) and a description of where they came from, for results.json."""
+                 goals_file: Path | None = None) -> GoalChoice:
+    """The goals a command line asks for (see :class:`GoalChoice`)."""
     if goal and goals_file is not None:
         raise MetaRLError("give --goal or --goals-file, not both")
     if goal:
-        return [list(goal)], "command line"
+        return GoalChoice([list(goal)], "command line",
+                          "adapt-goal-" + "_".join(f"{g:g}" for g in goal))
     if goals_file is not None:
-        return read_goals_file(goals_file), f"file {goals_file}"
-    return None, f"{settings.num_tasks} drawn with seed {settings.seed}"
+        return GoalChoice(read_goals_file(goals_file), f"file {goals_file}",
+                          f"adapt-goals-{goals_file.stem}")
+    return GoalChoice(None, f"{settings.num_tasks} drawn with seed {settings.seed}",
+                      f"adapt-{settings.num_tasks}goals-seed{settings.seed}")
 
 
 def draw_tasks(env: MetaEnv, settings: EvalSettings,
@@ -169,6 +182,7 @@ def run_evaluation(
         "step_norm_median": [float(np.median(n)) for n in diagnostics.get("step_norm", [])],
         "step_norm_per_task": diagnostics.get("step_norm", []),
         "log_std_mean_before_step": diagnostics.get("log_std_mean", []),
+        "clipped_fraction": diagnostics.get("clipped_fraction", []),
         **(extra or {}),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ One meta-iteration (MAML Algorithm 3 with a TRPO outer step):
 
 Wall-clock time is split into sampling (2 rollouts), inner (baselines and adaptation) and
 outer (TRPO) and logged with the returns before and after adaptation, the KL and the
-line-search statistics.
+line-search statistics, and the fraction of sampled actions the action box clipped before
+and after adaptation (a pre-update policy whose samples mostly lie outside the box gives the
+inner REINFORCE step little signal: :meth:`~metarl.sampler.MultiTaskSampler.clipped_fraction`).
 
 Model selection (``RLConfig.select_best``): the paper evaluated "the model with the best
 average return during training" (appendix A.2). The trainer keeps that model as
@@ -98,6 +100,7 @@ class MetaRLTrainer:
                                      "selected_by": cfg.select_best}
         self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
+        self._warned_saturation = False
         if resume:
             self._resume()
 
@@ -179,6 +182,8 @@ class MetaRLTrainer:
             "returns/after_adaptation": query_eps.task_returns().mean().item(),
             "episodes/per_task_before_adaptation": len(support_eps.table.task) / len(tasks),
             "episodes/per_task_after_adaptation": len(query_eps.table.task) / len(tasks),
+            "actions/clipped_before_adaptation": self.sampler.clipped_fraction(support_eps),
+            "actions/clipped_after_adaptation": self.sampler.clipped_fraction(query_eps),
             "time/sampling": (t1 - t0) + (t3 - t2),
             "time/inner": t2 - t1,
             "time/outer": t4 - t3,
@@ -188,10 +193,16 @@ class MetaRLTrainer:
         return scalars, stats.get("nonfinite", 0.0) == 0.0
 
     def after_iteration(self, logger: RunLogger) -> None:
-        """Model selection (see the module docstring); rank 0 only."""
+        """Model selection (see the module docstring) and the saturation warning; rank 0
+        only."""
         cfg = self.cfg
         if not self.dist.is_main:
             return
+        if not self._warned_saturation:
+            message = saturation_warning(self.history)
+            if message:
+                say(f"warning: {message}")
+                self._warned_saturation = True
         if cfg.select_best == "train-return":
             self._consider(self.history[-1]["returns/after_adaptation"])
         elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
@@ -250,7 +261,9 @@ def evaluate_adaptation(
     return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
     If ``diagnostics`` is given, it receives per step the norm of each task's parameter
     change (``step_norm``) and the policy's mean log σ over tasks before the step
-    (``log_std_mean``), to see how far each adaptation step moves the policy.
+    (``log_std_mean``), to see how far each adaptation step moves the policy, and per
+    rollout the episodes per task (``episodes``) and the fraction of action components the
+    action box clipped (``clipped_fraction``).
     """
     if len(lrs) < steps:
         raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
@@ -263,6 +276,8 @@ def evaluate_adaptation(
         if diagnostics is not None:
             diagnostics.setdefault("episodes", []).append(
                 torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())
+            diagnostics.setdefault("clipped_fraction", []).append(
+                sampler.clipped_fraction(episodes))
         if k < steps:
             batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda)
             new = learner.adapt_stacked(current, batch, lrs[k])
@@ -274,6 +289,31 @@ def evaluate_adaptation(
                     float(log_std[0].mean()) if log_std else float("nan"))
             current = new
     return returns, current
+
+
+def saturation_warning(history: Sequence[dict[str, float]], *, threshold: float = 0.5,
+                       patience: int = 5) -> str | None:
+    """A warning when, in each of the last ``patience`` iterations, more than ``threshold``
+    of the pre-update policy's sampled action components lay outside the action box.
+
+    The initial policy (mean ≈ 0, std 1, ±1 box) has 0.32. Far above that, the policy's
+    samples mostly hit the box's edge, the reward no longer depends on them, and the inner
+    REINFORCE step has less to learn from: a navigation training seed that failed this way
+    had 73-80 % clipped at iterations 30-60 and never recovered (docs/results.md). It is a
+    warning, not a verdict: a locomotion policy may push its actions to the edge by design
+    (bang-bang control), so the message asks the user to look at the adapted return too.
+    """
+    key = "actions/clipped_before_adaptation"
+    recent = [h.get(key, 0.0) for h in history[-patience:]]
+    if len(recent) < patience or min(recent) <= threshold:
+        return None
+    iteration = int(history[-1].get("iteration", len(history)))
+    return (f"at iteration {iteration} more than {threshold:.0%} of the pre-update policy's "
+            f"action components have lain outside the action box for {patience} iterations "
+            f"in a row (now {recent[-1]:.0%}): the reward does not see how far beyond the "
+            "edge they went, so the inner REINFORCE step gets less signal. If "
+            "returns/after_adaptation stalls as well, the run may be stuck (navigation seed 4 "
+            "in docs/results.md never recovered); consider another --seed")
 
 
 def paper_step_sizes(alpha: float, steps: int) -> list[float]:

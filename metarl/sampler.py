@@ -446,6 +446,24 @@ class MultiTaskSampler:
             table=book.table(seeds[:, :, 0], dev),
         )
 
+    def clipped_fraction(self, episodes: Episodes) -> float:
+        """The fraction of the action components of ``episodes`` (steps with ``mask`` 1) that
+        lay outside the action box, so that the environment received the box's edge instead.
+
+        Why it is worth watching: the reward does not depend on how far beyond the edge an
+        action was, so for a policy whose samples mostly fall outside the box the REINFORCE
+        gradient of the inner step is mostly noise -- the failure of one navigation training
+        seed in docs/results.md, whose pre-update mean action left the box. A Gaussian with
+        mean 0 and standard deviation 1 in a ±1 box (the initial policy) has 0.32.
+        """
+        low = torch.as_tensor(self._low, dtype=episodes.actions.dtype,
+                              device=episodes.actions.device)
+        high = torch.as_tensor(self._high, dtype=episodes.actions.dtype,
+                               device=episodes.actions.device)
+        outside = ((episodes.actions < low) | (episodes.actions > high)).float()
+        steps = episodes.mask.sum() * len(self._low)
+        return float((outside * episodes.mask.unsqueeze(-1)).sum() / steps.clamp_min(1.0))
+
     def close(self) -> None:
         """Release the simulations and the physics threads."""
         for groups in self._groups.values():

@@ -137,13 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                             alpha=cfg.alpha if cfg.alpha is not None else alpha,
                             timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
                             threads=cfg.threads)
-    goals, source = chosen_goals(settings, cfg.goal, cfg.goals_file)
-    if cfg.goal:
-        name = "adapt-goal-" + "_".join(f"{g:g}" for g in cfg.goal)
-    elif cfg.goals_file is not None:
-        name = f"adapt-goals-{cfg.goals_file.stem}"
-    else:
-        name = f"adapt-{cfg.num_tasks}goals-seed{cfg.seed}"
+    goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
     out = cfg.out_dir or unique_path(where / name)
     if out.exists() and any(out.iterdir()):
         raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing overwritten)")
@@ -154,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
-              f"{result['returns_ci95'][k]:.2f}")
+              f"{result['returns_ci95'][k]:.2f}   (actions clipped by the box: "
+              f"{100 * result['clipped_fraction'][k]:.0f} %)")
     if cfg.video:
         state = load_checkpoint(out / "adapted_policy.pt", map_location=cfg.device)
         after = {k: v[0] for k, v in state["params"].items()}

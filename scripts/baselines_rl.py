@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,
                             threads=cfg.threads)
-    goals, source = chosen_goals(settings, goals_file=cfg.goals_file)
+    goals, source, _ = chosen_goals(settings, goals_file=cfg.goals_file)
     tasks = draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
     torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import gymnasium as gym
@@ -204,6 +205,30 @@ def test_step_budget_equals_episodes_when_nothing_ends_early():
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     for x, y in zip(a.table, b.table, strict=True):
         assert torch.equal(x, y)
+
+
+def test_clipped_fraction_counts_valid_steps_outside_the_box():
+    """Against a numpy count over the valid steps (navigation pads after early goals), and the
+    closed form for a mean-0, std-1 Gaussian in the ±1 box: P(|a| > 1) = erfc(1/√2)."""
+    sampler, policy = make_sampler("metarl/Navigation2D-v0", episodes=4, batch="steps")
+    n = len(policy.layers) - 1
+    tasks = sampler.env.sample_tasks(10, np.random.default_rng(0))
+    for bias, expected in ((0.0, math.erfc(1 / math.sqrt(2))), (3.0, None)):
+        params = {k: v.detach().clone() for k, v in params_of(policy).items()}
+        params[f"layers.{n}.weight"].zero_()
+        params[f"layers.{n}.bias"].fill_(bias)
+        params["log_std"].zero_()
+        ep = sampler.sample(tasks, policy, params, np.random.default_rng(1))
+        actions, mask = ep.actions.numpy(), ep.mask.numpy().astype(bool)
+        valid = actions[mask]  # [steps, 2]
+        reference = float((np.abs(valid) > 1.0).mean())
+        assert sampler.clipped_fraction(ep) == pytest.approx(reference, abs=1e-6)
+        if expected is None:  # mean 3: almost every x and y component lies beyond the edge
+            assert reference > 0.95
+        else:
+            assert reference == pytest.approx(expected, abs=0.03)
+            assert not mask.all(), "the zero-valued padding must be there, and not be counted"
+    sampler.close()
 
 
 # --- shapes, parameters, reproducibility ------------------------------------------------------

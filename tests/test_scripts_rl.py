@@ -12,7 +12,7 @@ import torch
 from metarl.checkpoint import load_checkpoint
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_eval import split_by_goal_distance
-from metarl.rl_trainer import MetaRLTrainer
+from metarl.rl_trainer import MetaRLTrainer, saturation_warning
 
 from .conftest import call_script, run_script
 
@@ -35,7 +35,8 @@ def test_train_rl_writes_everything(nav_run):
     res = json.loads((nav_run / "results.json").read_text())
     assert res["iterations"] == 2
     for key in ("returns/before_adaptation", "returns/after_adaptation", "trpo/kl",
-                "trpo/kl_initial", "time/sampling", "time/inner", "time/outer"):
+                "trpo/kl_initial", "time/sampling", "time/inner", "time/outer",
+                "actions/clipped_before_adaptation", "actions/clipped_after_adaptation"):
         assert key in res["last_10_iterations"], key
     logged = [json.loads(line) for line in (nav_run / "metrics.jsonl").read_text().splitlines()]
     assert sorted({r["step"] for r in logged}) == [1, 2]
@@ -65,6 +66,7 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     assert norms.shape == (2, 3) and (norms > 0).all()
     assert res["step_norm_median"] == [float(np.median(n)) for n in norms]
     assert len(res["log_std_mean_before_step"]) == 2
+    assert len(res["clipped_fraction"]) == 3 and all(0 <= f <= 1 for f in res["clipped_fraction"])
     assert (out / "returns.csv").read_text().count("\n") == 4
     assert (out / "adapted_policy.pt").is_file() and "after 2 step(s)" in proc.stdout
     run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
@@ -187,6 +189,29 @@ def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
     assert trainer.best["score"] == max(after) and not trainer.val_history
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["iteration"] == trainer.best["iteration"]
+
+
+def test_saturation_warning_needs_every_recent_iteration_above_threshold():
+    key = "actions/clipped_before_adaptation"
+    hist = [{"iteration": i + 1, key: f} for i, f in enumerate([0.3, 0.6, 0.7, 0.8, 0.9, 0.8])]
+    message = saturation_warning(hist)
+    assert message and "iteration 6" in message and "now 80%" in message
+    assert saturation_warning(hist[:5]) is None  # only four iterations above 0.5
+    assert saturation_warning(hist, patience=6) is None
+    assert saturation_warning(hist, threshold=0.85) is None
+    assert saturation_warning([{"iteration": 1}] * 5) is None  # runs before the metric
+
+
+def test_saturating_policy_is_warned_about_once(tmp_path, capsys):
+    """An initial std of 5 puts ≈ 84 % of the action components beyond the ±1 box."""
+    cfg = RLConfig(iterations=6, meta_batch=2, episodes_per_task=2, horizon=8,
+                   hidden_sizes=(8,), threads=1, init_std=5.0, select_best="last")
+    trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    trainer.train()
+    clipped = [h["actions/clipped_before_adaptation"] for h in trainer.history]
+    assert min(clipped) > 0.5
+    err = capsys.readouterr().err
+    assert err.count("outside the action box") == 1 and "at iteration 5 " in err
 
 
 def test_rl_resume_reproduces_uninterrupted_run(tmp_path):

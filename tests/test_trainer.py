@@ -94,6 +94,7 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
     assert proc.returncode == 0, err
     assert "SIGTERM received: checkpoint saved" in err
     assert list((out / "checkpoints").glob("ckpt_*.pt"))
+    assert "training curves so far" in err and (out / "training.png").stat().st_size > 0
 
 
 def test_unknown_family_and_bad_numbers_are_clear(tmp_path):
