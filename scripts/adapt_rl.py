@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import tyro
 
+from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
 from metarl.rl_eval import (
@@ -126,6 +127,7 @@ def load_policy(cfg: AdaptConfig):
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(AdaptConfig, args=argv, description=__doc__)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.num_tasks >= 1, f"--num-tasks must be at least 1, got {cfg.num_tasks}")
     require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")

@@ -25,6 +25,7 @@ import gymnasium as gym
 import torch
 import tyro
 
+from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import save_checkpoint
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.rl_eval import (
@@ -88,6 +89,7 @@ class BaselineConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(BaselineConfig, args=argv, description=__doc__)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     require(cfg.baseline in BASELINES,
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 import tyro
 
+from metarl.allocator import keep_freed_memory
 from metarl.errors import cli_errors, require
 from metarl.functional import flatten
 from metarl.maml_rl import FISHER, MAMLTRPO, MODES, TRPOSettings
@@ -59,6 +64,10 @@ class BenchTRPOConfig:
     """Timed steps per variant (after one untimed warm-up step); the median is reported."""
     out: Path | None = None
     """Write the numbers to this JSON file."""
+    compare_malloc: bool = False
+    """Also time every variant in a child process with glibc's default allocator
+    (``METARL_MALLOC=default``, large tensors mmap'd and unmapped each time) and print the
+    ratio to ours (the heap kept, metarl/allocator.py)."""
 
 
 def synthetic(cfg: BenchTRPOConfig, policy: GaussianMLPPolicy, seed: int) -> PGBatch:
@@ -80,6 +89,7 @@ def synthetic(cfg: BenchTRPOConfig, policy: GaussianMLPPolicy, seed: int) -> PGB
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(BenchTRPOConfig, args=argv, description=__doc__)
+    heap = keep_freed_memory()
     require(set(cfg.modes) <= set(MODES), f"--modes must be among {MODES}")
     require(set(cfg.fishers) <= set(FISHER), f"--fishers must be among {FISHER}")
     require(cfg.repeats >= 1, "--repeats must be at least 1")
@@ -126,11 +136,28 @@ def main(argv: list[str] | None = None) -> None:
         best = min(rows, key=lambda r: r["seconds"])
         print(f"fastest: {best['mode']}/{best['fisher']}, {loop[0] / best['seconds']:.1f}x the "
               f"plain per-task loop with double-backprop products ({loop[0]:.2f} s)")
+    default_rows = default_allocator_rows(argv) if cfg.compare_malloc else []
+    for ours, theirs in zip(rows, default_rows, strict=False):
+        ours["seconds_default_malloc"] = theirs["seconds"]
+        print(f"{ours['mode']:8s} {ours['fisher']:13s} glibc default allocator "
+              f"{theirs['seconds']:8.3f} s/step: ours {theirs['seconds'] / ours['seconds']:.2f}x "
+              "faster")
     if cfg.out:
         cfg.out.parent.mkdir(parents=True, exist_ok=True)
         cfg.out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(cfg).items()},
-                                       "threads": torch.get_num_threads(), "rows": rows},
+                                       "threads": torch.get_num_threads(),
+                                       "heap_allocator": heap, "rows": rows},
                                       indent=2) + "\n")
+
+
+def default_allocator_rows(argv: list[str] | None) -> list[dict]:
+    """The same benchmark in a child process with glibc's default allocator."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--compare-malloc"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "default.json"
+        subprocess.run([sys.executable, __file__, *args, "--out", str(out)], check=True,
+                       env={**os.environ, "METARL_MALLOC": "default"}, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())["rows"]
 
 
 if __name__ == "__main__":

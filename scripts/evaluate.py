@@ -17,6 +17,7 @@ from pathlib import Path
 
 import tyro
 
+from metarl.allocator import keep_freed_memory
 from metarl.errors import cli_errors, require
 from metarl.evaluation import evaluate
 from metarl.functional import params_of
@@ -54,6 +55,7 @@ class EvalConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(EvalConfig, args=argv, description=__doc__)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.tasks >= 1, f"--tasks must be at least 1, got {cfg.tasks}")
     run_cfg, problem, ckpt = load_run(cfg.run_dir, cfg.checkpoint, cfg.device,

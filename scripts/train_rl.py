@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
 from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import cli_errors
@@ -42,6 +43,7 @@ def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     cfg.validate()
     ctx = init_distributed(cfg.device)
     run(cfg, ctx)

@@ -13,6 +13,7 @@ and PNG plots into --out-dir. See README.md and docs/results.md.
 
 from __future__ import annotations
 
+from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
 from metarl.errors import cli_errors
 from metarl.supervised.config import SupervisedConfig, apply_preset
@@ -27,6 +28,7 @@ def parse(argv: list[str] | None = None) -> SupervisedConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(argv)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     results = train(cfg)
     if results is None:  # a non-zero rank of a distributed run
         return

@@ -257,10 +257,14 @@ def test_train_rl_bad_input(tmp_path, args, message):
 def test_bench_trpo_smoke(tmp_path):
     out = call_script("bench_trpo.py", "--tasks", "2", "--episodes", "2", "--horizon", "6",
                       "--obs-dim", "3", "--act-dim", "2", "--repeats", "1",
-                      "--out", str(tmp_path / "b.json"))
+                      "--out", str(tmp_path / "b.json"), "--compare-malloc")
     assert out.returncode == 0, out.stderr
-    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    result = json.loads((tmp_path / "b.json").read_text())
+    rows = result["rows"]
     assert len(rows) == 6 and all(r["max_abs_diff_vs_first"] < 1e-5 for r in rows)
+    # the reference run in a child process with glibc's default allocator
+    assert all(r["seconds_default_malloc"] > 0 for r in rows) and "x faster" in out.stdout
+    assert result["heap_allocator"] in (True, False)  # False off glibc
 
 
 @pytest.mark.parametrize("name", sorted(RL_PRESETS))
