@@ -28,6 +28,7 @@ from typing import Any
 
 import tyro
 
+from metarl.allocator import keep_freed_memory
 from metarl.errors import cli_errors, require
 from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import params_of
@@ -86,6 +87,7 @@ def _row(label: str, test: dict) -> str:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(ReproduceConfig, args=argv, description=__doc__)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     unknown = set(cfg.algos) - set(ALGO_SETTINGS)
     require(not unknown, f"unknown algorithm(s) {sorted(unknown)}; choose from "
                          f"{', '.join(ALGO_SETTINGS)}")
