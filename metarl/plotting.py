@@ -79,3 +79,46 @@ def plot_adaptation_curves(
     ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_seed_spread(
+    summary: dict[str, Any],
+    labels: Sequence[str],
+    path: Path,
+    *,
+    ylabel: str = "average return",
+    title: str = "",
+) -> Path:
+    """Each training seed's return against adaptation steps (thin), their mean (bold), their
+    median (dashed; one failed seed drags the mean far off) and the reference values if the
+    summary has them (:func:`metarl.rl_eval.summarize_seeds`).
+
+    A second panel repeats the steps from 1 on, where the seeds' spread is a small fraction
+    of the step-0 scale (navigation: −40 before adaptation, −4 after two steps)."""
+    steps = np.asarray(summary["steps"])
+    per_seed = np.asarray(summary["per_seed"], dtype=float)
+    mean = np.asarray(summary["mean"], dtype=float)
+    median = np.asarray(summary["median"], dtype=float)
+    ref = np.asarray(summary.get("reference") or [], dtype=float)
+    views = [steps >= steps.min()]
+    if (steps >= 1).sum() >= 2 and steps.min() < 1:
+        views.append(steps >= 1)
+    fig, axes = plt.subplots(1, len(views), figsize=(5.2 * len(views), 4), squeeze=False)
+    for ax, keep in zip(axes.flat, views):
+        for label, row in zip(labels, per_seed):
+            ax.plot(steps[keep], row[keep], lw=0.9, alpha=0.6, marker=".", label=label)
+        ax.plot(steps[keep], mean[keep], lw=2.4, color="black",
+                label=f"mean of {summary['num_seeds']} seeds")
+        ax.plot(steps[keep], median[keep], lw=2.0, ls="--", color="black", label="median")
+        shown = keep[:len(ref)]
+        if shown.any():
+            ax.plot(steps[:len(ref)][shown], ref[shown], ls="none", marker="*", ms=11,
+                    color="crimson", label="reference")
+        ax.set_xlabel("number of gradient steps")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes.flat[0].set_title(title)
+    axes.flat[-1].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -232,6 +232,54 @@ def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str,
     return out
 
 
+def summarize_seeds(results: Sequence[dict[str, Any]],
+                    reference: Sequence[float] | None = None) -> dict[str, Any]:
+    """Across-seed spread of evaluations of independently trained policies on the same goals.
+
+    One training run is one draw: meta-RL results vary between training seeds far more than
+    the 95% CI over goals of a single evaluation shows (docs/results.md). Per adaptation step:
+    the seeds' mean returns (over the goals), their mean, sample standard deviation, median,
+    min and max. With ``reference`` (e.g. a paper's numbers, one per step from step 0), also
+    how many seeds reach it (mean return ≥ reference).
+
+    The evaluations must share env, goals, adaptation steps and step sizes, so that the
+    spread is the training seeds' and not the protocol's."""
+    if len(results) < 1:
+        raise MetaRLError("no evaluations to summarise")
+    first = results[0]
+    for key in ("env", "steps", "step_sizes"):
+        values = {json.dumps(r.get(key)) for r in results}
+        if len(values) > 1:
+            raise MetaRLError(f"the evaluations differ in {key}: {sorted(values)}; compare "
+                              "evaluations made with the same adapt_rl.py settings")
+    goals = np.asarray(first["tasks"], dtype=np.float64)
+    for r in results[1:]:
+        other = np.asarray(r["tasks"], dtype=np.float64)
+        if other.shape != goals.shape or not np.allclose(other, goals):
+            raise MetaRLError("the evaluations were made on different goals; evaluate every "
+                              "policy with the same --seed and --num-tasks (or --goals-file)")
+    per_seed = np.asarray([r["returns_mean"] for r in results], dtype=np.float64)
+    n = len(per_seed)
+    out: dict[str, Any] = {
+        "env": first["env"], "steps": first["steps"], "num_seeds": n,
+        "num_goals": int(len(goals)), "per_seed": per_seed.tolist(),
+        "mean": per_seed.mean(0).tolist(),
+        "std": (per_seed.std(0, ddof=1) if n > 1 else np.full(per_seed.shape[1], math.nan)
+                ).tolist(),
+        "median": np.median(per_seed, 0).tolist(),
+        "min": per_seed.min(0).tolist(), "max": per_seed.max(0).tolist(),
+    }
+    if reference is not None:
+        ref = [float(x) for x in reference]
+        if len(ref) > per_seed.shape[1]:
+            raise MetaRLError(f"{len(ref)} reference values for {per_seed.shape[1]} adaptation "
+                              "steps (give one per step, starting at 0 steps)")
+        out["reference"] = ref
+        out["seeds_reaching_reference"] = [int((per_seed[:, k] >= v).sum())
+                                           for k, v in enumerate(ref)]
+    return out
+
+
 def policy_spec(policy: GaussianMLPPolicy) -> dict[str, Any]:
     """What rebuilds the policy: sizes and activation."""
     return {"obs_dim": policy.obs_dim, "act_dim": policy.act_dim,

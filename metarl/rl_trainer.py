@@ -100,7 +100,7 @@ class MetaRLTrainer:
                                      "selected_by": cfg.select_best}
         self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
-        self._warned_saturation = False
+        self._warned: set[str] = set()
         if resume:
             self._resume()
 
@@ -193,16 +193,18 @@ class MetaRLTrainer:
         return scalars, stats.get("nonfinite", 0.0) == 0.0
 
     def after_iteration(self, logger: RunLogger) -> None:
-        """Model selection (see the module docstring) and the saturation warning; rank 0
-        only."""
+        """Model selection (see the module docstring) and the warnings of a run going
+        wrong (:func:`saturation_warning`, :func:`drift_warning`; each once); rank 0 only."""
         cfg = self.cfg
         if not self.dist.is_main:
             return
-        if not self._warned_saturation:
-            message = saturation_warning(self.history)
+        checks = {"saturation": lambda h: saturation_warning(h),
+                  "drift": lambda h: drift_warning(h, max_kl=cfg.trpo.max_kl)}
+        for name, check in checks.items():
+            message = None if name in self._warned else check(self.history)
             if message:
                 say(f"warning: {message}")
-                self._warned_saturation = True
+                self._warned.add(name)
         if cfg.select_best == "train-return":
             self._consider(self.history[-1]["returns/after_adaptation"])
         elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
@@ -314,6 +316,31 @@ def saturation_warning(history: Sequence[dict[str, float]], *, threshold: float 
             "edge they went, so the inner REINFORCE step gets less signal. If "
             "returns/after_adaptation stalls as well, the run may be stuck (navigation seed 4 "
             "in docs/results.md never recovered); consider another --seed")
+
+
+def drift_warning(history: Sequence[dict[str, float]], *, max_kl: float,
+                  factor: float = 5.0) -> str | None:
+    """A warning when one TRPO step moved the pre-update policy π_θ by more than
+    ``factor · max_kl`` (``trpo/kl_initial``, its KL on the support observations).
+
+    The paper's trust region bounds only the adapted policies; π_θ can move far along
+    directions the inner step undoes on the old support samples, but the next iteration
+    samples from the moved π_θ. Measured on navigation (docs/results.md): in every healthy
+    run ``kl_initial`` stayed ≤ 1.4 · max_kl in all iterations; in every failed one it passed
+    5 · max_kl by iteration 4-7, several iterations before the action-saturation warning,
+    and the pre-update return then fell to −300 to −500. With ``--trpo.trust-region
+    adapted+initial`` the constraint bounds it, so this never fires.
+    """
+    last = history[-1] if history else {}
+    moved = last.get("trpo/kl_initial")
+    if moved is None or moved <= factor * max_kl:
+        return None
+    iteration = int(last.get("iteration", len(history)))
+    return (f"at iteration {iteration} the TRPO step moved the pre-update policy by KL "
+            f"{moved:.3g}, {moved / max_kl:.0f}x the trust region ({max_kl:g}) that bounds the "
+            "adapted policies: every failed navigation run in docs/results.md began this way "
+            "(the pre-update policy then drives off at full speed). If returns/before_adaptation "
+            "falls while returns/after_adaptation stalls, restart with another --seed")
 
 
 def paper_step_sizes(alpha: float, steps: int) -> list[float]:

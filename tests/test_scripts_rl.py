@@ -11,8 +11,8 @@ import torch
 
 from metarl.checkpoint import load_checkpoint
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
-from metarl.rl_eval import split_by_goal_distance
-from metarl.rl_trainer import MetaRLTrainer, saturation_warning
+from metarl.rl_eval import split_by_goal_distance, summarize_seeds
+from metarl.rl_trainer import MetaRLTrainer, drift_warning, saturation_warning
 
 from .conftest import call_script, run_script
 
@@ -214,6 +214,35 @@ def test_saturating_policy_is_warned_about_once(tmp_path, capsys):
     assert err.count("outside the action box") == 1 and "at iteration 5 " in err
 
 
+def test_drift_warning_compares_the_pre_update_kl_with_the_trust_region():
+    hist = [{"iteration": 1, "trpo/kl_initial": 0.008}, {"iteration": 2, "trpo/kl_initial": 0.06}]
+    assert drift_warning(hist[:1], max_kl=0.01) is None  # healthy runs stay ≤ 1.4 · max_kl
+    message = drift_warning(hist, max_kl=0.01)
+    assert message and "iteration 2" in message and "KL 0.06, 6x" in message
+    assert drift_warning(hist, max_kl=0.02) is None  # 3x a looser region
+    assert drift_warning(hist, max_kl=0.01, factor=10) is None
+    assert drift_warning([], max_kl=0.01) is None
+    assert drift_warning([{"iteration": 1}], max_kl=0.01) is None  # no kl_initial logged
+
+
+def test_drift_warning_is_given_once_in_training(tmp_path, capsys, monkeypatch):
+    """With the threshold at zero every accepted step trips it; the run says so once."""
+    import functools
+
+    import metarl.rl_trainer as rl_trainer
+
+    monkeypatch.setattr(rl_trainer, "drift_warning",
+                        functools.partial(rl_trainer.drift_warning, factor=0.0))
+    cfg = RLConfig(iterations=3, meta_batch=2, episodes_per_task=2, horizon=8,
+                   hidden_sizes=(8,), threads=1, select_best="last")
+    trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    trainer.train()
+    moved = [h["trpo/kl_initial"] for h in trainer.history]
+    first = next(i for i, kl in enumerate(moved) if kl > 0) + 1
+    err = capsys.readouterr().err
+    assert err.count("moved the pre-update policy") == 1 and f"at iteration {first} " in err
+
+
 def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
     base = RLConfig(iterations=4, meta_batch=3, episodes_per_task=2, horizon=10,
                     hidden_sizes=(16,), threads=1, checkpoint_every=2, eval_every=1,
@@ -274,3 +303,53 @@ def test_every_rl_preset_is_a_valid_config(name):
     assert cfg.preset == name and cfg.iterations == 500
     expected = {"navigation": (20, 0.1), "navigation-code": (20, 0.5)}.get(name, (40, 0.1))
     assert (cfg.meta_batch, cfg.inner_lr) == expected
+
+
+def _fake_evaluation(rng: np.random.Generator, goals: np.ndarray, source: str) -> dict:
+    """An adapt_rl.py-shaped result on ``goals`` with random returns after 0..2 steps."""
+    returns = rng.normal([-40.0, -10.0, -4.0], [5.0, 2.0, 1.0], (len(goals), 3))
+    return {"env": "metarl/Navigation2D-v0", "steps": [0, 1, 2], "step_sizes": [0.5, 0.25],
+            "tasks": goals.tolist(), "returns_per_task": returns.tolist(),
+            "returns_mean": returns.mean(0).tolist(), "policy": {"source": source}}
+
+
+def test_summarize_seeds_against_numpy():
+    rng = np.random.default_rng(3)
+    goals = rng.uniform(-0.5, 0.5, (10, 2))
+    evals = [_fake_evaluation(rng, goals, f"runs/s{i}/checkpoints/best.pt") for i in range(4)]
+    summary = summarize_seeds(evals, reference=[-40.4, -11.7, -3.3])
+    means = np.array([e["returns_mean"] for e in evals])
+    np.testing.assert_allclose(summary["mean"], means.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(summary["std"], means.std(0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(summary["median"], np.median(means, 0), rtol=1e-12)
+    assert summary["min"] == means.min(0).tolist() and summary["max"] == means.max(0).tolist()
+    assert summary["seeds_reaching_reference"] == [
+        int((means[:, k] >= r).sum()) for k, r in enumerate([-40.4, -11.7, -3.3])]
+    assert summary["num_seeds"] == 4 and summary["num_goals"] == 10
+
+
+def test_seed_summary_script_and_mismatched_evaluations(tmp_path):
+    rng = np.random.default_rng(4)
+    goals = rng.uniform(-0.5, 0.5, (6, 2))
+    folders = []
+    for i in range(3):
+        folder = tmp_path / f"run{i}" / "adapt-6goals-seed1"
+        folder.mkdir(parents=True)
+        source = str(tmp_path / f"run{i}" / "checkpoints" / "best.pt")
+        (folder / "results.json").write_text(json.dumps(_fake_evaluation(rng, goals, source)))
+        folders.append(str(folder))
+    proc = run_script("seed_summary.py", "--results", *folders, "--reference", "-40", "-10",
+                      "--out-dir", str(tmp_path / "summary"))
+    summary = json.loads((tmp_path / "summary" / "summary.json").read_text())
+    assert summary["labels"] == ["run0", "run1", "run2"]
+    assert (tmp_path / "summary" / "seeds.png").is_file()
+    assert "3 seeds, 6 goals" in proc.stdout and "reached" in proc.stdout
+    # a policy evaluated on other goals is not a seed of the same comparison
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps(
+        _fake_evaluation(rng, goals[::-1].copy(), "x/checkpoints/best.pt")))
+    proc = call_script("seed_summary.py", "--results", folders[0], str(other),
+                       "--out-dir", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "evaluations were made on different goals" in proc.stderr
+    assert not (tmp_path / "bad").exists()
