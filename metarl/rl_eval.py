@@ -211,6 +211,14 @@ def load_evaluation(path: Path) -> dict[str, Any]:
     return result
 
 
+def load_evaluations(paths: Sequence[Path], labels: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The evaluations at ``paths`` (:func:`load_evaluation`), after checking that ``labels``,
+    if any are given, name each one (the scripts' ``--labels`` for their ``--results``)."""
+    if labels and len(labels) != len(paths):
+        raise MetaRLError(f"got {len(labels)} --labels for {len(paths)} --results")
+    return [load_evaluation(path) for path in paths]
+
+
 def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str, Any]:
     """Mean return per adaptation step (± 95% CI) over the goals nearer than ``distance`` to
     the origin of the task space (‖task‖ < distance: for navigation the start, for a target

@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +199,8 @@ class MetaRLTrainer:
         cfg = self.cfg
         if not self.dist.is_main:
             return
-        checks = {"saturation": lambda h: saturation_warning(h),
-                  "drift": lambda h: drift_warning(h, max_kl=cfg.trpo.max_kl)}
-        for name, check in checks.items():
+        for name, check in (("saturation", saturation_warning),
+                            ("drift", partial(drift_warning, max_kl=cfg.trpo.max_kl))):
             message = None if name in self._warned else check(self.history)
             if message:
                 say(f"warning: {message}")

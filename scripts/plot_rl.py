@@ -16,7 +16,7 @@ import tyro
 
 from metarl.errors import cli_errors, require
 from metarl.plotting import plot_adaptation_curves
-from metarl.rl_eval import load_evaluation
+from metarl.rl_eval import load_evaluations
 
 
 @dataclass
@@ -36,9 +36,7 @@ class PlotRLConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotRLConfig, args=argv, description=__doc__)
-    require(not cfg.labels or len(cfg.labels) == len(cfg.results),
-            f"got {len(cfg.labels)} --labels for {len(cfg.results)} --results")
-    loaded = [load_evaluation(path) for path in cfg.results]
+    loaded = load_evaluations(cfg.results, cfg.labels)
     envs = {r["env"] for r in loaded}
     require(len(envs) == 1, f"evaluations of different envs in one plot: {sorted(envs)}")
     labels = cfg.labels or [r["label"] for r in loaded]

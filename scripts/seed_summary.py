@@ -23,10 +23,10 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import cli_errors, require
+from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.plotting import plot_seed_spread
-from metarl.rl_eval import load_evaluation, summarize_seeds
+from metarl.rl_eval import load_evaluations, summarize_seeds
 
 
 @dataclass
@@ -57,9 +57,7 @@ def _default_label(path: Path, result: dict) -> str:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(SeedSummaryConfig, args=argv, description=__doc__)
-    require(not cfg.labels or len(cfg.labels) == len(cfg.results),
-            f"got {len(cfg.labels)} --labels for {len(cfg.results)} --results")
-    loaded = [load_evaluation(path) for path in cfg.results]
+    loaded = load_evaluations(cfg.results, cfg.labels)
     labels = cfg.labels or [_default_label(p, r) for p, r in zip(cfg.results, loaded)]
     summary = summarize_seeds(loaded, cfg.reference or None)
     summary["labels"] = labels

@@ -344,6 +344,9 @@ def test_seed_summary_script_and_mismatched_evaluations(tmp_path):
     assert summary["labels"] == ["run0", "run1", "run2"]
     assert (tmp_path / "summary" / "seeds.png").is_file()
     assert "3 seeds, 6 goals" in proc.stdout and "reached" in proc.stdout
+    proc = call_script("seed_summary.py", "--results", *folders, "--labels", "a",
+                       "--out-dir", str(tmp_path / "one-label"))
+    assert proc.returncode == 2 and "got 1 --labels for 3 --results" in proc.stderr
     # a policy evaluated on other goals is not a seed of the same comparison
     other = tmp_path / "other"
     other.mkdir()
