@@ -23,7 +23,6 @@ The inner update runs in one of three equivalent ways (tested equal):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +70,26 @@ class TRPOSettings:
     Jᵀ H' J (J = ∂θ'/∂θ, H' the KL Hessian in θ'): a JVP through the inner update, a
     Hessian-vector product on the query batch and a VJP back, which skips the third
     derivatives of the inner loss that the autograd route multiplies by zero."""
+
+
+@dataclass
+class Proposal:
+    """A TRPO step before its line search (:meth:`MAMLTRPO.propose`)."""
+
+    params: Params
+    """The live parameters θ (leaves of ``adapted``'s graph)."""
+    adapted: Params
+    """Task-stacked θ'_i(θ), with the graph to ``params``."""
+    old: GaussianDist
+    """The adapted policies before the step, on the query observations (constants)."""
+    old_initial: GaussianDist
+    """The pre-update policy before the step, on the support observations (constants)."""
+    loss: float
+    """The meta-objective (query surrogate) before the step."""
+    grad: Tensor
+    """Its gradient in θ, flattened."""
+    full_step: Tensor | None
+    """``β F⁻¹g`` with ``½ βs·Fβs = δ`` (the step is θ − full_step); None if not finite."""
 
 
 @dataclass
@@ -225,6 +244,36 @@ class MAMLTRPO:
         inner update is involved, so this is cheap next to :meth:`kl_hessian_vector`)."""
         return _double_backprop_hvp(self.initial_kl(params, old, support), list(params.values()))
 
+    def propose(self, support: PGBatch, query: PGBatch) -> Proposal:
+        """The TRPO step before its line search: the meta-gradient, the conjugate-gradient
+        direction and the full trust-region step ``β s`` (``None`` when not finite)."""
+        s = self.trpo
+        params = dict(self.policy.named_parameters())
+        leaves = list(params.values())
+        adapted = self.adapt(params, support)
+        with torch.no_grad():
+            old = GaussianDist(*(t.detach() for t in self.policy.dist(
+                {k: v.detach() for k, v in adapted.items()}, query.observations)))
+            old_initial = GaussianDist(*(t.detach() for t in self.policy.dist(
+                expand({k: v.detach() for k, v in params.items()}, support.mask.shape[0]),
+                support.observations)))
+        loss = self.surrogate(adapted, query)
+        grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
+        hvps = [self.kl_hessian_vector(params, adapted, old, support, query)]
+        if s.trust_region == "adapted+initial":
+            hvps.append(self.initial_kl_hessian_vector(params, old_initial, support))
+
+        def fisher_vector(v: Tensor) -> Tensor:
+            return self.reduce(sum(hvp(v) for hvp in hvps)) + s.cg_damping * v
+
+        direction, f_direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
+        shs = torch.dot(direction, f_direction)
+        full_step = None
+        if torch.isfinite(direction).all() and torch.isfinite(shs) and shs > 0:
+            full_step = direction * torch.sqrt(2.0 * s.max_kl / shs)
+        return Proposal(params, adapted, old, old_initial, self.reduce(loss.detach()).item(),
+                        grad, full_step)
+
     def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
         """One TRPO meta-update of ``policy`` in place; returns diagnostics.
 
@@ -233,40 +282,22 @@ class MAMLTRPO:
         search direction is not finite is rejected and reported (``nonfinite``).
         """
         s = self.trpo
-        params = dict(self.policy.named_parameters())
+        prop = self.propose(support, query)
+        params, old, old_initial = prop.params, prop.old, prop.old_initial
         keys = list(params)
-        leaves = [params[k] for k in keys]
-        adapted = self.adapt(params, support)
-        with torch.no_grad():
-            old = GaussianDist(*(t.detach() for t in self.policy.dist(
-                {k: v.detach() for k, v in adapted.items()}, query.observations)))
-            old_initial = GaussianDist(*(t.detach() for t in self.policy.dist(
-                expand({k: v.detach() for k, v in params.items()}, support.mask.shape[0]),
-                support.observations)))
         with_initial = s.trust_region == "adapted+initial"
-        loss = self.surrogate(adapted, query)
-        grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
-        hvps = [self.kl_hessian_vector(params, adapted, old, support, query)]
-        if with_initial:
-            hvps.append(self.initial_kl_hessian_vector(params, old_initial, support))
-
-        def fisher_vector(v: Tensor) -> Tensor:
-            return self.reduce(sum(hvp(v) for hvp in hvps)) + s.cg_damping * v
-
-        loss_before = self.reduce(loss.detach()).item()
+        loss_before = prop.loss
         stats: dict[str, float] = {"surrogate_before": loss_before,
-                                   "grad_norm": grad.norm().item()}
-        direction, f_direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
-        shs = torch.dot(direction, f_direction)
-        if not (torch.isfinite(direction).all() and torch.isfinite(shs) and shs > 0):
+                                   "grad_norm": prop.grad.norm().item()}
+        if prop.full_step is None:
             return {**stats, "accepted": 0.0, "nonfinite": 1.0, "ls_steps": 0.0, "kl": 0.0,
                     "kl_initial": 0.0, "surrogate_after": stats["surrogate_before"],
                     "step_fraction": 0.0}
-        full_step = unflatten(direction * torch.sqrt(2.0 * s.max_kl / shs), params)
+        full_step = unflatten(prop.full_step.detach(), params)
         theta = {k: v.detach() for k, v in params.items()}
 
         def candidate(fraction: float) -> Params:
-            return {k: theta[k] - fraction * full_step[k].detach() for k in keys}
+            return {k: theta[k] - fraction * full_step[k] for k in keys}
 
         def evaluate(fraction: float) -> tuple[float, float]:
             cand = candidate(fraction)
@@ -292,7 +323,7 @@ class MAMLTRPO:
                 "kl": result.kl, "kl_initial": kl_initial, "surrogate_after": result.objective,
                 "step_fraction": result.step_fraction,
                 "nonfinite": float(result.nonfinite > 0 and not result.accepted),
-                "max_step_norm": math.sqrt(sum(float((v**2).sum()) for v in full_step.values()))}
+                "max_step_norm": prop.full_step.norm().item()}
 
 
 def _double_backprop_hvp(scalar: Tensor, leaves: list[Tensor]) -> Callable[[Tensor], Tensor]:

@@ -122,3 +122,35 @@ def plot_seed_spread(
     axes.flat[-1].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_step_anatomy(rows: Sequence[dict[str, Any]], path: Path, *, max_kl: float,
+                      title: str = "") -> Path:
+    """Per iteration, the quadratic KL models of a TRPO step and the three gains that
+    multiply to how far it moves the pre-update policy (:mod:`metarl.step_anatomy`)."""
+    it = [r["iteration"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 4))
+    for key, label in (("kl_adapted", "adapted policies (the constraint)"),
+                       ("kl_initial_support", "pre-update policy, support states"),
+                       ("kl_initial", "pre-update policy, exact after the line search")):
+        left.plot(it, [r[key] for r in rows], marker="o", ms=3, label=label)
+    left.axhline(max_kl, color="grey", ls="--", lw=1, label="δ")
+    left.axhline(5 * max_kl, color="crimson", ls=":", lw=1, label="5 δ (drift warning)")
+    left.set_ylabel("KL of the proposed step")
+    for key, label in (("jacobian_gain", "inner-step Jacobian"),
+                       ("parameter_gain", "θ instead of θ'"),
+                       ("observation_gain", "support instead of query states"),
+                       ("total_gain", "product")):
+        right.plot(it, [r[key] for r in rows], marker="o", ms=3, label=label,
+                   lw=2.2 if key == "total_gain" else 1.2)
+    right.axhline(1.0, color="grey", lw=1)
+    right.set_ylabel("gain (pre-update KL / constraint KL)")
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

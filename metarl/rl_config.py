@@ -158,6 +158,24 @@ SETTINGS_ADDED_LATER = {"trpo.trust_region": "adapted"}
 """Settings that runs started before they existed used implicitly (kept resumable)."""
 
 
+def config_from_identity(identity: dict[str, Any]) -> RLConfig:
+    """The :class:`RLConfig` a run's config.json records (:meth:`RLConfig.identity`); settings
+    added after the run was started take the value it used implicitly
+    (:data:`SETTINGS_ADDED_LATER`)."""
+    d = dict(identity)
+    trpo = dict(d.pop("trpo", {}))
+    for dotted, value in SETTINGS_ADDED_LATER.items():
+        trpo.setdefault(dotted.split(".", 1)[1], value)
+    known = {f.name for f in fields(RLConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise MetaRLError(f"config.json has settings this version does not know: "
+                          f"{', '.join(unknown)}; use the metarl version that wrote the run")
+    d["hidden_sizes"] = tuple(d.get("hidden_sizes", RLConfig.hidden_sizes))
+    d["out_dir"] = Path(d.get("out_dir", RLConfig.out_dir))
+    return RLConfig(**d, trpo=TRPOSettings(**trpo))
+
+
 # The MAML paper's settings (section 5.3 and appendix A.2; original code cbfinn/maml_rl):
 # 20 tasks x 20 episodes x 100 steps for 2D navigation, 40 tasks x 20 episodes x 200 steps for
 # locomotion, one REINFORCE step of α = 0.1, TRPO with δ = 0.01, 500 meta-iterations.

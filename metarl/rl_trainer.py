@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -44,6 +44,7 @@ from metarl.functional import Params, expand
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state, run_loop, say
 from metarl.maml_rl import MAMLTRPO
+from metarl.pg import PGBatch
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import RLConfig
 from metarl.sampler import MultiTaskSampler
@@ -102,6 +103,9 @@ class MetaRLTrainer:
         self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
         self._warned: set[str] = set()
+        self.before_outer: Callable[[PGBatch, PGBatch], None] | None = None
+        """Called with (support, query) before each TRPO step (diagnostics, e.g.
+        scripts/step_anatomy.py); it must leave the policy unchanged."""
         if resume:
             self._resume()
 
@@ -130,6 +134,11 @@ class MetaRLTrainer:
         if found is None:
             return
         path, state = found
+        self.restore(state, path)
+        say(f"resumed from {path} at iteration {self.iteration}")
+
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint's ``state`` (read from ``path``, named in errors)."""
         check_signature(state["model_signature"], self.policy, path)
         self.policy.load_state_dict(state["policy"])
         self.iteration = int(state["iteration"])
@@ -137,7 +146,6 @@ class MetaRLTrainer:
         self.history = list(state["history"])
         self.best = dict(state.get("best", self.best))
         self.val_history = list(state.get("val_history", []))
-        say(f"resumed from {path} at iteration {self.iteration}")
 
     # -------------------------------------------------------------- training
     def train(self) -> None:
@@ -176,6 +184,8 @@ class MetaRLTrainer:
         query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
         t3 = time.perf_counter()
         query = to_pg_batch(query_eps, **prep)
+        if self.before_outer is not None:
+            self.before_outer(support, query)
         stats = self.learner.step(support, query)
         t4 = time.perf_counter()
         scalars = self.dist.mean_scalars({
@@ -324,8 +334,10 @@ def drift_warning(history: Sequence[dict[str, float]], *, max_kl: float,
     ``factor · max_kl`` (``trpo/kl_initial``, its KL on the support observations).
 
     The paper's trust region bounds only the adapted policies; π_θ can move far along
-    directions the inner step undoes on the old support samples, but the next iteration
-    samples from the moved π_θ. Measured on navigation (docs/results.md): in every healthy
+    directions the inner step undoes, or on states only π_θ visits, and the next iteration
+    samples from the moved π_θ (:mod:`metarl.step_anatomy` splits the two: at the jumps of
+    the failed navigation seeds they hid a factor 9 and 34 from the constraint, against ≤ 1.1
+    in healthy seeds). Measured on navigation (docs/results.md): in every healthy
     run ``kl_initial`` stayed ≤ 1.4 · max_kl in all iterations; in every failed one it passed
     5 · max_kl by iteration 4-7, several iterations before the action-saturation warning,
     and the pre-update return then fell to −300 to −500. With ``--trpo.trust-region
@@ -340,7 +352,9 @@ def drift_warning(history: Sequence[dict[str, float]], *, max_kl: float,
             f"{moved:.3g}, {moved / max_kl:.0f}x the trust region ({max_kl:g}) that bounds the "
             "adapted policies: every failed navigation run in docs/results.md began this way "
             "(the pre-update policy then drives off at full speed). If returns/before_adaptation "
-            "falls while returns/after_adaptation stalls, restart with another --seed")
+            "falls while returns/after_adaptation stalls, restart with another --seed; "
+            f"scripts/step_anatomy.py --run-dir <this run> --first {iteration} takes the step "
+            "apart")
 
 
 def paper_step_sizes(alpha: float, steps: int) -> list[float]:

@@ -79,3 +79,20 @@ def call_script(script: str, *args: str) -> Outcome:
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
     return Outcome(code, out.getvalue(), err.getvalue())
+
+
+TINY = ["--iterations", "2", "--meta-batch", "3", "--episodes-per-task", "2", "--horizon", "12",
+        "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1",
+        "--eval-every", "1", "--eval-tasks", "2", "--eval-timesteps", "24"]
+"""train_rl.py flags for a tiny run: 2 iterations, 3 tasks, 12-step episodes, a checkpoint
+after each iteration."""
+
+
+@pytest.fixture(scope="session")
+def nav_run(tmp_path_factory):
+    """A tiny navigation training run (train_rl.py --preset navigation with :data:`TINY`),
+    shared by the script tests; tests that add files to it write only their own names."""
+    out = tmp_path_factory.mktemp("rl") / "nav"
+    proc = run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(out))
+    assert "return after adaptation" in proc.stdout
+    return out

@@ -14,19 +14,7 @@ from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_eval import split_by_goal_distance, summarize_seeds
 from metarl.rl_trainer import MetaRLTrainer, drift_warning, saturation_warning
 
-from .conftest import call_script, run_script
-
-TINY = ["--iterations", "2", "--meta-batch", "3", "--episodes-per-task", "2", "--horizon", "12",
-        "--hidden-sizes", "16", "16", "--threads", "1", "--checkpoint-every", "1",
-        "--eval-every", "1", "--eval-tasks", "2", "--eval-timesteps", "24"]
-
-
-@pytest.fixture(scope="module")
-def nav_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rl") / "nav"
-    proc = run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(out))
-    assert "return after adaptation" in proc.stdout
-    return out
+from .conftest import TINY, call_script, run_script
 
 
 def test_train_rl_writes_everything(nav_run):
@@ -219,6 +207,7 @@ def test_drift_warning_compares_the_pre_update_kl_with_the_trust_region():
     assert drift_warning(hist[:1], max_kl=0.01) is None  # healthy runs stay ≤ 1.4 · max_kl
     message = drift_warning(hist, max_kl=0.01)
     assert message and "iteration 2" in message and "KL 0.06, 6x" in message
+    assert "step_anatomy.py --run-dir <this run> --first 2" in message
     assert drift_warning(hist, max_kl=0.02) is None  # 3x a looser region
     assert drift_warning(hist, max_kl=0.01, factor=10) is None
     assert drift_warning([], max_kl=0.01) is None
