@@ -55,6 +55,10 @@ class AnatomyConfig:
     out_dir: Path | None = None
     """Where results.json and anatomy.png go (default: <run-dir>/anatomy-<first>-<last>; an
     existing folder is never overwritten: a -2, -3 ... suffix is added)."""
+    device: str | None = None
+    """Where the policy and TRPO run (default: the run's). The replay repeats the logged run
+    exactly on the device it was trained on, as one process (a run trained on several
+    ranks draws its rollouts per rank, so its replay differs in the digits)."""
     threads: int | None = None
     """Physics threads (default: the run's)."""
     torch_threads: int | None = None
@@ -67,7 +71,8 @@ def replay_trainer(cfg: AnatomyConfig, before: int) -> MetaRLTrainer:
     require(config_path.is_file(), f"{cfg.run_dir} holds no training run (no {CONFIG_NAME}); "
             "pass the --out-dir of scripts/train_rl.py")
     run_cfg = config_from_identity(json.loads(config_path.read_text()))
-    run_cfg = replace(run_cfg, threads=cfg.threads or run_cfg.threads,
+    run_cfg = replace(run_cfg, device=cfg.device or run_cfg.device,
+                      threads=cfg.threads or run_cfg.threads,
                       torch_threads=cfg.torch_threads or run_cfg.torch_threads)
     trainer = MetaRLTrainer(run_cfg, cfg.run_dir, progress=False)
     usable = [(it, p) for it, p in CheckpointDir(cfg.run_dir / "checkpoints").list()

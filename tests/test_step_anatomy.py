@@ -139,3 +139,6 @@ def test_script_bad_input(tmp_path, nav_run):
                        "--last", "2")
     assert proc.returncode == 2 and "--first <= --last" in proc.stderr, proc.stderr
     assert not (nav_run / "anatomy-3-2").exists()
+    if not torch.cuda.is_available():
+        proc = call_script("step_anatomy.py", "--run-dir", str(nav_run), "--device", "cuda")
+        assert proc.returncode == 2 and "no CUDA GPU is available" in proc.stderr, proc.stderr
