@@ -75,10 +75,16 @@ def load_latest_state(
     path, state, warnings = found
     for w in warnings:
         say(f"warning: {w}")
+    check_kind(state, path, kind)
+    return path, state
+
+
+def check_kind(state: dict[str, Any], path: Path, kind: str) -> None:
+    """Raise a clear :class:`CheckpointError` when the checkpoint at ``path`` was written by
+    another trainer than the one (``kind``) about to continue from it."""
     if state.get("kind") != kind:
         raise CheckpointError(f"{path} is a {state.get('kind')!r} checkpoint, not a {kind!r} one; "
-                              "resume with the script that wrote it")
-    return path, state
+                              "use it with the script that wrote it")
 
 
 def run_loop(

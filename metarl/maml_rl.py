@@ -244,6 +244,13 @@ class MAMLTRPO:
         inner update is involved, so this is cheap next to :meth:`kl_hessian_vector`)."""
         return _double_backprop_hvp(self.initial_kl(params, old, support), list(params.values()))
 
+    def frozen_dist(self, params: Params, batch: PGBatch) -> GaussianDist:
+        """π_params(·|s) on ``batch``'s observations as constants: the "old" policy a KL or an
+        importance ratio compares against (``params`` task-stacked like the batch)."""
+        with torch.no_grad():
+            return GaussianDist(*(t.detach() for t in self.policy.dist(
+                {k: v.detach() for k, v in params.items()}, batch.observations)))
+
     def propose(self, support: PGBatch, query: PGBatch) -> Proposal:
         """The TRPO step before its line search: the meta-gradient, the conjugate-gradient
         direction and the full trust-region step ``β s`` (``None`` when not finite)."""
@@ -251,12 +258,8 @@ class MAMLTRPO:
         params = dict(self.policy.named_parameters())
         leaves = list(params.values())
         adapted = self.adapt(params, support)
-        with torch.no_grad():
-            old = GaussianDist(*(t.detach() for t in self.policy.dist(
-                {k: v.detach() for k, v in adapted.items()}, query.observations)))
-            old_initial = GaussianDist(*(t.detach() for t in self.policy.dist(
-                expand({k: v.detach() for k, v in params.items()}, support.mask.shape[0]),
-                support.observations)))
+        old = self.frozen_dist(adapted, query)
+        old_initial = self.frozen_dist(expand(params, support.mask.shape[0]), support)
         loss = self.surrogate(adapted, query)
         grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
         hvps = [self.kl_hessian_vector(params, adapted, old, support, query)]

@@ -33,7 +33,6 @@ from torch import Tensor
 from metarl.functional import expand, flatten, unflatten
 from metarl.maml_rl import MAMLTRPO, Proposal
 from metarl.pg import PGBatch
-from metarl.policies import GaussianDist
 
 
 def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
@@ -60,10 +59,7 @@ def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
     tangent = [per_task[k].expand_as(at[k]) for k in keys]
     h_prime = torch.autograd.grad(grad_at, at_leaves, grad_outputs=tangent)
     no_jacobian = 0.5 * float(sum((h * t).sum() for h, t in zip(h_prime, tangent)))
-    theta = {k: v.detach() for k, v in params.items()}
-    with torch.no_grad():
-        initial_on_query = GaussianDist(*(t.detach() for t in learner.policy.dist(
-            expand(theta, n), query.observations)))
+    initial_on_query = learner.frozen_dist(expand(params, n), query)
     on_query = learner.initial_kl_hessian_vector(params, initial_on_query, query)(step)
     on_support = learner.initial_kl_hessian_vector(params, proposal.old_initial, support)(step)
     out = {

@@ -32,8 +32,9 @@ import tyro
 
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import CheckpointDir, load_checkpoint
-from metarl.errors import MetaRLError, cli_errors, require
+from metarl.errors import cli_errors, require
 from metarl.io import atomic_write_json
+from metarl.loop import check_kind
 from metarl.pg import PGBatch
 from metarl.plotting import plot_step_anatomy
 from metarl.rl_config import config_from_identity
@@ -80,8 +81,7 @@ def replay_trainer(cfg: AnatomyConfig, before: int) -> MetaRLTrainer:
     if usable:
         it, path = usable[-1]
         state = load_checkpoint(path)
-        if state.get("kind") != KIND:
-            raise MetaRLError(f"{path} is not a MAML-TRPO checkpoint")
+        check_kind(state, path, KIND)
         trainer.restore(state, path)
         print(f"replaying from {path} (iteration {it})")
     else:
