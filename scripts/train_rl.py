@@ -40,6 +40,25 @@ def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
     return {k: float(np.mean([h[k] for h in recent])) for k in keys}
 
 
+def write_results(cfg: RLConfig, trainer: MetaRLTrainer, run_dir: Path, *,
+                  finished: bool) -> dict:
+    """results.json and training.png of the run as it stands; ``finished`` is False when it
+    was stopped before ``cfg.iterations`` (a stale file from an earlier, shorter leg of a
+    resumed run is never left behind). Returns the last-10-iteration summary."""
+    summary = summarise(trainer)
+    results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
+               "finished": finished, "train_seconds": trainer.train_seconds,
+               "last_10_iterations": summary, "config": cfg.identity(),
+               "checkpoint": str(trainer.checkpoints.list()[-1][1]), "best": trainer.best,
+               "validation": trainer.val_history}
+    records = RunLogger(run_dir, enabled=False).read()
+    stopped = "" if finished else f" (stopped at iteration {trainer.iteration})"
+    plot_training_curves(records, run_dir / "training.png",
+                         title=f"MAML-TRPO on {cfg.env}{stopped}")
+    atomic_write_json(run_dir / "results.json", results)
+    return summary
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
@@ -60,17 +79,15 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     ctx.barrier()
     run_dir = Path(cfg.out_dir)
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
-    trainer.train()
+    try:
+        trainer.train()
+    except SystemExit:  # SIGINT/SIGTERM: checkpoint saved; results.json describes the run so far
+        if ctx.is_main and trainer.history:
+            write_results(cfg, trainer, run_dir, finished=False)
+        raise
     if not ctx.is_main:  # rank 0 alone writes the results
         return
-    summary = summarise(trainer)
-    results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
-               "train_seconds": trainer.train_seconds, "last_10_iterations": summary,
-               "config": cfg.identity(), "checkpoint": str(trainer.checkpoints.list()[-1][1]),
-               "best": trainer.best, "validation": trainer.val_history}
-    records = RunLogger(run_dir, enabled=False).read()
-    plot_training_curves(records, run_dir / "training.png", title=f"MAML-TRPO on {cfg.env}")
-    atomic_write_json(run_dir / "results.json", results)
+    summary = write_results(cfg, trainer, run_dir, finished=True)
     print(f"\nMAML-TRPO on {cfg.env}: {trainer.iteration} iterations in "
           f"{trainer.train_seconds:.0f} s")
     print(f"  return before adaptation (last 10 iterations): "

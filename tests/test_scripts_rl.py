@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from metarl.checkpoint import load_checkpoint
+from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_eval import split_by_goal_distance, summarize_seeds
-from metarl.rl_trainer import MetaRLTrainer, drift_warning, saturation_warning
+from metarl.rl_trainer import MetaRLTrainer, drift_warning
 
-from .conftest import TINY, call_script, run_script
+from .conftest import REPO, TINY, call_script, run_script
 
 
 def test_train_rl_writes_everything(nav_run):
     for name in ("config.json", "results.json", "metrics.jsonl", "training.png"):
         assert (nav_run / name).is_file(), name
     res = json.loads((nav_run / "results.json").read_text())
-    assert res["iterations"] == 2
+    assert res["iterations"] == 2 and res["finished"] is True
     for key in ("returns/before_adaptation", "returns/after_adaptation", "trpo/kl",
                 "trpo/kl_initial", "time/sampling", "time/inner", "time/outer",
                 "actions/clipped_before_adaptation", "actions/clipped_after_adaptation"):
@@ -36,6 +40,32 @@ def test_train_rl_writes_everything(nav_run):
     assert res["best"]["iteration"] == 1 + scores.index(max(scores))
     assert (nav_run / "checkpoints" / "best.pt").is_file()
     assert any("val/return_after_2_steps" in r for r in logged)
+
+
+def test_stopped_leg_rewrites_results(tmp_path):
+    """A finished run resumed for more iterations and stopped by SIGTERM (one leg of a long
+    run across time-limited calls) leaves results.json and training.png describing the run as
+    it stands, marked unfinished -- not the earlier leg's file."""
+    out = tmp_path / "nav"
+    flags = ["--preset", "navigation", *TINY, "--out-dir", str(out)]
+    run_script("train_rl.py", *flags)
+    assert json.loads((out / "results.json").read_text())["iterations"] == 2
+    metrics = out / "metrics.jsonl"
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "train_rl.py"), *flags,
+                             "--iterations", "1000000", "--resume"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and max(
+            json.loads(line)["step"] for line in metrics.read_text().splitlines()) < 3:
+        time.sleep(0.2)  # until the resumed leg has logged an iteration
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    res = json.loads((out / "results.json").read_text())
+    newest = CheckpointDir(out / "checkpoints").list()[-1][0]
+    assert res["finished"] is False and res["iterations"] == newest >= 3
+    assert len(res["validation"]) == newest  # --eval-every 1
+    assert res["config"]["iterations"] == 1000000
 
 
 def test_adapt_rl_sampled_and_given_goals(nav_run):
@@ -179,19 +209,9 @@ def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
     assert best["iteration"] == trainer.best["iteration"]
 
 
-def test_saturation_warning_needs_every_recent_iteration_above_threshold():
-    key = "actions/clipped_before_adaptation"
-    hist = [{"iteration": i + 1, key: f} for i, f in enumerate([0.3, 0.6, 0.7, 0.8, 0.9, 0.8])]
-    message = saturation_warning(hist)
-    assert message and "iteration 6" in message and "now 80%" in message
-    assert saturation_warning(hist[:5]) is None  # only four iterations above 0.5
-    assert saturation_warning(hist, patience=6) is None
-    assert saturation_warning(hist, threshold=0.85) is None
-    assert saturation_warning([{"iteration": 1}] * 5) is None  # runs before the metric
-
-
-def test_saturating_policy_is_warned_about_once(tmp_path, capsys):
-    """An initial std of 5 puts ≈ 84 % of the action components beyond the ±1 box."""
+def test_saturating_policy_is_logged_not_warned_about(tmp_path, capsys):
+    """An initial std of 5 puts ≈ 84 % of the action components beyond the ±1 box; the
+    fraction is logged, with no warning (healthy HalfCheetah runs clip > 50 %)."""
     cfg = RLConfig(iterations=6, meta_batch=2, episodes_per_task=2, horizon=8,
                    hidden_sizes=(8,), threads=1, init_std=5.0, select_best="last")
     trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
@@ -199,7 +219,7 @@ def test_saturating_policy_is_warned_about_once(tmp_path, capsys):
     clipped = [h["actions/clipped_before_adaptation"] for h in trainer.history]
     assert min(clipped) > 0.5
     err = capsys.readouterr().err
-    assert err.count("outside the action box") == 1 and "at iteration 5 " in err
+    assert "action box" not in err and "warning" not in err
 
 
 def test_drift_warning_compares_the_pre_update_kl_with_the_trust_region():

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One leg of the paper-protocol HalfCheetahVel and HalfCheetahDir runs on a lent GPU machine
+# (docs/gpu.md), run there from the repository root with the wheels of docs/gpu.md carried:
+#
+#     END=550 bash scripts/device_halfcheetah.sh          # the device tool's timeout_s: 600
+#
+# It installs the carried wheels and metarl into /tmp/site (metarl maps envs/ to metarl.envs,
+# so the source tree alone is not importable), unpacks the run folders committed in
+# $ARCHIVES (docs/gpu-runs/hc-vel.tgz, hc-dir.tgz) if there are any, and trains both runs side
+# by side (8 physics threads each; the GPU holds the policies and the TRPO steps) until END
+# seconds after it started, when SIGTERM makes each trainer checkpoint and write results.json.
+# The packed run folders, logs and machine facts come back through $OUT; copy hc-*.tgz into
+# $ARCHIVES here and commit them, so the next session's leg resumes where this one stopped.
+# BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
+# DEV=cpu and EXTRA="<train_rl.py flags>" make a tiny dry run possible on a machine without GPU.
+set -u
+END=${END:-550}
+ARCHIVES=${ARCHIVES:-docs/gpu-runs}
+DEV=${DEV:-cuda}
+OUT=${OUT:?set OUT to the folder whose files come back}
+if [ -z "${SKIP_PIP:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl &&
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile \
+    --target /tmp/site . || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1
+{ date -u; nvidia-smi -L 2>/dev/null; echo "cpus: $(nproc)"; uptime
+  (cd /tmp && python3 -c "import torch, mujoco, gymnasium, metarl.envs
+print('torch', torch.__version__, 'mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__)")
+} 2>&1 | tee "$OUT/machine.txt"
+if [ -n "${BENCH:-}" ]; then
+  timeout 150 python3 scripts/bench_trpo.py --device "$DEV" --repeats 3 \
+    --out "$OUT/bench_trpo.json" > "$OUT/bench.log" 2>&1
+  timeout 100 python3 scripts/bench_sampler.py --device "$DEV" --models HalfCheetah \
+    --repeats 2 --baseline-steps 20 --out "$OUT/bench_sampler.json" >> "$OUT/bench.log" 2>&1
+  cat "$OUT/bench.log"  # at most 8 files come back: bench.log holds both outputs
+fi
+mkdir -p runs
+for name in vel dir; do
+  if [ -f "$ARCHIVES/hc-$name.tgz" ] && [ ! -d "runs/hc-$name" ]; then
+    tar xzf "$ARCHIVES/hc-$name.tgz"
+  fi
+  resume=$([ -f "runs/hc-$name/config.json" ] && echo --resume)
+  # shellcheck disable=SC2086  # EXTRA holds several flags
+  timeout -s TERM -k 45 $((END - SECONDS - 45)) python3 scripts/train_rl.py \
+    --preset "halfcheetah-$name" --device "$DEV" --threads 8 --iterations 500 \
+    --out-dir "runs/hc-$name" $resume ${EXTRA:-} > "$OUT/train-$name.log" 2>&1 &
+done
+wait
+for name in vel dir; do
+  tr '\r' '\n' < "$OUT/train-$name.log" | grep -v WARNING | tail -n 3
+  tar czf "$OUT/hc-$name.tgz" "runs/hc-$name"
+done
+ls -l "$OUT"
