@@ -12,17 +12,23 @@
 # The packed run folders, logs and machine facts come back through $OUT; copy hc-*.tgz into
 # $ARCHIVES here and commit them, so the next session's leg resumes where this one stopped.
 # BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
-# DEV=cpu and EXTRA="<train_rl.py flags>" make a tiny dry run possible on a machine without GPU.
+# Run folders go to runs/ under the current folder (the repository root on the device).
+# NAMES="vel" (or "dir") trains one of the two. DEV=cpu, SKIP_PIP=1, GRACE (seconds between
+# SIGTERM and SIGKILL, default 45) and EXTRA="<train_rl.py flags>" make a tiny dry run
+# possible without a GPU (tests/test_device_script.py).
 set -u
+REPO=$(cd "$(dirname "$0")/.." && pwd)
 END=${END:-550}
-ARCHIVES=${ARCHIVES:-docs/gpu-runs}
+GRACE=${GRACE:-45}
+ARCHIVES=${ARCHIVES:-$REPO/docs/gpu-runs}
 DEV=${DEV:-cuda}
+NAMES=${NAMES:-vel dir}
 OUT=${OUT:?set OUT to the folder whose files come back}
 if [ -z "${SKIP_PIP:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl &&
+    --target /tmp/site "$REPO"/.whl/*.whl &&
   python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile \
-    --target /tmp/site . || exit 1
+    --target /tmp/site "$REPO" || exit 1
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONUNBUFFERED=1
@@ -31,25 +37,31 @@ export PYTHONUNBUFFERED=1
 print('torch', torch.__version__, 'mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__)")
 } 2>&1 | tee "$OUT/machine.txt"
 if [ -n "${BENCH:-}" ]; then
-  timeout 150 python3 scripts/bench_trpo.py --device "$DEV" --repeats 3 \
+  timeout 150 python3 "$REPO/scripts/bench_trpo.py" --device "$DEV" --repeats 3 \
     --out "$OUT/bench_trpo.json" > "$OUT/bench.log" 2>&1
-  timeout 100 python3 scripts/bench_sampler.py --device "$DEV" --models HalfCheetah \
+  timeout 100 python3 "$REPO/scripts/bench_sampler.py" --device "$DEV" --models HalfCheetah \
     --repeats 2 --baseline-steps 20 --out "$OUT/bench_sampler.json" >> "$OUT/bench.log" 2>&1
   cat "$OUT/bench.log"  # at most 8 files come back: bench.log holds both outputs
 fi
 mkdir -p runs
-for name in vel dir; do
+train_seconds=$((END - SECONDS - GRACE))
+if [ "$train_seconds" -lt 1 ]; then
+  echo "END=$END leaves no time to train after $SECONDS s of set-up and GRACE=$GRACE s;" \
+       "raise END (the device tool's timeout_s minus ≈ 50 s)" >&2
+  exit 2
+fi
+for name in $NAMES; do
   if [ -f "$ARCHIVES/hc-$name.tgz" ] && [ ! -d "runs/hc-$name" ]; then
     tar xzf "$ARCHIVES/hc-$name.tgz"
   fi
   resume=$([ -f "runs/hc-$name/config.json" ] && echo --resume)
   # shellcheck disable=SC2086  # EXTRA holds several flags
-  timeout -s TERM -k 45 $((END - SECONDS - 45)) python3 scripts/train_rl.py \
+  timeout -s TERM -k "$GRACE" "$train_seconds" python3 "$REPO/scripts/train_rl.py" \
     --preset "halfcheetah-$name" --device "$DEV" --threads 8 --iterations 500 \
     --out-dir "runs/hc-$name" $resume ${EXTRA:-} > "$OUT/train-$name.log" 2>&1 &
 done
 wait
-for name in vel dir; do
+for name in $NAMES; do
   tr '\r' '\n' < "$OUT/train-$name.log" | grep -v WARNING | tail -n 3
   tar czf "$OUT/hc-$name.tgz" "runs/hc-$name"
 done

@@ -1,0 +1,79 @@
+"""scripts/device_halfcheetah.sh, the GPU session's training leg, dry-run on CPU with tiny
+budgets: a first leg packs both run folders, a second leg resumes from those archives."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+SCRIPT = REPO / "scripts" / "device_halfcheetah.sh"
+TINY = ("--meta-batch 2 --episodes-per-task 2 --horizon 10 --hidden-sizes 8 --threads 1 "
+        "--eval-every 1000 --checkpoint-every 1")
+
+pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("bash", "timeout", "tar")),
+                                reason="needs bash, coreutils' timeout and tar")
+
+
+def leg(work: Path, out: Path, archives: Path, *, iterations: int, end: int = 170,
+        names: str = "vel dir") -> subprocess.CompletedProcess:
+    """One leg in ``work`` (its runs/ folder), files to ``out``, run folders from ``archives``;
+    the runs end at ``iterations`` (SIGTERM's stop is tested in test_scripts_rl.py)."""
+    work.mkdir()
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OUT": str(out), "SKIP_PIP": "1", "DEV": "cpu", "END": str(end), "GRACE": "20",
+           "ARCHIVES": str(archives), "EXTRA": f"{TINY} --iterations {iterations}", "NAMES": names}
+    return subprocess.run(["bash", str(SCRIPT)], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+def packed(archive: Path, name: str) -> str:
+    """The text of file ``name`` (e.g. results.json) inside a packed run folder."""
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(f"/{name}"))
+        return tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+
+
+def packed_results(archive: Path) -> dict:
+    return json.loads(packed(archive, "results.json"))
+
+
+def test_two_legs_the_second_resuming_from_the_first(tmp_path):
+    first = leg(tmp_path / "w1", tmp_path / "out1", tmp_path / "no-archives", iterations=2)
+    assert first.returncode == 0, first.stderr
+    names = {p.name for p in (tmp_path / "out1").iterdir()}
+    assert names == {"machine.txt", "train-vel.log", "train-dir.log", "hc-vel.tgz", "hc-dir.tgz"}
+    assert len(names) <= 8  # what the device tool brings back
+    done = {n: packed_results(tmp_path / "out1" / f"hc-{n}.tgz") for n in ("vel", "dir")}
+    for name, res in done.items():
+        assert res["finished"] is True and res["iterations"] == 2, name
+        assert res["config"]["env"] == f"metarl/HalfCheetah{name.capitalize()}-v0"
+        assert res["config"]["threads"] == 1 and res["config"]["device"] == "cpu"
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    for name in ("vel", "dir"):
+        shutil.copy(tmp_path / "out1" / f"hc-{name}.tgz", archives)
+    second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3, names="dir")
+    assert second.returncode == 0, second.stderr
+    assert not (tmp_path / "out2" / "hc-vel.tgz").exists()  # NAMES="dir": only that run
+    assert "resumed from runs/hc-dir/checkpoints/" in (tmp_path / "out2" / "train-dir.log"
+                                                         ).read_text()
+    res = packed_results(tmp_path / "out2" / "hc-dir.tgz")
+    assert res["finished"] is True and res["iterations"] == 3
+    metrics = packed(tmp_path / "out2" / "hc-dir.tgz", "metrics.jsonl")
+    assert [json.loads(line)["step"] for line in metrics.splitlines()] == [1, 2, 3]
+
+
+def test_too_small_a_budget_is_refused(tmp_path):
+    proc = leg(tmp_path / "w", tmp_path / "out", tmp_path / "none", iterations=1, end=2)
+    assert proc.returncode == 2 and "raise END" in proc.stderr
+    assert not (tmp_path / "w" / "runs" / "hc-vel").exists()
