@@ -101,7 +101,7 @@ class MetaRLTrainer:
                                      "selected_by": cfg.select_best}
         self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
-        self._warned: set[str] = set()
+        self._drift_warned = False
         self.before_outer: Callable[[PGBatch, PGBatch], None] | None = None
         """Called with (support, query) before each TRPO step (diagnostics, e.g.
         scripts/step_anatomy.py); it must leave the policy unchanged."""
@@ -208,11 +208,11 @@ class MetaRLTrainer:
         cfg = self.cfg
         if not self.dist.is_main:
             return
-        if "drift" not in self._warned:
-            message = drift_warning(self.history, max_kl=cfg.trpo.max_kl)
-            if message:
-                say(f"warning: {message}")
-                self._warned.add("drift")
+        message = None if self._drift_warned else drift_warning(self.history,
+                                                                  max_kl=cfg.trpo.max_kl)
+        if message:
+            say(f"warning: {message}")
+            self._drift_warned = True
         if cfg.select_best == "train-return":
             self._consider(self.history[-1]["returns/after_adaptation"])
         elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:

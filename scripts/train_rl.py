@@ -42,19 +42,15 @@ def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
 
 def write_results(cfg: RLConfig, trainer: MetaRLTrainer, run_dir: Path, *,
                   finished: bool) -> dict:
-    """results.json and training.png of the run as it stands; ``finished`` is False when it
-    was stopped before ``cfg.iterations`` (a stale file from an earlier, shorter leg of a
-    resumed run is never left behind). Returns the last-10-iteration summary."""
+    """results.json of the run as it stands; ``finished`` is False when it was stopped before
+    ``cfg.iterations`` (a stale file from an earlier, shorter leg of a resumed run is never
+    left behind). Returns the last-10-iteration summary."""
     summary = summarise(trainer)
     results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
                "finished": finished, "train_seconds": trainer.train_seconds,
                "last_10_iterations": summary, "config": cfg.identity(),
                "checkpoint": str(trainer.checkpoints.list()[-1][1]), "best": trainer.best,
                "validation": trainer.val_history}
-    records = RunLogger(run_dir, enabled=False).read()
-    stopped = "" if finished else f" (stopped at iteration {trainer.iteration})"
-    plot_training_curves(records, run_dir / "training.png",
-                         title=f"MAML-TRPO on {cfg.env}{stopped}")
     atomic_write_json(run_dir / "results.json", results)
     return summary
 
@@ -81,13 +77,15 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
     try:
         trainer.train()
-    except SystemExit:  # SIGINT/SIGTERM: checkpoint saved; results.json describes the run so far
+    except SystemExit:  # SIGINT/SIGTERM: run_loop saved a checkpoint and drew training.png
         if ctx.is_main and trainer.history:
             write_results(cfg, trainer, run_dir, finished=False)
         raise
     if not ctx.is_main:  # rank 0 alone writes the results
         return
     summary = write_results(cfg, trainer, run_dir, finished=True)
+    records = RunLogger(run_dir, enabled=False).read()
+    plot_training_curves(records, run_dir / "training.png", title=f"MAML-TRPO on {cfg.env}")
     print(f"\nMAML-TRPO on {cfg.env}: {trainer.iteration} iterations in "
           f"{trainer.train_seconds:.0f} s")
     print(f"  return before adaptation (last 10 iterations): "
