@@ -12,6 +12,9 @@
 # The packed run folders, logs and machine facts come back through $OUT; copy hc-*.tgz into
 # $ARCHIVES here and commit them, so the next session's leg resumes where this one stopped.
 # BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
+# TESTS=1 first runs the CUDA tests (tests/ -k cuda) against the /tmp/site install, from /tmp
+# with --import-mode=importlib so that the source tree's metarl (no envs/) cannot shadow it;
+# their summary goes into machine.txt.
 # Run folders go to runs/ under the current folder (the repository root on the device).
 # NAMES="vel" (or "dir") trains one of the two. DEV=cpu, SKIP_PIP=1, GRACE (seconds between
 # SIGTERM and SIGKILL, default 45) and EXTRA="<train_rl.py flags>" make a tiny dry run
@@ -36,6 +39,11 @@ export PYTHONUNBUFFERED=1
   (cd /tmp && python3 -c "import torch, mujoco, gymnasium, metarl.envs
 print('torch', torch.__version__, 'mujoco', mujoco.__version__, 'gymnasium', gymnasium.__version__)")
 } 2>&1 | tee "$OUT/machine.txt"
+if [ -n "${TESTS:-}" ]; then
+  (cd /tmp && timeout 180 python3 -m pytest --import-mode=importlib -p no:cacheprovider -q -rs \
+     --rootdir "$REPO" -c "$REPO/pyproject.toml" -k cuda "$REPO/tests/test_sampler.py" \
+     "$REPO/tests/test_maml_trpo.py") 2>&1 | tail -n 8 | tee -a "$OUT/machine.txt"
+fi
 if [ -n "${BENCH:-}" ]; then
   timeout 150 python3 "$REPO/scripts/bench_trpo.py" --device "$DEV" --repeats 3 \
     --out "$OUT/bench_trpo.json" > "$OUT/bench.log" 2>&1

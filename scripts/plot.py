@@ -49,7 +49,13 @@ def main(argv: list[str] | None = None) -> None:
         path = run / "results.json"
         if not path.is_file():
             raise MetaRLError(f"{run} has no results.json; is the run finished?")
-        results.append(json.loads(path.read_text()))
+        result = json.loads(path.read_text())
+        if result.get("finished") is False or "test" not in result:
+            raise MetaRLError(
+                f"{run} was stopped at iteration {result.get('iterations')} and has no test "
+                "evaluation; finish it with train_supervised.py --resume, or evaluate a "
+                "checkpoint with evaluate.py")
+        results.append(result)
     labels = cfg.labels or [r["algo"] for r in results]
     families = {r["family"] for r in results}
     require(len(families) == 1, f"runs of different families ({sorted(families)}) in one plot")

@@ -10,8 +10,8 @@ pretrained baseline (joint training on all tasks) gets a step size tuned on vali
 for each K. Writes ``summary.json``, ``summary.md`` (the table in
 docs/results.md) and a comparison figure (Figure 3) and prediction figure (Figure 2) per K.
 
-Finished runs (with results.json) are reused, unfinished ones resume from their checkpoints,
-so an interrupted reproduction continues where it stopped.
+Finished runs (a results.json not marked ``"finished": false``) are reused, unfinished ones
+resume from their checkpoints, so an interrupted reproduction continues where it stopped.
 
 Example::
 
@@ -73,6 +73,13 @@ class ReproduceConfig:
     """Training seed of every run."""
 
 
+def _finished(run_dir: Path) -> bool:
+    """Whether a run completed: a stopped run's results.json says ``"finished": false``
+    (files written before that key existed were only ever written by complete runs)."""
+    path = run_dir / "results.json"
+    return path.is_file() and json.loads(path.read_text()).get("finished", True) is not False
+
+
 def _evaluated_checkpoint(run_dir: Path) -> Path | None:
     """best.pt when the run selected its checkpoint on validation, else the newest one."""
     best = run_dir / "checkpoints" / "best.pt"
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     def run_dir_for(k: int, algo: str) -> Path:
         k_train = cfg.train_shots or k
         run_dir = cfg.out_dir / f"k{k_train}-{algo}"
-        if not (run_dir / "results.json").is_file():
+        if not _finished(run_dir):
             run = apply_preset(SupervisedConfig(), "sinusoid")
             run = replace(run, k_shot=k_train, algo=algo, iterations=cfg.iterations,
                           compile=cfg.compile, seed=cfg.seed, out_dir=run_dir,

@@ -26,6 +26,9 @@ from metarl.trainer import MetaTrainer, write_results
 def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | None:
     """Meta-train, evaluate on the test tasks, write results.json and the plots.
 
+    Stopped by SIGINT/SIGTERM, it writes a checkpoint and a results.json marked
+    ``"finished": false`` (no test evaluation), then exits.
+
     Under ``torchrun`` every rank trains its shard of each meta-batch; rank 0 alone writes
     the run folder and evaluates, and returns the results (other ranks return None).
     """
@@ -48,26 +51,41 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     problem = build_problem(cfg)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
                           progress=progress, dist=ctx)
-    tic = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    except SystemExit:  # SIGINT/SIGTERM: run_loop saved a checkpoint and drew training.png
+        if ctx.is_main:
+            write_results(run_dir, _run_summary(cfg, trainer, finished=False))
+        raise
     if not ctx.is_main:  # rank 0 alone evaluates and writes; the others are done
         return None
+    tic = time.perf_counter()
     evaluation = trainer.final_evaluation()
-    results = {
+    results = {**_run_summary(cfg, trainer, finished=True),
+               "eval_seconds": time.perf_counter() - tic, **evaluation}
+    results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
+    write_results(run_dir, results)
+    return results
+
+
+def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool) -> dict[str, Any]:
+    """The part of results.json that describes the training itself.
+
+    A run stopped by SIGINT/SIGTERM writes only this, with ``"finished": false`` and no test
+    evaluation, so results.json never describes an earlier, shorter leg of a resumed run and
+    ``reproduce_sinusoid.py`` knows to resume it.
+    """
+    return {
         "family": cfg.family,
         "algo": cfg.algo,
         "k_shot": cfg.k_shot,
         "n_way": cfg.n_way if cfg.family != "sinusoid" else None,
         "iterations": trainer.iteration,
+        "finished": finished,
         "train_seconds": trainer.train_seconds,
-        "eval_seconds": time.perf_counter() - tic - 0.0,
         "config": cfg.identity(),
         "val_history": trainer.val_history,
-        **evaluation,
     }
-    results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
-    write_results(run_dir, results)
-    return results
 
 
 def plot_run(

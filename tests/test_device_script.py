@@ -24,14 +24,15 @@ pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("bash", "timeo
 
 
 def leg(work: Path, out: Path, archives: Path, *, iterations: int, end: int = 170,
-        names: str = "vel dir") -> subprocess.CompletedProcess:
+        names: str = "vel dir", tests: bool = False) -> subprocess.CompletedProcess:
     """One leg in ``work`` (its runs/ folder), files to ``out``, run folders from ``archives``;
     the runs end at ``iterations`` (SIGTERM's stop is tested in test_scripts_rl.py)."""
     work.mkdir()
     out.mkdir()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OUT": str(out), "SKIP_PIP": "1", "DEV": "cpu", "END": str(end), "GRACE": "20",
-           "ARCHIVES": str(archives), "EXTRA": f"{TINY} --iterations {iterations}", "NAMES": names}
+           "ARCHIVES": str(archives), "EXTRA": f"{TINY} --iterations {iterations}", "NAMES": names,
+           "TESTS": "1" if tests else ""}
     return subprocess.run(["bash", str(SCRIPT)], cwd=work, env=env, capture_output=True,
                           text=True, timeout=180)
 
@@ -62,8 +63,12 @@ def test_two_legs_the_second_resuming_from_the_first(tmp_path):
     archives.mkdir()
     for name in ("vel", "dir"):
         shutil.copy(tmp_path / "out1" / f"hc-{name}.tgz", archives)
-    second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3, names="dir")
+    second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3, names="dir",
+                 tests=True)
     assert second.returncode == 0, second.stderr
+    # TESTS=1: the CUDA tests were collected (skipped without a GPU, run on the device).
+    machine = (tmp_path / "out2" / "machine.txt").read_text()
+    assert "no CUDA device" in machine and "error" not in machine.lower(), machine
     assert not (tmp_path / "out2" / "hc-vel.tgz").exists()  # NAMES="dir": only that run
     assert "resumed from runs/hc-dir/checkpoints/" in (tmp_path / "out2" / "train-dir.log"
                                                          ).read_text()

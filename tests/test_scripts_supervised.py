@@ -43,6 +43,14 @@ def test_evaluate_and_plot(finished_run, tmp_path):
     run_script("plot.py", "--runs", str(finished_run), str(finished_run), "--labels", "a", "b",
                "--out", str(tmp_path / "cmp.png"))
     assert (tmp_path / "cmp.png").is_file() and (tmp_path / "cmp-predictions.png").is_file()
+    # A stopped run (results.json without a test evaluation) gets one clear line.
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "results.json").write_text(json.dumps(
+        {"family": "sinusoid", "algo": "maml", "iterations": 7, "finished": False}))
+    proc = call_script("plot.py", "--runs", str(stopped), "--out", str(tmp_path / "s.png"))
+    assert proc.returncode == 2 and "stopped at iteration 7" in proc.stderr, proc.stderr
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_pretrained_baseline_tunes_its_step_size(tmp_path):
@@ -100,6 +108,13 @@ def test_reproduce_sinusoid_smoke(tmp_path):
     # A second call reuses the finished runs instead of retraining or overwriting them.
     again = run_script("reproduce_sinusoid.py", *args)
     assert "training into" not in again.stdout
+    # A run whose results.json says it was stopped is resumed, then marked finished.
+    stopped = tmp_path / "k5-maml" / "results.json"
+    stopped.write_text(json.dumps({**json.loads(stopped.read_text()), "finished": False}))
+    third = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--eval-shots", "5",
+                       "--algos", "maml", "--iterations", "20", "--test-tasks", "50")
+    assert "K=5 maml: training into" in third.stdout
+    assert json.loads(stopped.read_text())["finished"] is True
 
 
 def test_benchmark_smoke(tmp_path):

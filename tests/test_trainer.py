@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from metarl.checkpoint import CheckpointDir
 from metarl.errors import MetaRLError
 from metarl.functional import functional_loss
 from metarl.supervised.config import SupervisedConfig
@@ -93,8 +95,12 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "SIGTERM received: checkpoint saved" in err
-    assert list((out / "checkpoints").glob("ckpt_*.pt"))
+    saved = CheckpointDir(out / "checkpoints").list()
+    assert saved
     assert "training curves so far" in err and (out / "training.png").stat().st_size > 0
+    res = json.loads((out / "results.json").read_text())  # the run as it stands, no test numbers
+    assert res["finished"] is False and res["iterations"] == saved[-1][0] >= 1
+    assert "test" not in res
 
 
 def test_unknown_family_and_bad_numbers_are_clear(tmp_path):
