@@ -20,7 +20,7 @@ from metarl.errors import MetaRLError, cli_errors, require
 from metarl.functional import params_of
 from metarl.plotting import plot_adaptation_curves
 from metarl.supervised.plots import plot_sinusoid_predictions
-from metarl.supervised.runner import load_run
+from metarl.supervised.runner import is_finished, load_run
 
 
 @dataclass
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         if not path.is_file():
             raise MetaRLError(f"{run} has no results.json; is the run finished?")
         result = json.loads(path.read_text())
-        if result.get("finished") is False or "test" not in result:
+        if not is_finished(result):
             raise MetaRLError(
                 f"{run} was stopped at iteration {result.get('iterations')} and has no test "
                 "evaluation; finish it with train_supervised.py --resume, or evaluate a "

@@ -36,7 +36,7 @@ from metarl.io import atomic_write_bytes, atomic_write_json
 from metarl.plotting import plot_adaptation_curves
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.plots import plot_sinusoid_predictions
-from metarl.supervised.runner import load_run, train
+from metarl.supervised.runner import is_finished, load_run, train
 
 # Per-algorithm settings on top of the paper preset. Reptile (Nichol et al., 2018) needs
 # several inner steps to differ from joint training: 10 steps of α = 0.01 on the task's
@@ -74,10 +74,9 @@ class ReproduceConfig:
 
 
 def _finished(run_dir: Path) -> bool:
-    """Whether a run completed: a stopped run's results.json says ``"finished": false``
-    (files written before that key existed were only ever written by complete runs)."""
+    """Whether the run in ``run_dir`` completed (a stopped one is resumed)."""
     path = run_dir / "results.json"
-    return path.is_file() and json.loads(path.read_text()).get("finished", True) is not False
+    return path.is_file() and is_finished(json.loads(path.read_text()))
 
 
 def _evaluated_checkpoint(run_dir: Path) -> Path | None:

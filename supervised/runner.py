@@ -68,6 +68,15 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     return results
 
 
+def is_finished(results: dict[str, Any]) -> bool:
+    """Whether a results.json comes from a completed run (with its test evaluation).
+
+    A stopped run's file says ``"finished": false``; files written before that key existed
+    were only ever written by complete runs.
+    """
+    return results.get("finished", True) is not False
+
+
 def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool) -> dict[str, Any]:
     """The part of results.json that describes the training itself.
 
