@@ -2,9 +2,9 @@
 
 A trainer supplies one iteration (:meth:`Trainable.step`) and its state; :func:`run_loop`
 adds the progress bar, TensorBoard/``metrics.jsonl`` logging (means over each logging
-window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint and the
-training curves so far (``training.png``; the scripts then write a results.json marked
-``"finished": false``), and the non-finite-step guard (skipped steps are logged; after
+window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint, the training curves
+so far (``training.png``) and the caller's ``on_stop`` hook (the scripts write a results.json
+marked ``"finished": false`` there), and the non-finite-step guard (skipped steps are logged; after
 ``max_bad_steps`` in a row training stops with a clear message and the last good checkpoint
 is kept).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,8 +99,13 @@ def run_loop(
     desc: str = "",
     progress: bool = True,
     dist: DistContext | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Run ``trainer`` until ``iterations`` are done or a stop signal arrives.
+
+    On a stop, the finished iteration is checkpointed, ``training.png`` drawn and ``on_stop``
+    called (rank 0 only) before :class:`SystemExit` (status 0) is raised, so that a run stopped
+    by a scheduler leaves a complete record of how far it got.
 
     Under ``torch.distributed`` every rank runs this loop in step; only rank 0 logs and
     writes checkpoints, and a stop request on any rank stops all of them at the same iteration.
@@ -157,6 +162,8 @@ def run_loop(
                         curves = plot_training_curves(logger.read(), run_dir / "training.png",
                                                       title=f"{desc} (stopped at iteration "
                                                             f"{trainer.iteration})")
+                        if on_stop is not None:
+                            on_stop()
                         say(f"{stop.requested or 'stop'} received: checkpoint saved to {path}, "
                             f"training curves so far in {curves}; rerun with --resume to "
                             "continue")

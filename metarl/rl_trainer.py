@@ -147,11 +147,13 @@ class MetaRLTrainer:
         self.val_history = list(state.get("val_history", []))
 
     # -------------------------------------------------------------- training
-    def train(self) -> None:
+    def train(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Run until ``cfg.iterations`` meta-iterations are done; on SIGINT/SIGTERM checkpoint,
+        call ``on_stop`` (rank 0) and raise :class:`SystemExit` (see :func:`run_loop`)."""
         run_loop(self, run_dir=self.run_dir, iterations=self.cfg.iterations, log_every=1,
                  checkpoint_every=self.cfg.checkpoint_every,
                  max_bad_steps=self.cfg.max_nan_steps, desc="maml-trpo", progress=self.progress,
-                 dist=self.dist)
+                 dist=self.dist, on_stop=on_stop)
 
     def rngs(self) -> tuple[np.random.Generator, np.random.Generator]:
         """This iteration's task generator (shared by all ranks) and rollout generator

@@ -328,12 +328,13 @@ class MetaTrainer:
         return out
 
     # --------------------------------------------------------------- training
-    def train(self) -> None:
-        """Run until ``cfg.iterations`` outer steps are done (or a stop is requested)."""
+    def train(self, on_stop: Callable[[], None] | None = None) -> None:
+        """Run until ``cfg.iterations`` outer steps are done; on SIGINT/SIGTERM checkpoint,
+        call ``on_stop`` (rank 0) and raise :class:`SystemExit` (see :func:`run_loop`)."""
         cfg = self.cfg
         run_loop(self, run_dir=self.run_dir, iterations=cfg.iterations, log_every=cfg.log_every,
                  checkpoint_every=cfg.checkpoint_every, max_bad_steps=cfg.max_nan_steps,
-                 desc=cfg.algo, progress=self.progress, dist=self.dist)
+                 desc=cfg.algo, progress=self.progress, dist=self.dist, on_stop=on_stop)
 
     def step(self) -> tuple[dict[str, float], bool]:
         """One outer update on a fresh meta-batch (skipped if its gradient is not finite).

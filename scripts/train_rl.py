@@ -75,12 +75,8 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     ctx.barrier()
     run_dir = Path(cfg.out_dir)
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
-    try:
-        trainer.train()
-    except SystemExit:  # SIGINT/SIGTERM: run_loop saved a checkpoint and drew training.png
-        if ctx.is_main and trainer.history:
-            write_results(cfg, trainer, run_dir, finished=False)
-        raise
+    # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
+    trainer.train(on_stop=lambda: write_results(cfg, trainer, run_dir, finished=False))
     if not ctx.is_main:  # rank 0 alone writes the results
         return
     summary = write_results(cfg, trainer, run_dir, finished=True)

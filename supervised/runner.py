@@ -51,12 +51,9 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     problem = build_problem(cfg)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
                           progress=progress, dist=ctx)
-    try:
-        trainer.train()
-    except SystemExit:  # SIGINT/SIGTERM: run_loop saved a checkpoint and drew training.png
-        if ctx.is_main:
-            write_results(run_dir, _run_summary(cfg, trainer, finished=False))
-        raise
+    # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
+    trainer.train(on_stop=lambda: write_results(run_dir, _run_summary(cfg, trainer,
+                                                                       finished=False)))
     if not ctx.is_main:  # rank 0 alone evaluates and writes; the others are done
         return None
     tic = time.perf_counter()
