@@ -60,8 +60,11 @@ def plot_adaptation_curves(
     ylabel: str = "loss",
     title: str = "",
 ) -> Path:
-    """Mean ± 95% CI of ``metric`` against the number of gradient steps (MAML Figure 3/5)."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    """Mean ± 95% CI of ``metric`` against the number of gradient steps (MAML Figure 3/5).
+
+    With more than four curves the legend goes beside the axes, where it hides no curve."""
+    beside = len(curves) > 4
+    fig, ax = plt.subplots(figsize=(8, 4) if beside else (5.5, 4))
     for label, res in curves:
         mean = np.asarray(res[f"{metric}_mean"], dtype=float)
         ci = np.asarray(res[f"{metric}_ci95"], dtype=float)
@@ -76,7 +79,10 @@ def plot_adaptation_curves(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if beside:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    else:
+        ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
 
