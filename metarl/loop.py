@@ -2,11 +2,11 @@
 
 A trainer supplies one iteration (:meth:`Trainable.step`) and its state; :func:`run_loop`
 adds the progress bar, TensorBoard/``metrics.jsonl`` logging (means over each logging
-window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint, the training curves
-so far (``training.png``) and the caller's ``on_stop`` hook (the scripts write a results.json
-marked ``"finished": false`` there), and the non-finite-step guard (skipped steps are logged; after
-``max_bad_steps`` in a row training stops with a clear message and the last good checkpoint
-is kept).
+window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint, the
+training curves so far (``training.png``) and the caller's ``on_stop`` hook (the scripts
+write a results.json marked ``"finished": false`` there), and the non-finite-step guard
+(skipped steps are logged; after ``max_bad_steps`` in a row training stops with a clear
+message and the last good checkpoint is kept).
 """
 
 from __future__ import annotations
