@@ -18,10 +18,10 @@ from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
 
 CONFIG_NAME = "config.json"
-RESUMABLE = ("iterations", "resume", "device", "threads", "torch_threads", "compile",
-             "eval_every",
-             "checkpoint_every", "keep_checkpoints", "log_every")
-"""Settings that may change when a run is resumed: they do not change what is computed."""
+RESUMABLE = ("iterations", "resume", "out_dir", "device", "threads", "torch_threads", "compile",
+             "eval_every", "checkpoint_every", "keep_checkpoints", "log_every")
+"""Settings that may change when a run is resumed: they do not change what is computed
+(``out_dir`` among them, so that a run folder moved or unpacked elsewhere stays resumable)."""
 
 
 def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -66,14 +66,16 @@ def prepare_run_dir(
     resume: bool,
     resumable_fields: Iterable[str] = RESUMABLE,
     added: Mapping[str, Any] | None = None,
+    update: bool = True,
 ) -> Path:
     """Create or reopen a run folder for ``config``; never clobber another run.
 
     * new or empty folder: write ``config.json``;
     * folder with a ``config.json`` and ``resume=True``: the configs must agree except for
-      ``resumable_fields`` (e.g. more iterations); the stored config is updated. ``added``
-      maps settings introduced after older runs were started (dotted names) to the value
-      those runs implicitly used, so they stay resumable;
+      ``resumable_fields`` (e.g. more iterations); the stored config is updated unless
+      ``update`` is False (a finished run that is not trained further: see
+      :func:`completed_results`). ``added`` maps settings introduced after older runs were
+      started (dotted names) to the value those runs implicitly used, so they stay resumable;
     * folder with a run and ``resume=False``, or with foreign files: a clear error.
     """
     path = Path(out_dir)
@@ -107,8 +109,30 @@ def prepare_run_dir(
         )
     elif resume:
         raise MetaRLError(f"nothing to resume in {path}: it holds no run; drop --resume")
-    atomic_write_json(config_path, dict(config))
+    if update or not config_path.is_file():
+        atomic_write_json(config_path, dict(config))
     return path
+
+
+def completed_results(out_dir: str | os.PathLike[str], iterations: int) -> dict[str, Any] | None:
+    """The results.json of a finished run in ``out_dir`` that has reached ``iterations``, else
+    None (no run, a stopped one, or one resumed for more iterations).
+
+    The scripts check this before resuming: rerunning ``--resume`` on a finished run then
+    leaves its config.json, results.json, plots and checkpoints as they are, instead of
+    rewriting them with the new invocation's settings. Files written before the
+    ``"finished"`` key existed were only ever written by finished runs.
+    """
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # resuming rewrites it
+    if results.get("finished", True) is False or int(results.get("iterations", -1)) < iterations:
+        return None
+    return results
 
 
 def unique_path(path: Path) -> Path:

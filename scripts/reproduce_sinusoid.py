@@ -34,9 +34,10 @@ from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import params_of
 from metarl.io import atomic_write_bytes, atomic_write_json
 from metarl.plotting import plot_adaptation_curves
+from metarl.rundir import completed_results
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.plots import plot_sinusoid_predictions
-from metarl.supervised.runner import is_finished, load_run, train
+from metarl.supervised.runner import load_run, train
 
 # Per-algorithm settings on top of the paper preset. Reptile (Nichol et al., 2018) needs
 # several inner steps to differ from joint training: 10 steps of α = 0.01 on the task's
@@ -73,12 +74,6 @@ class ReproduceConfig:
     """Training seed of every run."""
 
 
-def _finished(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` completed (a stopped one is resumed)."""
-    path = run_dir / "results.json"
-    return path.is_file() and is_finished(json.loads(path.read_text()))
-
-
 def _evaluated_checkpoint(run_dir: Path) -> Path | None:
     """best.pt when the run selected its checkpoint on validation, else the newest one."""
     best = run_dir / "checkpoints" / "best.pt"
@@ -103,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     def run_dir_for(k: int, algo: str) -> Path:
         k_train = cfg.train_shots or k
         run_dir = cfg.out_dir / f"k{k_train}-{algo}"
-        if not _finished(run_dir):
+        if completed_results(run_dir, cfg.iterations) is None:  # new, stopped, or shorter
             run = apply_preset(SupervisedConfig(), "sinusoid")
             run = replace(run, k_shot=k_train, algo=algo, iterations=cfg.iterations,
                           compile=cfg.compile, seed=cfg.seed, out_dir=run_dir,

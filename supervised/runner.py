@@ -15,7 +15,7 @@ from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import prepare_run_dir
+from metarl.rundir import completed_results, prepare_run_dir
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem
@@ -27,7 +27,8 @@ def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | N
     """Meta-train, evaluate on the test tasks, write results.json and the plots.
 
     Stopped by SIGINT/SIGTERM, it writes a checkpoint and a results.json marked
-    ``"finished": false`` (no test evaluation), then exits.
+    ``"finished": false`` (no test evaluation), then exits. ``--resume`` on a run that has
+    finished ``cfg.iterations`` returns its stored results and changes nothing.
 
     Under ``torchrun`` every rank trains its shard of each meta-batch; rank 0 alone writes
     the run folder and evaluates, and returns the results (other ranks return None).
@@ -44,9 +45,16 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)  # a clear error if the meta-batch does not split evenly
-    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume))
+    done = completed_results(cfg.out_dir, cfg.iterations) if cfg.resume else None
+    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume,
+                                            update=done is None))
     ctx.barrier()
     run_dir = Path(cfg.out_dir)
+    if done is not None:  # nothing to train: leave the finished run as it is
+        if ctx.is_main:
+            print(f"{run_dir} is a finished run ({done['iterations']} iterations); nothing was "
+                  f"changed (raise --iterations above {done['iterations']} to train it further)")
+        return done if ctx.is_main else None
     torch.manual_seed(cfg.seed)
     problem = build_problem(cfg)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,

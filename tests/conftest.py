@@ -62,6 +62,13 @@ class Outcome:
     stderr: str
 
 
+def snapshot(folder: Path) -> dict[Path, tuple[bytes, int]]:
+    """Every file under ``folder`` with its bytes and modification time (to check that a
+    command changed nothing)."""
+    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def call_script(script: str, *args: str) -> Outcome:
     """Run ``scripts/<script>``'s ``main(argv)`` in this process (for fast error-path tests;
     the end-to-end smoke tests use :func:`run_script`, a fresh interpreter)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
 from metarl.rl_eval import split_by_goal_distance, summarize_seeds
 from metarl.rl_trainer import MetaRLTrainer, drift_warning
 
-from .conftest import REPO, TINY, call_script, run_script
+from .conftest import REPO, TINY, call_script, run_script, snapshot
 
 
 def test_train_rl_writes_everything(nav_run):
@@ -365,3 +366,25 @@ def test_seed_summary_script_and_mismatched_evaluations(tmp_path):
                        "--out-dir", str(tmp_path / "bad"))
     assert proc.returncode == 2 and "evaluations were made on different goals" in proc.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_resuming_a_finished_run_changes_nothing(nav_run, tmp_path):
+    """--resume on a run that has done its --iterations leaves every file as it is, even with
+    other resumable settings (they used to be written into config.json and results.json);
+    a setting that changes the computation is still refused, and more iterations train on.
+    The run is a copy under another path: a moved run folder stays resumable."""
+    run = tmp_path / "nav"
+    shutil.copytree(nav_run, run)
+    before = snapshot(run)
+    proc = run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(run),
+                      "--resume", "--torch-threads", "1", "--keep-checkpoints", "4")
+    assert "is a finished run (2 iterations); nothing was changed" in proc.stdout
+    assert snapshot(run) == before
+    proc = call_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(run),
+                       "--resume", "--seed", "7")
+    assert proc.returncode == 2 and "used different settings for seed" in proc.stderr
+    assert snapshot(run) == before
+    run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(run),
+               "--resume", "--iterations", "3")
+    res = json.loads((run / "results.json").read_text())
+    assert res["iterations"] == 3 and res["finished"] is True

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from .conftest import call_script, run_script
+from .conftest import call_script, run_script, snapshot
 
 TINY = ["--preset", "sinusoid", "--iterations", "30", "--meta-batch", "5", "--eval-every", "15",
         "--eval-tasks", "10", "--test-tasks", "20", "--checkpoint-every", "10",
@@ -115,6 +116,11 @@ def test_reproduce_sinusoid_smoke(tmp_path):
                        "--algos", "maml", "--iterations", "20", "--test-tasks", "50")
     assert "K=5 maml: training into" in third.stdout
     assert json.loads(stopped.read_text())["finished"] is True
+    # More --iterations than a finished run has done train it on (resumed, not restarted).
+    fourth = run_script("reproduce_sinusoid.py", "--out-dir", str(tmp_path), "--eval-shots", "5",
+                        "--algos", "maml", "--iterations", "25", "--test-tasks", "50")
+    assert "K=5 maml: training into" in fourth.stdout
+    assert json.loads(stopped.read_text())["iterations"] == 25
 
 
 def test_benchmark_smoke(tmp_path):
@@ -124,3 +130,16 @@ def test_benchmark_smoke(tmp_path):
     res = json.loads((tmp_path / "b.json").read_text())
     assert set(res["speedup_over_loop"]) == {"vmap", "stacked"}
     assert all(err < 1e-10 for err in res["grad_rel_error_float64"].values())
+
+
+def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path):
+    """--resume on a finished run returns its stored results without re-evaluating or
+    rewriting anything (config.json, results.json, plots, checkpoints)."""
+    run = tmp_path / "maml"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    proc = run_script("train_supervised.py", *TINY, "--out-dir", str(run), "--resume",
+                      "--device", "cpu")
+    assert "is a finished run (30 iterations); nothing was changed" in proc.stdout
+    assert "test loss over 20 tasks" in proc.stdout  # the stored results, printed
+    assert snapshot(run) == before
