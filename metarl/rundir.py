@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from metarl.distributed import DistContext
 from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
 
@@ -74,7 +75,7 @@ def prepare_run_dir(
     * folder with a ``config.json`` and ``resume=True``: the configs must agree except for
       ``resumable_fields`` (e.g. more iterations); the stored config is updated unless
       ``update`` is False (a finished run that is not trained further: see
-      :func:`completed_results`). ``added`` maps settings introduced after older runs were
+      :func:`open_run_dir`). ``added`` maps settings introduced after older runs were
       started (dotted names) to the value those runs implicitly used, so they stay resumable;
     * folder with a run and ``resume=False``, or with foreign files: a clear error.
     """
@@ -109,20 +110,23 @@ def prepare_run_dir(
         )
     elif resume:
         raise MetaRLError(f"nothing to resume in {path}: it holds no run; drop --resume")
-    if update or not config_path.is_file():
+    if update:
         atomic_write_json(config_path, dict(config))
     return path
 
 
+def is_finished(results: Mapping[str, Any]) -> bool:
+    """Whether a run's results.json comes from a completed run.
+
+    A stopped run's file says ``"finished": false``; files written before that key existed
+    were only ever written by complete runs.
+    """
+    return results.get("finished", True) is not False
+
+
 def completed_results(out_dir: str | os.PathLike[str], iterations: int) -> dict[str, Any] | None:
     """The results.json of a finished run in ``out_dir`` that has reached ``iterations``, else
-    None (no run, a stopped one, or one resumed for more iterations).
-
-    The scripts check this before resuming: rerunning ``--resume`` on a finished run then
-    leaves its config.json, results.json, plots and checkpoints as they are, instead of
-    rewriting them with the new invocation's settings. Files written before the
-    ``"finished"`` key existed were only ever written by finished runs.
-    """
+    None (no run, a stopped one, or one resumed for more iterations)."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
         return None
@@ -130,9 +134,35 @@ def completed_results(out_dir: str | os.PathLike[str], iterations: int) -> dict[
         results = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None  # resuming rewrites it
-    if results.get("finished", True) is False or int(results.get("iterations", -1)) < iterations:
+    if not is_finished(results) or int(results.get("iterations", -1)) < iterations:
         return None
     return results
+
+
+def open_run_dir(
+    ctx: DistContext,
+    out_dir: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    *,
+    iterations: int,
+    resume: bool,
+    added: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The training scripts' :func:`prepare_run_dir`: run on rank 0, every rank waits for it.
+
+    Returns None when there is training to do. ``--resume`` of a run that has already
+    finished ``iterations`` returns that run's results instead and leaves every file of it
+    as it is (config.json included, rather than rewriting it with the new invocation's
+    settings); rank 0 says so, and the caller stops there.
+    """
+    done = completed_results(out_dir, iterations) if resume else None
+    ctx.run_on_main(lambda: prepare_run_dir(out_dir, config, resume=resume, added=added,
+                                            update=done is None))
+    ctx.barrier()
+    if done is not None and ctx.is_main:
+        print(f"{out_dir} is a finished run ({done['iterations']} iterations); nothing was "
+              f"changed (raise --iterations above {done['iterations']} to train it further)")
+    return done
 
 
 def unique_path(path: Path) -> Path:

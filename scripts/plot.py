@@ -19,8 +19,9 @@ import tyro
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.functional import params_of
 from metarl.plotting import plot_adaptation_curves
+from metarl.rundir import is_finished
 from metarl.supervised.plots import plot_sinusoid_predictions
-from metarl.supervised.runner import is_finished, load_run
+from metarl.supervised.runner import load_run
 
 
 @dataclass

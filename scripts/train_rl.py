@@ -30,7 +30,7 @@ from metarl.logger import RunLogger
 from metarl.plotting import plot_training_curves
 from metarl.rl_config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
-from metarl.rundir import completed_results, prepare_run_dir
+from metarl.rundir import open_run_dir
 
 
 def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
@@ -70,16 +70,12 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)
-    done = completed_results(cfg.out_dir, cfg.iterations) if cfg.resume else None
-    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume,
-                                            added=SETTINGS_ADDED_LATER, update=done is None))
-    ctx.barrier()
+    done = open_run_dir(ctx, cfg.out_dir, cfg.identity(), iterations=cfg.iterations,
+                        resume=cfg.resume, added=SETTINGS_ADDED_LATER)
     run_dir = Path(cfg.out_dir)
     if done is not None:
         if ctx.is_main:
-            print(f"{run_dir} is a finished run ({done['iterations']} iterations); nothing was "
-                  f"changed. Raise --iterations above {done['iterations']} to train it further, "
-                  f"or evaluate it: python scripts/adapt_rl.py --run-dir {run_dir}")
+            print(f"evaluate: python scripts/adapt_rl.py --run-dir {run_dir}")
         return
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.

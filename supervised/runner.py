@@ -15,7 +15,7 @@ from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import completed_results, prepare_run_dir
+from metarl.rundir import open_run_dir
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem
@@ -45,16 +45,11 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)  # a clear error if the meta-batch does not split evenly
-    done = completed_results(cfg.out_dir, cfg.iterations) if cfg.resume else None
-    ctx.run_on_main(lambda: prepare_run_dir(cfg.out_dir, cfg.identity(), resume=cfg.resume,
-                                            update=done is None))
-    ctx.barrier()
-    run_dir = Path(cfg.out_dir)
-    if done is not None:  # nothing to train: leave the finished run as it is
-        if ctx.is_main:
-            print(f"{run_dir} is a finished run ({done['iterations']} iterations); nothing was "
-                  f"changed (raise --iterations above {done['iterations']} to train it further)")
+    done = open_run_dir(ctx, cfg.out_dir, cfg.identity(), iterations=cfg.iterations,
+                        resume=cfg.resume)
+    if done is not None:  # nothing to train: the finished run is left as it is
         return done if ctx.is_main else None
+    run_dir = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     problem = build_problem(cfg)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
@@ -71,15 +66,6 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
     write_results(run_dir, results)
     return results
-
-
-def is_finished(results: dict[str, Any]) -> bool:
-    """Whether a results.json comes from a completed run (with its test evaluation).
-
-    A stopped run's file says ``"finished": false``; files written before that key existed
-    were only ever written by complete runs.
-    """
-    return results.get("finished", True) is not False
 
 
 def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool) -> dict[str, Any]:
