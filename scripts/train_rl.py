@@ -23,7 +23,7 @@ import numpy as np
 
 from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
-from metarl.distributed import DistContext, init_distributed, shutdown
+from metarl.distributed import DistContext, end_rank, init_distributed, shutdown
 from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
@@ -100,3 +100,4 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
 
 if __name__ == "__main__":
     main()
+    end_rank()  # torchrun ranks skip interpreter finalisation: metarl.distributed

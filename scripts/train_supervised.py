@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
+from metarl.distributed import end_rank
 from metarl.errors import cli_errors
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.runner import train
@@ -45,3 +46,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    end_rank()  # torchrun ranks skip interpreter finalisation: metarl.distributed

@@ -58,7 +58,7 @@ def test_two_ranks_match_one_process_on_sinusoids(tmp_path):
 def _trpo_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from metarl.distributed import init_distributed, shutdown
+    from metarl.distributed import end_rank, init_distributed, shutdown
     from metarl.maml_rl import MAMLTRPO
     from metarl.pg import PGBatch
 
@@ -72,7 +72,7 @@ def _trpo_worker(rank: int, world: int, port: int, out: str) -> None:
     if ctx.is_main:
         torch.save({"params": flatten(params_of(policy)).detach(), "stats": stats}, out)
     shutdown(ctx)
-    os._exit(0)  # skip interpreter finalisation, where gloo threads can abort (torch#190489)
+    end_rank()
 
 
 def test_two_ranks_match_one_process_for_a_trpo_step(tmp_path):
@@ -93,6 +93,15 @@ def test_two_ranks_match_one_process_for_a_trpo_step(tmp_path):
     assert stats["accepted"] == two["stats"]["accepted"] == 1.0
     assert abs(stats["kl"] - two["stats"]["kl"]) < 1e-9
     assert torch.allclose(flatten(params_of(policy)).detach(), two["params"], rtol=0, atol=1e-6)
+
+
+def test_end_rank_exits_a_torchrun_rank_after_flushing_and_leaves_one_process_alone():
+    code = ("import sys; from metarl.distributed import end_rank; print('done', end=''); "
+            "print('err', end='', file=sys.stderr); end_rank(); print(' and on')")
+    for world, out in (("2", "done"), ("1", "done and on")):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=REPO, env={**os.environ, "WORLD_SIZE": world})
+        assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, out, "err"), world
 
 
 def _dying_worker(rank: int, port: int, queue: mp.Queue) -> None:
