@@ -4,8 +4,13 @@ Features per step: ``[o, o², t, t², t³, 1]`` with ``o`` the observation clipp
 ``t = step / 100`` (the original code's time feature, independent of the horizon). The
 baseline is fit per task, on that task's episodes, by ridge-regularised least squares on the
 discounted returns; when the solve is not finite the regulariser grows tenfold, up to five
-times, as in rllab's ``LinearFeatureBaseline``. All tasks are solved at once with
-:func:`torch.linalg.solve` on a ``[tasks, F, F]`` stack.
+times, as in rllab's ``LinearFeatureBaseline``. All tasks are solved at once by a Cholesky
+factorisation of the ``[tasks, F, F]`` stack of normal matrices ``XᵀX + reg·I``, which are
+symmetric positive definite. (Not by LU with pivoting, ``torch.linalg.solve``: on the Ant's
+214 features, several of them constant or all zero, MKL's batched LU with two or more threads
+returned zero pivots for some tasks and the solve raised, at random and only multi-threaded;
+measured 2026-11-30 with torch 2.13 on AntVel's first meta-batch. Cholesky solved the same
+stack on every try.)
 """
 
 from __future__ import annotations
@@ -56,7 +61,10 @@ def fit_linear_baseline(
     eye = torch.eye(xtx.shape[-1], dtype=xtx.dtype, device=xtx.device)
     coeffs: Tensor | None = None
     for attempt in range(tries):
-        solved = torch.linalg.solve(xtx + reg * (10.0**attempt) * eye, xty)
+        factor, info = torch.linalg.cholesky_ex(xtx + reg * (10.0**attempt) * eye)
+        solved = torch.cholesky_solve(xty, factor)
+        # a task whose factorisation failed (info > 0) counts as not finite: it is retried
+        solved = torch.where((info == 0).view(-1, 1, 1), solved, torch.nan)
         if coeffs is None:
             coeffs = solved
         else:  # keep each task's first finite solution

@@ -113,6 +113,69 @@ def test_linear_baseline_is_per_task_least_squares_on_episode_time():
     assert not fitted[mask == 0].any()
 
 
+def _ridge_features(seed: int, tasks: int = 4, steps: int = 600):
+    """Ant-like observations: real-valued columns, 0/1 columns (a clipped contact force, for
+    which o = o², so the features are collinear) and all-zero ones. One episode per row."""
+    rng = np.random.default_rng(seed)
+    obs = np.concatenate([rng.normal(size=(tasks, 1, steps, 5)) * 3,
+                          (rng.random((tasks, 1, steps, 3)) < 0.3).astype(float),
+                          np.zeros((tasks, 1, steps, 4))], axis=-1)
+    returns = rng.normal(size=(tasks, 1, steps)) * 10
+    return torch.from_numpy(obs), torch.from_numpy(returns), torch.ones(tasks, 1, steps,
+                                                                        dtype=torch.float64)
+
+
+def _ridge_by_numpy(obs, returns, reg):
+    """Per task: numpy's solve of the ridge normal equations on rllab's features."""
+    fitted = []
+    for i in range(obs.shape[0]):
+        o = np.clip(obs[i, 0].numpy(), -10, 10)
+        t = np.arange(o.shape[0])[:, None] / 100.0
+        x = np.concatenate([o, o**2, t, t**2, t**3, np.ones_like(t)], axis=1)
+        coef = np.linalg.solve(x.T @ x + reg * np.eye(x.shape[1]), x.T @ returns[i, 0].numpy())
+        fitted.append(x @ coef)
+    return np.stack(fitted)[:, None]
+
+
+def test_linear_baseline_solves_collinear_features_like_numpy_with_two_threads():
+    """Rank-deficient normal matrices (the Ant's), solved for the whole batch on two threads,
+    where MKL's batched LU once returned zero pivots: the ridge solution of each task."""
+    obs, returns, mask = _ridge_features(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fitted = fit_linear_baseline(obs, returns, mask)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(fitted.numpy(), _ridge_by_numpy(obs, returns, 1e-5),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_linear_baseline_retries_a_failed_factorisation_with_ten_times_the_regulariser(
+        monkeypatch):
+    """A task whose Cholesky factorisation fails is solved again with reg × 10 (rllab's
+    escalation); the other tasks keep their first solution."""
+    obs, returns, mask = _ridge_features(1)
+    real = torch.linalg.cholesky_ex
+    calls = []
+
+    def failing_first_task_once(a):
+        factor, info = real(a)
+        calls.append(1)
+        if len(calls) == 1:
+            info = info.clone()
+            info[0] = 3
+        return factor, info
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", failing_first_task_once)
+    fitted = fit_linear_baseline(obs, returns, mask, reg=1e-3).numpy()
+    assert len(calls) == 2
+    np.testing.assert_allclose(fitted[:1], _ridge_by_numpy(obs[:1], returns[:1], 1e-2),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fitted[1:], _ridge_by_numpy(obs[1:], returns[1:], 1e-3),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_to_pg_batch_treats_rows_of_episodes_like_one_episode_per_row():
     """Rows holding several episodes give the advantages of one episode per row."""
     rewards, _, mask, dones, timesteps, obs, episodes = random_rows(6)
