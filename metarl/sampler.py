@@ -41,11 +41,19 @@ Each task has ``episodes_per_task`` *slots* (environments). What a slot holds de
   way the original MAML-RL code counts its batch (rllab's ``batch_size`` is a number of
   steps: 20 × 100 per task in meta-training, 4000 per goal at test). A slot whose episode
   ends early starts a new one while its task has taken fewer steps than the budget, and every
-  episode started runs to its end (rllab's ``whole_paths``: dropping unfinished episodes would
-  favour short ones). A policy that reaches a goal in 5 steps thus yields hundreds of
-  episodes, not 20 rows of 5 valid steps. Rows then hold several episodes back to back
-  (``dones`` marks the last step of each, ``timesteps`` the step within the episode) and are
-  at most ``2 × horizon`` long. With episodes that never end early both modes coincide.
+  episode started runs to its end. The batch then keeps a task's episodes in the order they
+  started (ties by slot) up to the first that brings it to the budget, and drops the later
+  ones: the whole episodes a single environment would run one after another until the budget
+  (rllab's ``whole_paths``), between ``budget`` and ``budget + horizon - 1`` steps per task.
+  Without that cut the task's other slots would each add the rest of their last episode (the
+  Ant's first meta-batch had 23 % more steps than the budget). Whether an episode is kept
+  depends only on the episodes started before it, never on its own outcome, so short
+  episodes are not favoured, as they would be by dropping the unfinished ones (the original
+  code's training sampler did that). A policy that reaches a goal in 5 steps thus yields
+  hundreds of episodes, not 20 rows of 5 valid steps. Rows then hold several episodes back
+  to back (``dones`` marks the last step of each, ``timesteps`` the step within the episode)
+  and are at most ``2 × horizon`` long. With episodes that never end early both modes
+  coincide.
 
 ``Episodes.table`` lists every episode (task, slot, first step, length, reset seed, return).
 
@@ -158,6 +166,23 @@ class _Group:
     pending: bool = False
 
 
+def budget_prefix(task: np.ndarray, slot: np.ndarray, start: np.ndarray, length: np.ndarray,
+                  budget: int) -> np.ndarray:
+    """Which episodes a step budget keeps: per task, in the order they started (ties by slot),
+    each episode while the ones before it hold fewer than ``budget`` steps.
+
+    The episodes kept are those a single environment running whole episodes back to back
+    would have run before reaching the budget; returns a boolean array over the episodes.
+    """
+    keep = np.zeros(len(task), bool)
+    for i in np.unique(task):
+        rows = np.flatnonzero(task == i)
+        rows = rows[np.lexsort((slot[rows], start[rows]))]
+        before = np.cumsum(length[rows]) - length[rows]
+        keep[rows[before < budget]] = True
+    return keep
+
+
 class _Bookkeeping:
     """Per-slot episode state of one ``sample`` call, and the finished episodes."""
 
@@ -196,6 +221,18 @@ class _Bookkeeping:
         self.start[task, slot] = t
         self.seed[task, slot] = seeds
         self.started[task, slot] += 1
+
+    def keep_budget(self, budget: int) -> list[tuple[int, int, int, int]]:
+        """Drop the finished episodes beyond each task's step budget (:func:`budget_prefix`);
+        returns them as ``(task, slot, start, length)``."""
+        if not self.finished:
+            return []
+        task, slot, start, length = (np.asarray(c, np.int64)
+                                     for c in list(zip(*self.finished, strict=True))[:4])
+        keep = budget_prefix(task, slot, start, length, budget)
+        dropped = [e[:4] for e, k in zip(self.finished, keep, strict=True) if not k]
+        self.finished = [e for e, k in zip(self.finished, keep, strict=True) if k]
+        return dropped
 
     def table(self, first_seeds: np.ndarray, device: torch.device) -> EpisodeTable:
         """The finished episodes, ordered by (task, slot, start)."""
@@ -418,6 +455,10 @@ class MultiTaskSampler:
                 if g.pending:
                     finish(g, t)
 
+        if restart:  # the whole episodes up to each task's budget (module docstring)
+            for i, j, s, n in book.keep_budget(budget):
+                for x in (mask, rewards, terms, terminated, dones, timesteps):
+                    x[i, j, s : s + n] = 0
         used = L if not restart else int(mask.any(axis=(0, 1)).nonzero()[0].max()) + 1
         valid = torch.from_numpy(mask[..., :used]).to(dev)
         observations, actions, log_probs = (

@@ -15,7 +15,7 @@ from metarl.envs import Goal2D
 from metarl.errors import MetaRLError
 from metarl.functional import params_of, stack
 from metarl.policies import GaussianMLPPolicy
-from metarl.sampler import Episodes, MultiTaskSampler
+from metarl.sampler import Episodes, MultiTaskSampler, budget_prefix
 
 
 @pytest.fixture(autouse=True)
@@ -163,7 +163,8 @@ def check_one_episode_per_row(episodes: Episodes) -> None:
 )
 def test_step_budget_restarts_episodes_like_gymnasium(env_id, kwargs, episodes):
     """Episodes that end early are followed by new ones until the task has taken E·H steps;
-    each one replays in Gymnasium, and every episode started runs to its end."""
+    the batch keeps the whole ones that started first, up to the budget; each replays in
+    Gymnasium."""
     sampler, policy = make_sampler(env_id, episodes=episodes, batch="steps", **kwargs)
     rng = np.random.default_rng(5)
     tasks = sampler.env.sample_tasks(3, rng)
@@ -177,7 +178,12 @@ def test_step_budget_restarts_episodes_like_gymnasium(env_id, kwargs, episodes):
     steps = ep.mask.sum(dim=(1, 2))
     per_task = torch.bincount(table.task, weights=table.length.double(), minlength=3)
     assert torch.equal(per_task.long(), steps.long())
-    assert (steps >= E * H).all() and (steps < E * H + E * H).all()
+    # the whole episodes, in the order they started, up to the budget: less than one more
+    assert (steps >= E * H).all() and (steps < E * H + H).all()
+    for i in range(3):
+        mine = (table.task == i).numpy()
+        last = np.lexsort((table.slot.numpy()[mine], table.start.numpy()[mine]))[-1]
+        assert steps[i] - table.length.numpy()[mine][last] < E * H
     # a new episode starts only while its task is under budget: at row time < H
     assert (table.start < H).all()
     # rows are filled from time 0 without gaps until their last episode ends
@@ -189,6 +195,23 @@ def test_step_budget_restarts_episodes_like_gymnasium(env_id, kwargs, episodes):
     for i in range(3):
         torch.testing.assert_close(returns[i], table.returns[table.task == i].mean())
     sampler.close()
+
+
+def test_budget_prefix_keeps_each_episode_whose_predecessors_hold_fewer_steps():
+    """Against a direct sum over each episode's predecessors (started earlier, or at the same
+    time in a lower slot) of the same task."""
+    rng = np.random.default_rng(3)
+    n = 400
+    task = rng.integers(0, 4, n)
+    slot = rng.integers(0, 5, n)
+    start = rng.integers(0, 30, n)
+    length = rng.integers(1, 20, n)
+    keep = budget_prefix(task, slot, start, length, budget=300)
+    for e in range(n):
+        before = sum(int(length[u]) for u in range(n) if task[u] == task[e]
+                     and (start[u], slot[u], u) < (start[e], slot[e], e))
+        assert keep[e] == (before < 300), e
+    assert 0 < keep.sum() < n
 
 
 def test_step_budget_equals_episodes_when_nothing_ends_early():
