@@ -1,4 +1,4 @@
-"""scripts/device_halfcheetah.sh, the GPU session's training leg, dry-run on CPU with tiny
+"""scripts/device_train.sh, the GPU session's training leg, dry-run on CPU with tiny
 budgets: a first leg packs both run folders, a second leg resumes from those archives."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import REPO
 
-SCRIPT = REPO / "scripts" / "device_halfcheetah.sh"
+SCRIPT = REPO / "scripts" / "device_train.sh"
 TINY = ("--meta-batch 2 --episodes-per-task 2 --horizon 10 --hidden-sizes 8 --threads 1 "
         "--eval-every 1000 --checkpoint-every 1")
 
@@ -24,15 +24,16 @@ pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("bash", "timeo
 
 
 def leg(work: Path, out: Path, archives: Path, *, iterations: int, end: int = 170,
-        names: str = "vel dir", tests: bool = False) -> subprocess.CompletedProcess:
+        presets: str = "halfcheetah-vel halfcheetah-dir",
+        tests: bool = False) -> subprocess.CompletedProcess:
     """One leg in ``work`` (its runs/ folder), files to ``out``, run folders from ``archives``;
     the runs end at ``iterations`` (SIGTERM's stop is tested in test_scripts_rl.py)."""
     work.mkdir()
     out.mkdir()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OUT": str(out), "SKIP_PIP": "1", "DEV": "cpu", "END": str(end), "GRACE": "20",
-           "ARCHIVES": str(archives), "EXTRA": f"{TINY} --iterations {iterations}", "NAMES": names,
-           "TESTS": "1" if tests else ""}
+           "ARCHIVES": str(archives), "EXTRA": f"{TINY} --iterations {iterations}",
+           "PRESETS": presets, "TESTS": "1" if tests else ""}
     return subprocess.run(["bash", str(SCRIPT)], cwd=work, env=env, capture_output=True,
                           text=True, timeout=180)
 
@@ -52,7 +53,8 @@ def test_two_legs_the_second_resuming_from_the_first(tmp_path):
     first = leg(tmp_path / "w1", tmp_path / "out1", tmp_path / "no-archives", iterations=2)
     assert first.returncode == 0, first.stderr
     names = {p.name for p in (tmp_path / "out1").iterdir()}
-    assert names == {"machine.txt", "train-vel.log", "train-dir.log", "hc-vel.tgz", "hc-dir.tgz"}
+    assert names == {"machine.txt", "train-hc-vel.log", "train-hc-dir.log", "hc-vel.tgz",
+                     "hc-dir.tgz"}
     assert len(names) <= 8  # what the device tool brings back
     done = {n: packed_results(tmp_path / "out1" / f"hc-{n}.tgz") for n in ("vel", "dir")}
     for name, res in done.items():
@@ -63,14 +65,15 @@ def test_two_legs_the_second_resuming_from_the_first(tmp_path):
     archives.mkdir()
     for name in ("vel", "dir"):
         shutil.copy(tmp_path / "out1" / f"hc-{name}.tgz", archives)
-    second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3, names="dir",
+    second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3,
+                 presets="halfcheetah-dir",
                  tests=True)
     assert second.returncode == 0, second.stderr
     # TESTS=1: the CUDA tests were collected (skipped without a GPU, run on the device).
     machine = (tmp_path / "out2" / "machine.txt").read_text()
     assert "no CUDA device" in machine and "error" not in machine.lower(), machine
-    assert not (tmp_path / "out2" / "hc-vel.tgz").exists()  # NAMES="dir": only that run
-    assert "resumed from runs/hc-dir/checkpoints/" in (tmp_path / "out2" / "train-dir.log"
+    assert not (tmp_path / "out2" / "hc-vel.tgz").exists()  # PRESETS: only that run
+    assert "resumed from runs/hc-dir/checkpoints/" in (tmp_path / "out2" / "train-hc-dir.log"
                                                          ).read_text()
     res = packed_results(tmp_path / "out2" / "hc-dir.tgz")
     assert res["finished"] is True and res["iterations"] == 3

@@ -1,31 +1,36 @@
 #!/usr/bin/env bash
-# One leg of the paper-protocol HalfCheetahVel and HalfCheetahDir runs on a lent GPU machine
-# (docs/gpu.md), run there from the repository root with the wheels of docs/gpu.md carried:
+# One leg of paper-protocol MAML-TRPO runs (by default AntVel and AntDir; HalfCheetahVel and
+# HalfCheetahDir ran this way) on a lent GPU machine (docs/gpu.md), run there from the
+# repository root with the wheels of docs/gpu.md carried:
 #
-#     END=550 bash scripts/device_halfcheetah.sh          # the device tool's timeout_s: 600
+#     END=550 bash scripts/device_train.sh          # the device tool's timeout_s: 600
 #
 # It installs the carried wheels and metarl into /tmp/site (metarl maps envs/ to metarl.envs,
 # so the source tree alone is not importable), unpacks the run folders committed in
-# $ARCHIVES (docs/gpu-runs/hc-vel.tgz, hc-dir.tgz) if there are any, and trains both runs side
-# by side (8 physics threads each; the GPU holds the policies and the TRPO steps) until END
-# seconds after it started, when SIGTERM makes each trainer checkpoint and write results.json.
-# The packed run folders, logs and machine facts come back through $OUT; copy hc-*.tgz into
-# $ARCHIVES here and commit them, so the next session's leg resumes where this one stopped.
+# $ARCHIVES (docs/gpu-runs/<run>.tgz, e.g. ant-vel.tgz) if there are any, and trains the runs
+# side by side (8 physics threads each; the GPU holds the policies and the TRPO steps) until
+# END seconds after it started, when SIGTERM makes each trainer checkpoint and write
+# results.json. The packed run folders, logs and machine facts come back through $OUT; copy
+# the <run>.tgz files into $ARCHIVES here and commit them, so the next leg (on the GPU or on
+# a CPU: docs/results.md) resumes where this one stopped.
+# PRESETS="ant-vel ant-dir" (the default) names the train_rl.py presets to run, at most two;
+# each run's folder is runs/<run>, <run> being the preset with "halfcheetah" shortened to
+# "hc" (runs/hc-vel, runs/ant-dir).
 # BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
 # TESTS=1 first runs the CUDA tests (tests/ -k cuda) against the /tmp/site install, from /tmp
 # with --import-mode=importlib so that the source tree's metarl (no envs/) cannot shadow it;
 # their summary goes into machine.txt.
 # Run folders go to runs/ under the current folder (the repository root on the device).
-# NAMES="vel" (or "dir") trains one of the two. DEV=cpu, SKIP_PIP=1, GRACE (seconds between
-# SIGTERM and SIGKILL, default 45) and EXTRA="<train_rl.py flags>" make a tiny dry run
-# possible without a GPU (tests/test_device_script.py).
+# DEV=cpu, SKIP_PIP=1, GRACE (seconds between SIGTERM and SIGKILL, default 45) and
+# EXTRA="<train_rl.py flags>" make a tiny dry run possible without a GPU
+# (tests/test_device_script.py).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 END=${END:-550}
 GRACE=${GRACE:-45}
 ARCHIVES=${ARCHIVES:-$REPO/docs/gpu-runs}
 DEV=${DEV:-cuda}
-NAMES=${NAMES:-vel dir}
+PRESETS=${PRESETS:-ant-vel ant-dir}
 OUT=${OUT:?set OUT to the folder whose files come back}
 if [ -z "${SKIP_PIP:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -58,19 +63,21 @@ if [ "$train_seconds" -lt 1 ]; then
        "raise END (the device tool's timeout_s minus ≈ 50 s)" >&2
   exit 2
 fi
-for name in $NAMES; do
-  if [ -f "$ARCHIVES/hc-$name.tgz" ] && [ ! -d "runs/hc-$name" ]; then
-    tar xzf "$ARCHIVES/hc-$name.tgz"
+for preset in $PRESETS; do
+  run=${preset/halfcheetah/hc}
+  if [ -f "$ARCHIVES/$run.tgz" ] && [ ! -d "runs/$run" ]; then
+    tar xzf "$ARCHIVES/$run.tgz"
   fi
-  resume=$([ -f "runs/hc-$name/config.json" ] && echo --resume)
+  resume=$([ -f "runs/$run/config.json" ] && echo --resume)
   # shellcheck disable=SC2086  # EXTRA holds several flags
   timeout -s TERM -k "$GRACE" "$train_seconds" python3 "$REPO/scripts/train_rl.py" \
-    --preset "halfcheetah-$name" --device "$DEV" --threads 8 --iterations 500 \
-    --out-dir "runs/hc-$name" $resume ${EXTRA:-} > "$OUT/train-$name.log" 2>&1 &
+    --preset "$preset" --device "$DEV" --threads 8 --iterations 500 \
+    --out-dir "runs/$run" $resume ${EXTRA:-} > "$OUT/train-$run.log" 2>&1 &
 done
 wait
-for name in $NAMES; do
-  tr '\r' '\n' < "$OUT/train-$name.log" | grep -v WARNING | tail -n 3
-  tar czf "$OUT/hc-$name.tgz" "runs/hc-$name"
+for preset in $PRESETS; do
+  run=${preset/halfcheetah/hc}
+  tr '\r' '\n' < "$OUT/train-$run.log" | grep -v WARNING | tail -n 3
+  tar czf "$OUT/$run.tgz" "runs/$run"
 done
 ls -l "$OUT"
