@@ -89,6 +89,13 @@ def test_normalize_per_task():
         assert abs(valid.mean().item()) < 1e-12 and abs(valid.std(unbiased=False).item() - 1) < 1e-6
 
 
+def rllab_features(o: np.ndarray) -> np.ndarray:
+    """rllab's baseline features of one episode's observations ``[n, obs_dim]``, in numpy."""
+    o = np.clip(o, -10, 10)
+    t = np.arange(len(o))[:, None] / 100.0
+    return np.concatenate([o, o**2, t, t**2, t**3, np.ones_like(t)], axis=1)
+
+
 def test_linear_baseline_is_per_task_least_squares_on_episode_time():
     """The fit equals numpy's least squares per task on rllab's features, with each step's
     time taken within its episode (rows hold several episodes)."""
@@ -100,9 +107,7 @@ def test_linear_baseline_is_per_task_least_squares_on_episode_time():
         for ti, j, s, n in episodes:
             if ti != i:
                 continue
-            o = np.clip(obs[i, j, s : s + n].numpy(), -10, 10)
-            t = np.arange(n)[:, None] / 100.0
-            feats.append(np.concatenate([o, o**2, t, t**2, t**3, np.ones((n, 1))], axis=1))
+            feats.append(rllab_features(obs[i, j, s : s + n].numpy()))
             targets.append(returns[i, j, s : s + n].numpy())
             where.append((j, s, n))
         x, y = np.concatenate(feats), np.concatenate(targets)
@@ -129,9 +134,7 @@ def _ridge_by_numpy(obs, returns, reg):
     """Per task: numpy's solve of the ridge normal equations on rllab's features."""
     fitted = []
     for i in range(obs.shape[0]):
-        o = np.clip(obs[i, 0].numpy(), -10, 10)
-        t = np.arange(o.shape[0])[:, None] / 100.0
-        x = np.concatenate([o, o**2, t, t**2, t**3, np.ones_like(t)], axis=1)
+        x = rllab_features(obs[i, 0].numpy())
         coef = np.linalg.solve(x.T @ x + reg * np.eye(x.shape[1]), x.T @ returns[i, 0].numpy())
         fitted.append(x @ coef)
     return np.stack(fitted)[:, None]
