@@ -147,6 +147,7 @@ def open_run_dir(
     iterations: int,
     resume: bool,
     added: Mapping[str, Any] | None = None,
+    resumable_fields: Iterable[str] = RESUMABLE,
 ) -> dict[str, Any] | None:
     """The training scripts' :func:`prepare_run_dir`: run on rank 0, every rank waits for it.
 
@@ -157,6 +158,7 @@ def open_run_dir(
     """
     done = completed_results(out_dir, iterations) if resume else None
     ctx.run_on_main(lambda: prepare_run_dir(out_dir, config, resume=resume, added=added,
+                                            resumable_fields=resumable_fields,
                                             update=done is None))
     ctx.barrier()
     if done is not None and ctx.is_main:

@@ -48,6 +48,9 @@ class EvalConfig:
     """Seed of the task draw (default: the run's eval seed, shared by all runs)."""
     device: str | None = None
     """cpu or cuda (default: the run's device)."""
+    data_root: Path | None = None
+    """Dataset folder, if it has moved since training (default: the run's); it must hold the
+    data the run was trained on (checked by the digest in the run's config.json)."""
     out: Path | None = None
     """Output JSON (default: <run-dir>/eval-<split>-<steps>steps-<tasks>tasks.json)."""
 
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.tasks >= 1, f"--tasks must be at least 1, got {cfg.tasks}")
     run_cfg, problem, ckpt = load_run(cfg.run_dir, cfg.checkpoint, cfg.device,
-                                      k_shot=cfg.k_shot)
+                                      k_shot=cfg.k_shot, data_root=cfg.data_root)
     require(cfg.split in problem.splits,
             f"unknown --split {cfg.split!r}; choose one of {', '.join(problem.splits)}")
     lr = cfg.inner_lr if cfg.inner_lr is not None else (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from metarl.errors import MetaRLError
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.fewshot import FAMILIES, fewshot_problem
@@ -18,3 +20,22 @@ def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:
         return fewshot_problem(cfg.family, cfg.n_way, cfg.k_shot, cfg.k_query, cfg.eval_query,
                                data_root=cfg.data_root, device=cfg.device)
     raise MetaRLError(f"family {cfg.family!r} is not available in this build")
+
+
+def data_digest(problem: SupervisedProblem) -> str | None:
+    """sha256 over the images of every split (name, shape, dtype and bytes), or None for a
+    family with generated tasks (sinusoid).
+
+    Recorded in a classification run's config.json, it lets the run be resumed or evaluated
+    from a dataset folder that has moved (``--data-root``), while refusing a folder that holds
+    other data.
+    """
+    arrays = {name: getattr(s, "images", None) for name, s in problem.splits.items()}
+    if any(a is None for a in arrays.values()):
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        images = arrays[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(images.shape)}:{images.dtype};".encode())
+        digest.update(images.numpy())  # the buffer itself: no copy of a large split
+    return digest.hexdigest()

@@ -15,10 +15,10 @@ from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import open_run_dir
+from metarl.rundir import CONFIG_NAME, RESUMABLE, open_run_dir
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
-from metarl.supervised.problems import build_problem
+from metarl.supervised.problems import build_problem, data_digest
 from metarl.tasks import SupervisedProblem
 from metarl.trainer import MetaTrainer, write_results
 
@@ -45,14 +45,15 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     if ctx.enabled and cfg.device.startswith("cuda"):
         cfg = replace(cfg, device=f"cuda:{ctx.local_rank}")
     ctx.shard(cfg.meta_batch)  # a clear error if the meta-batch does not split evenly
-    done = open_run_dir(ctx, cfg.out_dir, cfg.identity(), iterations=cfg.iterations,
-                        resume=cfg.resume)
+    torch.manual_seed(cfg.seed)
+    problem = build_problem(cfg)  # before the run folder: config.json records the data's digest
+    identity, added, resumable = _data_rules(cfg, data_digest(problem))
+    done = open_run_dir(ctx, cfg.out_dir, identity, iterations=cfg.iterations,
+                        resume=cfg.resume, added=added, resumable_fields=resumable)
     if done is not None:  # nothing to train: the finished run is left as it is
         return done if ctx.is_main else None
     run_dir = Path(cfg.out_dir)
-    torch.manual_seed(cfg.seed)
-    problem = build_problem(cfg)
-    trainer = MetaTrainer(problem, cfg, run_dir, config_dict=cfg.identity(), resume=cfg.resume,
+    trainer = MetaTrainer(problem, cfg, run_dir, config_dict=identity, resume=cfg.resume,
                           progress=progress, dist=ctx)
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
     trainer.train(on_stop=lambda: write_results(run_dir, _run_summary(cfg, trainer,
@@ -66,6 +67,50 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
     write_results(run_dir, results)
     return results
+
+
+def _stored_config(run_dir: Path) -> dict[str, Any]:
+    """A run folder's config.json, or {} when there is none or it is unreadable (the run
+    folder checks then give the clear error)."""
+    try:
+        stored = json.loads((Path(run_dir) / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _data_place(cfg: SupervisedConfig) -> str:
+    return (f"--data-root {cfg.data_root}" if cfg.data_root is not None
+            else "the default data folder (docs/data.md)")
+
+
+def check_data(stored: dict[str, Any], digest: str | None, cfg: SupervisedConfig,
+               what: str) -> None:
+    """Raise a clear error if a run's recorded data digest is not that of the data just
+    loaded (a run from before digests were recorded passes: it has none)."""
+    recorded = stored.get("data_digest")
+    if recorded is not None and recorded != digest:
+        raise MetaRLError(
+            f"cannot {what}: the data in {_data_place(cfg)} is not the data the run was "
+            f"trained on (sha256 {str(digest)[:12]}... against {recorded[:12]}... in its "
+            f"config.json); pass --data-root of that dataset"
+        )
+
+
+def _data_rules(cfg: SupervisedConfig, digest: str | None
+                ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """config.json's contents with the data digest, the settings an older config.json lacks
+    (see :func:`metarl.rundir.prepare_run_dir`), and those that may change on resume.
+
+    A run that recorded its data digest may be resumed from another ``--data-root`` holding
+    the same data: the digest decides, not the path. An older run must keep its folder.
+    """
+    identity = {**cfg.identity(), "data_digest": digest}
+    stored = _stored_config(cfg.out_dir) if cfg.resume else {}
+    if "data_digest" in stored:
+        check_data(stored, digest, cfg, f"resume {cfg.out_dir}")
+        return identity, {}, (*RESUMABLE, "data_root")
+    return identity, {"data_digest": digest}, RESUMABLE
 
 
 def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool) -> dict[str, Any]:
@@ -115,11 +160,13 @@ def load_run(
     device: str | None = None,
     *,
     k_shot: int | None = None,
+    data_root: Path | None = None,
 ) -> tuple[SupervisedConfig, SupervisedProblem, Path]:
     """Rebuild a run's problem from its config.json and load a checkpoint into its model.
 
     The newest valid checkpoint is used unless ``checkpoint`` names one; ``device`` and
-    ``k_shot`` may differ from the run's (e.g. evaluate a K=10 model with 5 points).
+    ``k_shot`` may differ from the run's (e.g. evaluate a K=10 model with 5 points), and
+    ``data_root`` from the run's when the dataset has moved (its digest must match the run's).
     """
     config_path = Path(run_dir) / "config.json"
     if not config_path.is_file():
@@ -138,8 +185,12 @@ def load_run(
         cfg.device = device
     if k_shot is not None:
         cfg.k_shot = k_shot
+    if data_root is not None:
+        cfg.data_root = Path(data_root)
     cfg.validate()
     problem = build_problem(cfg)
+    if stored.get("data_digest") is not None:
+        check_data(stored, data_digest(problem), cfg, f"evaluate {run_dir}")
     if checkpoint is None:
         found = CheckpointDir(Path(run_dir) / "checkpoints").load_latest(map_location=cfg.device)
         if found is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 from metarl.errors import MetaRLError
-from metarl.supervised.datafiles import shared_data_dir
+from metarl.supervised.datafiles import shared_data_dir, write_npz
 from metarl.supervised.fewshot import fewshot_problem
 from metarl.supervised.miniimagenet import (
     RAVI_CLASSES,
@@ -18,6 +20,8 @@ from metarl.supervised.miniimagenet import (
     prepare_miniimagenet,
     read_split_csv,
 )
+
+from .conftest import Outcome, call_script, snapshot
 
 # A miniature of the real lists: wnid-like classes, 4 images each, split 3 / 2 / 2.
 TINY = {"train": ["n01", "n02", "n03"], "val": ["n04", "n05"], "test": ["n06", "n07"]}
@@ -139,3 +143,54 @@ def test_ravi_lists_have_the_published_sizes():
         assert {len(v) for v in by_class.values()} == {600}
         assert not seen & set(by_class)
         seen |= set(by_class)
+
+
+def test_a_moved_data_folder_resumes_and_evaluates_other_data_does_not(tmp_path):
+    """config.json records the data's digest: a run resumes (and evaluates) from a copy of its
+    dataset in another folder, and refuses a folder with other data, changing nothing."""
+    images, lists = write_dataset(tmp_path, per_class_folders=True)
+    first = prepare_miniimagenet(images, tmp_path / "first", lists)
+    moved = tmp_path / "moved"
+    shutil.copytree(first, moved)
+    other = tmp_path / "other"
+    shutil.copytree(first, other)
+    data = dict(np.load(other / "miniimagenet_val.npz"))
+    data["images"] = 255 - data["images"]
+    write_npz(other / "miniimagenet_val.npz", data, compress=False)
+    out = tmp_path / "run"
+    tiny = ["--family", "miniimagenet", "--n-way", "2", "--k-shot", "1", "--k-query", "1",
+            "--eval-query", "1", "--inner-steps", "1", "--eval-inner-steps", "1",
+            "--meta-batch", "2", "--eval-every", "2", "--eval-tasks", "2", "--test-tasks", "2",
+            "--checkpoint-every", "1", "--threads", "1", "--out-dir", str(out)]
+
+    def train(iterations: int, root: Path) -> Outcome:
+        return call_script("train_supervised.py", *tiny, "--iterations", str(iterations),
+                           "--data-root", str(root), *(["--resume"] if out.exists() else []))
+
+    assert train(1, first).returncode == 0
+    digest = json.loads((out / "config.json").read_text())["data_digest"]
+    assert len(digest) == 64
+    resumed = train(2, moved)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr + resumed.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_root"] == str(moved) and config["data_digest"] == digest
+    assert call_script("evaluate.py", "--run-dir", str(out), "--data-root", str(first),
+                       "--tasks", "2", "--steps", "1", "--split", "val").returncode == 0
+
+    before = snapshot(out)
+    for outcome in (train(3, other),
+                    call_script("evaluate.py", "--run-dir", str(out), "--data-root", str(other),
+                                "--tasks", "2", "--steps", "1", "--split", "val")):
+        assert outcome.returncode == 2
+        assert f"the data in --data-root {other} is not the data the run was trained on" \
+            in outcome.stderr
+        assert "Traceback" not in outcome.stderr
+    assert snapshot(out) == before
+
+    # a run from before digests were recorded keeps its folder, as it always had to
+    config.pop("data_digest")
+    (out / "config.json").write_text(json.dumps(config))
+    refused = train(3, first)
+    assert refused.returncode == 2 and "different settings for data_root" in refused.stderr
+    assert train(3, moved).returncode == 0
