@@ -40,11 +40,12 @@ Each task has ``episodes_per_task`` *slots* (environments). What a slot holds de
 * ``"steps"``: a budget of ``episodes_per_task × horizon`` environment steps per task, the
   way the original MAML-RL code counts its batch (rllab's ``batch_size`` is a number of
   steps: 20 × 100 per task in meta-training, 4000 per goal at test). A slot whose episode
-  ends early starts a new one while its task has taken fewer steps than the budget, and every
-  episode started runs to its end. The batch then keeps a task's episodes in the order they
-  started (ties by slot) up to the first that brings it to the budget, and drops the later
-  ones: the whole episodes a single environment would run one after another until the budget
-  (rllab's ``whole_paths``), between ``budget`` and ``budget + horizon - 1`` steps per task.
+  ends early starts a new one while its task has taken fewer steps than the budget. The batch
+  then keeps a task's episodes in the order they started (ties by slot) up to the first that
+  brings it to the budget, and drops the later ones: the whole episodes a single environment
+  would run one after another until the budget (rllab's ``whole_paths``), between ``budget``
+  and ``budget + horizon - 1`` steps per task. An episode is stepped until it ends or until
+  the budget is sure to drop it (``stop_dropped``; the batch is the same bit for bit).
   Without that cut the task's other slots would each add the rest of their last episode (the
   Ant's first meta-batch had 23 % more steps than the budget). Whether an episode is kept
   depends only on the episodes started before it, never on its own outcome, so short
@@ -58,9 +59,11 @@ Each task has ``episodes_per_task`` *slots* (environments). What a slot holds de
 ``Episodes.table`` lists every episode (task, slot, first step, length, reset seed, return).
 
 Reproducibility: ``rng`` (numpy) draws the reset seed of every episode and the seed of a torch
-generator for the action noise. The same ``rng`` state, tasks, parameters and sampler settings
-give the same episodes. ``table.seed`` replays any episode in plain Gymnasium:
-``env.reset(seed=seed)`` and the clipped actions of its steps reproduce it.
+generator for the action noise; every group draws its noise at every time step of the call,
+live slots or not, so no episode's actions depend on when other episodes end. The same
+``rng`` state, tasks, parameters and sampler settings give the same episodes. ``table.seed``
+replays any episode in plain Gymnasium: ``env.reset(seed=seed)`` and the clipped actions of
+its steps reproduce it.
 """
 
 from __future__ import annotations
@@ -196,6 +199,12 @@ class _Bookkeeping:
         self.started = np.ones(shape, np.int64)  # episodes started in the slot
         self.task_steps = np.zeros(num_tasks, np.int64)
         self.finished: list[tuple[int, int, int, int, int, float, bool]] = []
+        # (start, slot, length) of each task's finished episodes, for freeze()
+        self.by_task: list[list[tuple[int, int, int]]] = [[] for _ in range(num_tasks)]
+        # set when a task reaches its budget (it starts no more episodes): see stop_dropped()
+        self.frozen = np.zeros(num_tasks, bool)
+        self.finished_before = np.zeros(shape, np.int64)  # finished steps before each episode
+        self.precedes = np.zeros((num_tasks, slots, slots), np.int64)  # [k, j]: k's before j's
 
     def advance(self, rows: slice, live: np.ndarray, ended: np.ndarray, reward: np.ndarray,
                 horizon: int) -> np.ndarray:
@@ -205,13 +214,58 @@ class _Bookkeeping:
         self.step[rows] += live
         self.task_steps[rows] += live.sum(axis=1)
         done = ended | (live & (self.step[rows] >= horizon))
-        for i, j in zip(*np.nonzero(done), strict=True):
-            ti = rows.start + int(i)
-            self.finished.append((ti, int(j), int(self.start[ti, j]), int(self.step[ti, j]),
-                                  int(self.seed[ti, j]), float(self.ret[ti, j]),
-                                  bool(ended[i, j])))
-        self.alive[rows] &= ~done
+        self._close(rows, done, ended)
         return done
+
+    def _close(self, rows: slice, done: np.ndarray, ended: np.ndarray) -> None:
+        """Record the episodes of the slots ``done`` marks in ``rows`` as finished."""
+        for i, j in zip(*np.nonzero(done), strict=True):
+            ti, tj = rows.start + int(i), int(j)
+            start, length = int(self.start[ti, tj]), int(self.step[ti, tj])
+            self.finished.append((ti, tj, start, length, int(self.seed[ti, tj]),
+                                  float(self.ret[ti, tj]), bool(ended[i, j])))
+            self.by_task[ti].append((start, tj, length))
+        self.alive[rows] &= ~done
+
+    def stop_dropped(self, rows: slice, budget: int) -> np.ndarray:
+        """End the live episodes in ``rows`` that the budget will drop (:func:`budget_prefix`)
+        whatever happens next; returns them as a mask over ``rows``' slots.
+
+        An episode is dropped when the episodes that started before it (start order, ties by
+        slot) hold ``budget`` steps. Their lengths only grow, so once today's lengths reach the
+        budget the episode cannot be kept, and stepping it further is wasted physics. Such an
+        episode exists only after its task has taken ``budget`` steps, and from then on the
+        task starts no more episodes (``freeze``), so the order of its episodes is fixed.
+        Stopping never changes what is kept: every episode before a kept one is itself kept,
+        so it is never stopped and runs to its end as it would have.
+        """
+        n = rows.stop - rows.start
+        newly = (self.task_steps[rows] >= budget) & ~self.frozen[rows]
+        for i in np.flatnonzero(newly):
+            self._freeze(rows.start + int(i))
+        live = self.alive[rows] & self.frozen[rows, None]
+        if not live.any():
+            return np.zeros((n, self.alive.shape[1]), bool)
+        before = self.finished_before[rows] + np.einsum(
+            "ik,ikj->ij", self.step[rows], self.precedes[rows])
+        doomed = live & (before >= budget)
+        self._close(rows, doomed, np.zeros_like(doomed))
+        return doomed
+
+    def _freeze(self, ti: int) -> None:
+        """Task ``ti`` has reached its budget: note, for each of its live episodes, the steps
+        of the finished episodes before it and which live episodes come before it."""
+        self.frozen[ti] = True
+        start, slot = self.start[ti], np.arange(self.alive.shape[1])
+        live = self.alive[ti]
+        first = (start[:, None] < start[None, :]) | (
+            (start[:, None] == start[None, :]) & (slot[:, None] < slot[None, :]))
+        self.precedes[ti] = first & live[:, None]
+        if self.by_task[ti]:
+            f_start, f_slot, f_len = np.asarray(self.by_task[ti], np.int64).T
+            earlier = (f_start[:, None] < start[None, :]) | (
+                (f_start[:, None] == start[None, :]) & (f_slot[:, None] < slot[None, :]))
+            self.finished_before[ti] = np.where(live, f_len @ earlier, 0)
 
     def begin(self, task: np.ndarray, slot: np.ndarray, t: int, seeds: np.ndarray) -> None:
         """New episodes in slots ``(task, slot)`` from row time ``t``."""
@@ -276,6 +330,10 @@ class MultiTaskSampler:
             OpenMP workers compete with the physics threads for the same cores: on 2 cores,
             HalfCheetah with 800 envs cost 35 µs of CPU per env step with 1 thread and 171 µs
             with 2 (``docs/benchmarks.md``).
+        stop_dropped: with ``batch="steps"``, stop stepping an episode as soon as the budget
+            is sure to drop it (:meth:`_Bookkeeping.stop_dropped`); the batch is the same
+            either way, bit for bit. False simulates every episode to its end (for
+            measuring what the stop saves: ``last_steps_simulated``).
     """
 
     def __init__(
@@ -291,6 +349,7 @@ class MultiTaskSampler:
         backend: Backend = "auto",
         pipeline: int = 2,
         policy_threads: int | None = 1,
+        stop_dropped: bool = True,
     ) -> None:
         if isinstance(env, str):
             try:
@@ -329,6 +388,9 @@ class MultiTaskSampler:
         self.backend: Backend = backend
         self.pipeline = int(pipeline)
         self.policy_threads = policy_threads
+        self.stop_dropped = bool(stop_dropped)
+        self.last_steps_simulated = 0
+        """Environment steps the last ``sample`` call simulated, dropped episodes included."""
         self.pool = PhysicsPool(num_threads)
         space = unwrapped.action_space  # type: ignore[attr-defined]
         self._low = np.asarray(space.low, np.float64)
@@ -426,6 +488,8 @@ class MultiTaskSampler:
                 g.obs = g.obs.copy()
                 g.obs[slot_index] = g.venv.restart(slot_index, new_seeds)
                 book.begin(g.lo + task_i, slot_i, t + 1, new_seeds)
+            if self.stop_dropped:
+                book.stop_dropped(rows, budget)
 
         t = 0
         with torch.no_grad(), self._policy_threads():
@@ -434,15 +498,18 @@ class MultiTaskSampler:
                     if g.pending:
                         finish(g, t - 1)
                     alive = book.alive[g.lo : g.hi]
-                    if not alive.any():
-                        continue
-                    mask[g.lo : g.hi, :, t] = alive
-                    timesteps[g.lo : g.hi, :, t] = np.where(alive, book.step[g.lo : g.hi], 0)
                     group_params = (
                         {k: v[g.lo : g.hi] for k, v in params.items()} if stacked else params
                     )
                     obs = self._to_device(g, g.obs).view(g.hi - g.lo, S, obs_dim)
+                    # A group with no live slot still draws its step's noise, so the other
+                    # groups' actions do not depend on when this one finished (or was
+                    # stopped: stop_dropped changes nothing that is kept).
                     act, logp = policy.sample(group_params, obs, generator)
+                    if not alive.any():
+                        continue
+                    mask[g.lo : g.hi, :, t] = alive
+                    timesteps[g.lo : g.hi, :, t] = np.where(alive, book.step[g.lo : g.hi], 0)
                     observations[g.lo : g.hi, :, t] = obs
                     actions[g.lo : g.hi, :, t] = act
                     log_probs[g.lo : g.hi, :, t] = logp
@@ -455,6 +522,7 @@ class MultiTaskSampler:
                 if g.pending:
                     finish(g, t)
 
+        self.last_steps_simulated = int(book.task_steps.sum())
         if restart:  # the whole episodes up to each task's budget (module docstring)
             for i, j, s, n in book.keep_budget(budget):
                 for x in (mask, rewards, terms, terminated, dones, timesteps):

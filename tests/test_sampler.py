@@ -197,6 +197,44 @@ def test_step_budget_restarts_episodes_like_gymnasium(env_id, kwargs, episodes):
     sampler.close()
 
 
+@pytest.mark.parametrize(
+    "env_id, kwargs, episodes",
+    [("metarl/Navigation2D-v0", {"env_kwargs": {"goal_tolerance": 0.08}}, 6),
+     ("metarl/AntVel-v0", {"backend": "threads", "horizon": 40}, 4)],
+)
+@pytest.mark.parametrize("pipeline", [1, 3])
+def test_stopping_dropped_episodes_changes_no_bit_of_the_batch(env_id, kwargs, episodes,
+                                                               pipeline):
+    """stop_dropped ends an episode once the budget is sure to drop it: fewer steps are
+    simulated, and every tensor and table entry of the batch is the same as when each episode
+    runs to its end (the noise of a group with no live slot is still drawn)."""
+    out, simulated = {}, {}
+    for stop in (False, True):
+        sampler, policy = make_sampler(env_id, episodes=episodes, batch="steps",
+                                       pipeline=pipeline, stop_dropped=stop, **kwargs)
+        if env_id.startswith("metarl/Nav"):
+            tasks = [Goal2D(0.1, 0.1), Goal2D(-0.15, 0.05), Goal2D(0.4, -0.4), Goal2D(0, 0.2),
+                     Goal2D(-0.05, -0.1)]
+        else:
+            tasks = sampler.env.sample_tasks(5, np.random.default_rng(0))
+        params = params_of(policy)
+        params["log_std"] = torch.full_like(params["log_std"], 0.7)  # Ant: fall over early
+        out[stop] = sampler.sample(tasks, policy, params, np.random.default_rng(8))
+        simulated[stop] = sampler.last_steps_simulated
+        sampler.close()
+    a, b = out[False], out[True]
+    assert (a.table.start > 0).any(), "some slot should have started a second episode"
+    for name in ("observations", "actions", "rewards", "log_probs", "mask", "terminated",
+                 "dones", "timesteps"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for name in a.reward_terms:
+        assert torch.equal(a.reward_terms[name], b.reward_terms[name]), name
+    for x, y in zip(a.table, b.table, strict=True):
+        assert torch.equal(x, y)
+    kept = int(a.mask.sum())
+    assert kept < simulated[True] < simulated[False], (kept, simulated)
+
+
 def test_budget_prefix_keeps_each_episode_whose_predecessors_hold_fewer_steps():
     """Against a direct sum over each episode's predecessors (started earlier, or at the same
     time in a lower slot) of the same task."""
