@@ -178,11 +178,13 @@ class MetaRLTrainer:
         tasks = tasks[self.dist.shard(cfg.meta_batch)]
         theta = {k: v.detach() for k, v in self.policy.named_parameters()}
         support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
+        simulated = self.sampler.last_steps_simulated
         t1 = time.perf_counter()
         support = to_pg_batch(support_eps, **prep)
         adapted = self.learner.adapted_for_sampling(support)
         t2 = time.perf_counter()
         query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
+        simulated += self.sampler.last_steps_simulated
         t3 = time.perf_counter()
         query = to_pg_batch(query_eps, **prep)
         if self.before_outer is not None:
@@ -196,6 +198,10 @@ class MetaRLTrainer:
             "episodes/per_task_after_adaptation": len(query_eps.table.task) / len(tasks),
             "actions/clipped_before_adaptation": self.sampler.clipped_fraction(support_eps),
             "actions/clipped_after_adaptation": self.sampler.clipped_fraction(query_eps),
+            # env steps per task and batch: simulated (dropped episodes' steps included) and kept
+            "steps/simulated_per_task": simulated / (2 * len(tasks)),
+            "steps/kept_per_task": (support_eps.mask.sum() + query_eps.mask.sum()).item()
+            / (2 * len(tasks)),
             "time/sampling": (t1 - t0) + (t3 - t2),
             "time/inner": t2 - t1,
             "time/outer": t4 - t3,

@@ -33,6 +33,10 @@ def test_train_rl_writes_everything(nav_run):
         assert key in res["last_10_iterations"], key
     logged = [json.loads(line) for line in (nav_run / "metrics.jsonl").read_text().splitlines()]
     assert sorted({r["step"] for r in logged}) == [1, 2]
+    steps = [(r["steps/kept_per_task"], r["steps/simulated_per_task"]) for r in logged
+             if "steps/kept_per_task" in r]
+    assert len(steps) == 2  # one record per iteration; budget: 2 slots x 12 steps
+    assert all(24 <= kept <= simulated < 24 + 2 * 12 for kept, simulated in steps), steps
     # validation every iteration: returns after 0..2 steps, the best policy kept as best.pt
     assert [v["iteration"] for v in res["validation"]] == [1, 2]
     assert all(len(v["returns"]) == 3 for v in res["validation"])
