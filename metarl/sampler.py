@@ -498,15 +498,17 @@ class MultiTaskSampler:
                     if g.pending:
                         finish(g, t - 1)
                     alive = book.alive[g.lo : g.hi]
+                    live = bool(alive.any())
                     group_params = (
                         {k: v[g.lo : g.hi] for k, v in params.items()} if stacked else params
                     )
-                    obs = self._to_device(g, g.obs).view(g.hi - g.lo, S, obs_dim)
-                    # A group with no live slot still draws its step's noise, so the other
-                    # groups' actions do not depend on when this one finished (or was
-                    # stopped: stop_dropped changes nothing that is kept).
+                    # A group with no live slot still draws its step's noise (from the
+                    # observations staged last), so the other groups' actions do not depend on
+                    # when this one finished (or was stopped: stop_dropped keeps every bit).
+                    staged = self._to_device(g, g.obs) if live else g.obs_dev
+                    obs = staged.view(g.hi - g.lo, S, obs_dim)
                     act, logp = policy.sample(group_params, obs, generator)
-                    if not alive.any():
+                    if not live:
                         continue
                     mask[g.lo : g.hi, :, t] = alive
                     timesteps[g.lo : g.hi, :, t] = np.where(alive, book.step[g.lo : g.hi], 0)
