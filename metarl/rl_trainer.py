@@ -196,6 +196,11 @@ class MetaRLTrainer:
             "returns/after_adaptation": query_eps.task_returns().mean().item(),
             "episodes/per_task_before_adaptation": len(support_eps.table.task) / len(tasks),
             "episodes/per_task_after_adaptation": len(query_eps.table.task) / len(tasks),
+            # the share of episodes the env ended (the Ant's fall, navigation's goal)
+            "episodes/terminated_before_adaptation":
+                support_eps.table.terminated.float().mean().item(),
+            "episodes/terminated_after_adaptation":
+                query_eps.table.terminated.float().mean().item(),
             "actions/clipped_before_adaptation": self.sampler.clipped_fraction(support_eps),
             "actions/clipped_after_adaptation": self.sampler.clipped_fraction(query_eps),
             # env steps per task and batch: simulated (dropped episodes' steps included) and kept

@@ -37,6 +37,9 @@ def test_train_rl_writes_everything(nav_run):
              if "steps/kept_per_task" in r]
     assert len(steps) == 2  # one record per iteration; budget: 2 slots x 12 steps
     assert all(24 <= kept <= simulated < 24 + 2 * 12 for kept, simulated in steps), steps
+    ended = [r["episodes/terminated_before_adaptation"] for r in logged
+             if "episodes/terminated_before_adaptation" in r]
+    assert len(ended) == 2 and all(0.0 <= x <= 1.0 for x in ended)
     # validation every iteration: returns after 0..2 steps, the best policy kept as best.pt
     assert [v["iteration"] for v in res["validation"]] == [1, 2]
     assert all(len(v["returns"]) == 3 for v in res["validation"])
