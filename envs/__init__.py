@@ -44,17 +44,31 @@ ENV_IDS: dict[str, tuple[type, int]] = {
     "metarl/AntVel-v0": (AntVelEnv, 200),
     "metarl/AntDir-v0": (AntDirEnv, 200),
     "metarl/AntPos-v0": (AntPosEnv, 200),
+    "metarl/AntVel-v1": (AntVelEnv, 200),
+    "metarl/AntDir-v1": (AntDirEnv, 200),
+    "metarl/AntPos-v1": (AntPosEnv, 200),
 }
 """Every registered id, with its class and default horizon."""
+
+ANT_PAPER_TIMING = {"frame_skip": 2, "init_pose": "rllab"}
+"""The Ant v1 ids: the paper's 0.02 s per step and rllab's starting pose (envs/ant.py)."""
+
+ENV_KWARGS: dict[str, dict[str, object]] = {
+    f"metarl/Ant{name}-v1": ANT_PAPER_TIMING for name in ("Vel", "Dir", "Pos")
+}
+"""Constructor arguments an id fixes (``gym.make`` arguments are added to them)."""
 
 for _id, (_cls, _horizon) in ENV_IDS.items():
     if _id not in registry:
         register(
-            id=_id, entry_point=f"{_cls.__module__}:{_cls.__name__}", max_episode_steps=_horizon
+            id=_id, entry_point=f"{_cls.__module__}:{_cls.__name__}", max_episode_steps=_horizon,
+            kwargs=dict(ENV_KWARGS.get(_id, {})),
         )
 
 __all__ = [
+    "ANT_PAPER_TIMING",
     "ENV_IDS",
+    "ENV_KWARGS",
     "AntDirEnv",
     "AntPosEnv",
     "AntTaskEnv",

@@ -120,6 +120,7 @@ FORMULAS = {
         **_ant_common(env, a, info),
     },
 }
+FORMULAS.update({k.replace("-v0", "-v1"): f for k, f in FORMULAS.items() if "Ant" in k})
 
 
 @pytest.mark.parametrize("env_id", MUJOCO_IDS)
@@ -135,6 +136,22 @@ def test_reward_matches_formula(env_id):
         assert reward == pytest.approx(sum(info[k] for k in u.reward_term_names), abs=1e-12)
         if "Ant" in env_id:
             assert terminated == (not 0.2 <= info["z"] <= 1.0)
+
+
+def test_ant_v1_has_the_papers_time_step_and_rllabs_starting_pose():
+    """v1: 0.02 s per step (two 0.01 s substeps) and the XML's declared standing pose, which
+    rllab started from; v0 keeps Gymnasium's 0.05 s and qpos0."""
+    standing = [0, 0, 0.55, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1]
+    for name in ("Vel", "Dir", "Pos"):
+        new, old = make(f"metarl/Ant{name}-v1").unwrapped, make(f"metarl/Ant{name}-v0").unwrapped
+        assert new.dt == pytest.approx(0.02) and new.frame_skip == 2
+        assert old.dt == pytest.approx(0.05) and old.frame_skip == 5
+        np.testing.assert_array_equal(new.init_qpos, standing)
+        assert old.init_qpos[2] == 0.75 and not old.init_qpos[7:].any()
+        obs, _ = new.reset(seed=0)  # starts there, up to the reset noise U(-0.1, 0.1)
+        assert abs(new.data.qpos[2] - 0.55) <= 0.1
+    with pytest.raises(ValueError, match="unknown init_pose 'lying'"):
+        make("metarl/AntVel-v0", init_pose="lying")
 
 
 def test_half_cheetah_velocity_is_the_root_displacement():

@@ -93,6 +93,7 @@ def replay_in_gymnasium(env_id, episodes: Episodes, tasks, horizon, env_kwargs=N
         ("metarl/HalfCheetahVel-v0", 60),
         ("metarl/HalfCheetahDir-v0", 60),
         ("metarl/AntVel-v0", 120),
+        ("metarl/AntVel-v1", 120),
         ("metarl/AntDir-v0", 60),
         ("metarl/AntPos-v0", 60),
     ],
