@@ -227,9 +227,9 @@ class _Bookkeeping:
             self.by_task[ti].append((start, tj, length))
         self.alive[rows] &= ~done
 
-    def stop_dropped(self, rows: slice, budget: int) -> np.ndarray:
+    def stop_dropped(self, rows: slice, budget: int) -> None:
         """End the live episodes in ``rows`` that the budget will drop (:func:`budget_prefix`)
-        whatever happens next; returns them as a mask over ``rows``' slots.
+        whatever happens next.
 
         An episode is dropped when the episodes that started before it (start order, ties by
         slot) hold ``budget`` steps. Their lengths only grow, so once today's lengths reach the
@@ -239,18 +239,16 @@ class _Bookkeeping:
         Stopping never changes what is kept: every episode before a kept one is itself kept,
         so it is never stopped and runs to its end as it would have.
         """
-        n = rows.stop - rows.start
         newly = (self.task_steps[rows] >= budget) & ~self.frozen[rows]
         for i in np.flatnonzero(newly):
             self._freeze(rows.start + int(i))
         live = self.alive[rows] & self.frozen[rows, None]
         if not live.any():
-            return np.zeros((n, self.alive.shape[1]), bool)
+            return
         before = self.finished_before[rows] + np.einsum(
             "ik,ikj->ij", self.step[rows], self.precedes[rows])
         doomed = live & (before >= budget)
         self._close(rows, doomed, np.zeros_like(doomed))
-        return doomed
 
     def _freeze(self, ti: int) -> None:
         """Task ``ti`` has reached its budget: note, for each of its live episodes, the steps
