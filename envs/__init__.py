@@ -12,8 +12,12 @@ Importing this package registers the environments of the MAML paper (section 5.3
 | ``metarl/AntDir-v0``        | direction ``±1``              | 200     |
 | ``metarl/AntPos-v0``        | goal ``(x, y) ~ U[-3, 3]²``   | 200     |
 
+The v1 ids have the paper's time step: ``metarl/HalfCheetahVel-v1`` and ``HalfCheetahDir-v1``
+step 0.01 s per action, ``metarl/AntVel-v1``, ``AntDir-v1``, ``AntPos-v1`` 0.02 s from rllab's
+standing pose (``ENV_KWARGS``).
+
 >>> import gymnasium as gym, numpy as np, metarl.envs
->>> env = gym.make("metarl/HalfCheetahVel-v0")
+>>> env = gym.make("metarl/HalfCheetahVel-v1")
 >>> tasks = env.unwrapped.sample_tasks(40, np.random.default_rng(0))
 >>> env.unwrapped.set_task(tasks[0]); obs, info = env.reset(seed=0)
 
@@ -44,6 +48,8 @@ ENV_IDS: dict[str, tuple[type, int]] = {
     "metarl/AntVel-v0": (AntVelEnv, 200),
     "metarl/AntDir-v0": (AntDirEnv, 200),
     "metarl/AntPos-v0": (AntPosEnv, 200),
+    "metarl/HalfCheetahVel-v1": (HalfCheetahVelEnv, 200),
+    "metarl/HalfCheetahDir-v1": (HalfCheetahDirEnv, 200),
     "metarl/AntVel-v1": (AntVelEnv, 200),
     "metarl/AntDir-v1": (AntDirEnv, 200),
     "metarl/AntPos-v1": (AntPosEnv, 200),
@@ -53,8 +59,12 @@ ENV_IDS: dict[str, tuple[type, int]] = {
 ANT_PAPER_TIMING = {"frame_skip": 2, "init_pose": "rllab"}
 """The Ant v1 ids: the paper's 0.02 s per step and rllab's starting pose (envs/ant.py)."""
 
+HALF_CHEETAH_PAPER_TIMING = {"frame_skip": 1}
+"""The HalfCheetah v1 ids: the paper's 0.01 s per step, one substep of the XML's 0.01 s."""
+
 ENV_KWARGS: dict[str, dict[str, object]] = {
-    f"metarl/Ant{name}-v1": ANT_PAPER_TIMING for name in ("Vel", "Dir", "Pos")
+    **{f"metarl/Ant{name}-v1": ANT_PAPER_TIMING for name in ("Vel", "Dir", "Pos")},
+    **{f"metarl/HalfCheetah{name}-v1": HALF_CHEETAH_PAPER_TIMING for name in ("Vel", "Dir")},
 }
 """Constructor arguments an id fixes (``gym.make`` arguments are added to them)."""
 
@@ -69,6 +79,7 @@ __all__ = [
     "ANT_PAPER_TIMING",
     "ENV_IDS",
     "ENV_KWARGS",
+    "HALF_CHEETAH_PAPER_TIMING",
     "AntDirEnv",
     "AntPosEnv",
     "AntTaskEnv",

@@ -41,12 +41,13 @@ _FAMILY_DOC = r"""
     ``exclude_current_positions_from_observation=False`` adds ``rootx`` in front (18 + task).
 
     ## Time Step
-    Gymnasium's ``frame_skip=5`` on the XML's 0.01 s: ``dt = 0.05`` s per step. The paper's
-    rllab env stepped once per 0.01 s (rllab's ``frame_skip`` was 1); pass ``frame_skip=1``
-    for the paper's time step (the 200-step horizon then covers 2 s instead of 10 s).
+    v0: Gymnasium's ``frame_skip=5`` on the XML's 0.01 s, ``dt = 0.05`` s per step. v1: the
+    paper's time step, ``frame_skip=1`` and ``dt = 0.01`` s, as rllab's XML (``timestep='0.01'``)
+    stepped once per action; the 200-step horizon then covers 2 s instead of 10 s.
 
     ## Starting State
-    Gymnasium's: ``qpos = init_qpos + U(-0.1, 0.1)``, ``qvel = init_qvel + 0.1 · N(0, 1)``.
+    Gymnasium's: ``qpos = init_qpos + U(-0.1, 0.1)``, ``qvel = init_qvel + 0.1 · N(0, 1)``
+    for v0 and v1 (rllab's ``qpos`` noise was ``0.01 · N(0, 1)``, its ``qvel`` noise the same).
 
     ## Episode End
     Never terminates; truncated by the registered ``max_episode_steps = 200`` (the paper's
@@ -66,14 +67,15 @@ _FAMILY_DOC = r"""
 
     ## Differences from the paper's rllab version (cbfinn/maml_rl ``half_cheetah_env_rand*.py``)
     * Gymnasium's v5 model and bindings (MuJoCo 3) instead of mujoco-py 0.5 / MuJoCo 1.31.
-    * ``dt = 0.05`` s by default, not 0.01 s (see Time Step).
+    * v0: ``dt = 0.05`` s, not 0.01 s (see Time Step; v1 has the paper's).
     * Observation: Gymnasium's 17 values; rllab's 20 added the torso's centre of mass.
     * Velocity: Gymnasium's ``(x_after - x_before) / dt`` of the root, not the torso's
       instantaneous centre-of-mass velocity (``get_body_comvel``).
     * Control cost ``0.05 ‖a‖²`` as in the original (Gymnasium's default is 0.1).
 
     ## Version History
-    * v0: initial version, on Gymnasium's HalfCheetah-v5.
+    * v1: the paper's time step, ``frame_skip=1`` (``dt = 0.01`` s); otherwise as v0.
+    * v0: initial version, on Gymnasium's HalfCheetah-v5 defaults (``frame_skip=5``).
 """
 
 

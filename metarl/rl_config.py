@@ -21,7 +21,7 @@ class RLConfig:
     """Meta-train a Gaussian MLP policy with MAML-TRPO on a metarl task distribution."""
 
     env: str = "metarl/Navigation2D-v0"
-    """Registered task distribution (metarl/Navigation2D-v0, metarl/HalfCheetahVel-v0, ...)."""
+    """Registered task distribution (metarl/Navigation2D-v0, metarl/HalfCheetahVel-v1, ...)."""
     iterations: int = 500
     """Meta-iterations (outer TRPO steps)."""
     meta_batch: int = 20
@@ -188,10 +188,11 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
     # (maml_examples/test_maml_point.py loads "trpomaml1_fbs20_mbs20_flr_0.5"): α = 0.5 in
     # training, and 0.5 then 0.25 at test.
     "navigation-code": {**_NAV, "inner_lr": 0.5},
-    "halfcheetah-vel": {**_LOCO, "env": "metarl/HalfCheetahVel-v0"},
-    "halfcheetah-dir": {**_LOCO, "env": "metarl/HalfCheetahDir-v0"},
-    # The Ant at the paper's 0.02 s per step from rllab's standing pose (the v1 ids; v0, Gymnasium's
-    # 0.05 s, made a random policy fall in 50 steps: docs/envs.md).
+    # The paper's time step, the v1 ids (docs/envs.md): HalfCheetah at 0.01 s per step (v0,
+    # Gymnasium's 0.05 s, ran the finished runs of docs/gpu-runs/hc-*.tgz); the Ant at 0.02 s
+    # from rllab's standing pose (on v0 a random policy fell within 50 steps).
+    "halfcheetah-vel": {**_LOCO, "env": "metarl/HalfCheetahVel-v1"},
+    "halfcheetah-dir": {**_LOCO, "env": "metarl/HalfCheetahDir-v1"},
     "ant-vel": {**_LOCO, "env": "metarl/AntVel-v1"},
     "ant-dir": {**_LOCO, "env": "metarl/AntDir-v1"},
     "ant-pos": {**_LOCO, "env": "metarl/AntPos-v1"},

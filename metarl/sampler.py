@@ -5,7 +5,7 @@ each of a meta-batch of tasks, twice per meta-iteration: with the pre-update par
 (shared by all tasks) and with each task's adapted parameters θ'ᵢ. This module does both in one
 call, with all ``tasks × episodes`` environments stepping together::
 
-    sampler = MultiTaskSampler("metarl/HalfCheetahVel-v0", episodes_per_task=20, device="cuda")
+    sampler = MultiTaskSampler("metarl/HalfCheetahVel-v1", episodes_per_task=20, device="cuda")
     tasks = sampler.env.sample_tasks(40, rng)
     before = sampler.sample(tasks, policy, params_of(policy), rng)    # θ for every task
     adapted = stack([adapt(...) for i in range(40)])                  # or one vmapped adapt

@@ -15,7 +15,8 @@
 # a CPU: docs/results.md) resumes where this one stopped.
 # PRESETS="ant-vel ant-dir" (the default) names the train_rl.py presets to run, at most two;
 # each run's folder is runs/<run>, <run> being the preset with "halfcheetah" shortened to
-# "hc" (runs/hc-vel, runs/ant-dir).
+# "hc" and, for HalfCheetah, "-v1" appended (runs/hc-vel-v1, runs/ant-dir): the presets run
+# the paper's time step, and hc-vel.tgz / hc-dir.tgz hold the finished runs on v0.
 # BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
 # TESTS=1 first runs the CUDA tests (tests/ -k cuda) against the /tmp/site install, from /tmp
 # with --import-mode=importlib so that the source tree's metarl (no envs/) cannot shadow it;
@@ -57,6 +58,11 @@ if [ -n "${BENCH:-}" ]; then
   cat "$OUT/bench.log"  # at most 8 files come back: bench.log holds both outputs
 fi
 mkdir -p runs
+run_name() {  # the run folder of preset $1 (see PRESETS above)
+  local run=${1/halfcheetah/hc}
+  case $run in hc-*) run=$run-v1 ;; esac
+  echo "$run"
+}
 train_seconds=$((END - SECONDS - GRACE))
 if [ "$train_seconds" -lt 1 ]; then
   echo "END=$END leaves no time to train after $SECONDS s of set-up and GRACE=$GRACE s;" \
@@ -64,7 +70,7 @@ if [ "$train_seconds" -lt 1 ]; then
   exit 2
 fi
 for preset in $PRESETS; do
-  run=${preset/halfcheetah/hc}
+  run=$(run_name "$preset")
   if [ -f "$ARCHIVES/$run.tgz" ] && [ ! -d "runs/$run" ]; then
     tar xzf "$ARCHIVES/$run.tgz"
   fi
@@ -76,7 +82,7 @@ for preset in $PRESETS; do
 done
 wait
 for preset in $PRESETS; do
-  run=${preset/halfcheetah/hc}
+  run=$(run_name "$preset")
   tr '\r' '\n' < "$OUT/train-$run.log" | grep -v WARNING | tail -n 3
   tar czf "$OUT/$run.tgz" "runs/$run"
 done

@@ -4,7 +4,7 @@
 Examples::
 
     python scripts/train_rl.py --preset navigation --out-dir runs/nav-maml
-    python scripts/train_rl.py --preset halfcheetah-vel --device cuda --out-dir runs/hc-vel
+    python scripts/train_rl.py --preset halfcheetah-vel --device cuda --out-dir runs/hc-vel-v1
     python scripts/train_rl.py --preset navigation --out-dir runs/nav-maml --resume
 
 The run folder gets config.json, checkpoints/ (the newest ones, and best.pt: the policy

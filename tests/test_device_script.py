@@ -53,18 +53,18 @@ def test_two_legs_the_second_resuming_from_the_first(tmp_path):
     first = leg(tmp_path / "w1", tmp_path / "out1", tmp_path / "no-archives", iterations=2)
     assert first.returncode == 0, first.stderr
     names = {p.name for p in (tmp_path / "out1").iterdir()}
-    assert names == {"machine.txt", "train-hc-vel.log", "train-hc-dir.log", "hc-vel.tgz",
-                     "hc-dir.tgz"}
+    assert names == {"machine.txt", "train-hc-vel-v1.log", "train-hc-dir-v1.log",
+                     "hc-vel-v1.tgz", "hc-dir-v1.tgz"}
     assert len(names) <= 8  # what the device tool brings back
-    done = {n: packed_results(tmp_path / "out1" / f"hc-{n}.tgz") for n in ("vel", "dir")}
+    done = {n: packed_results(tmp_path / "out1" / f"hc-{n}-v1.tgz") for n in ("vel", "dir")}
     for name, res in done.items():
         assert res["finished"] is True and res["iterations"] == 2, name
-        assert res["config"]["env"] == f"metarl/HalfCheetah{name.capitalize()}-v0"
+        assert res["config"]["env"] == f"metarl/HalfCheetah{name.capitalize()}-v1"
         assert res["config"]["threads"] == 1 and res["config"]["device"] == "cpu"
     archives = tmp_path / "archives"
     archives.mkdir()
     for name in ("vel", "dir"):
-        shutil.copy(tmp_path / "out1" / f"hc-{name}.tgz", archives)
+        shutil.copy(tmp_path / "out1" / f"hc-{name}-v1.tgz", archives)
     second = leg(tmp_path / "w2", tmp_path / "out2", archives, iterations=3,
                  presets="halfcheetah-dir",
                  tests=True)
@@ -72,16 +72,16 @@ def test_two_legs_the_second_resuming_from_the_first(tmp_path):
     # TESTS=1: the CUDA tests were collected (skipped without a GPU, run on the device).
     machine = (tmp_path / "out2" / "machine.txt").read_text()
     assert "no CUDA device" in machine and "error" not in machine.lower(), machine
-    assert not (tmp_path / "out2" / "hc-vel.tgz").exists()  # PRESETS: only that run
-    assert "resumed from runs/hc-dir/checkpoints/" in (tmp_path / "out2" / "train-hc-dir.log"
-                                                         ).read_text()
-    res = packed_results(tmp_path / "out2" / "hc-dir.tgz")
+    assert not (tmp_path / "out2" / "hc-vel-v1.tgz").exists()  # PRESETS: only that run
+    assert "resumed from runs/hc-dir-v1/checkpoints/" in (
+        tmp_path / "out2" / "train-hc-dir-v1.log").read_text()
+    res = packed_results(tmp_path / "out2" / "hc-dir-v1.tgz")
     assert res["finished"] is True and res["iterations"] == 3
-    metrics = packed(tmp_path / "out2" / "hc-dir.tgz", "metrics.jsonl")
+    metrics = packed(tmp_path / "out2" / "hc-dir-v1.tgz", "metrics.jsonl")
     assert [json.loads(line)["step"] for line in metrics.splitlines()] == [1, 2, 3]
 
 
 def test_too_small_a_budget_is_refused(tmp_path):
     proc = leg(tmp_path / "w", tmp_path / "out", tmp_path / "none", iterations=1, end=2)
     assert proc.returncode == 2 and "raise END" in proc.stderr
-    assert not (tmp_path / "w" / "runs" / "hc-vel").exists()
+    assert not (tmp_path / "w" / "runs" / "hc-vel-v1").exists()

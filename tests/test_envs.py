@@ -120,7 +120,7 @@ FORMULAS = {
         **_ant_common(env, a, info),
     },
 }
-FORMULAS.update({k.replace("-v0", "-v1"): f for k, f in FORMULAS.items() if "Ant" in k})
+FORMULAS.update({k.replace("-v0", "-v1"): f for k, f in FORMULAS.items() if "-v0" in k})
 
 
 @pytest.mark.parametrize("env_id", MUJOCO_IDS)
@@ -154,11 +154,22 @@ def test_ant_v1_has_the_papers_time_step_and_rllabs_starting_pose():
         make("metarl/AntVel-v0", init_pose="lying")
 
 
-def test_half_cheetah_velocity_is_the_root_displacement():
-    env = make("metarl/HalfCheetahVel-v0")
+def test_half_cheetah_v1_has_the_papers_time_step():
+    """v1: one 0.01 s substep per action, as rllab's HalfCheetah; v0 keeps Gymnasium's five."""
+    for name in ("Vel", "Dir"):
+        new = make(f"metarl/HalfCheetah{name}-v1").unwrapped
+        old = make(f"metarl/HalfCheetah{name}-v0").unwrapped
+        assert new.dt == pytest.approx(0.01) and new.frame_skip == 1
+        assert old.dt == pytest.approx(0.05) and old.frame_skip == 5
+        np.testing.assert_array_equal(new.init_qpos, old.init_qpos)
+
+
+@pytest.mark.parametrize("version, dt", [("v0", 0.05), ("v1", 0.01)])
+def test_half_cheetah_velocity_is_the_root_displacement(version, dt):
+    env = make(f"metarl/HalfCheetahVel-{version}")
     previous = env.reset(seed=0)[1]["x_position"]
     for *_, info in rollout_infos(env, 10):
-        assert info["x_velocity"] == pytest.approx((info["x_position"] - previous) / 0.05)
+        assert info["x_velocity"] == pytest.approx((info["x_position"] - previous) / dt)
         previous = info["x_position"]
 
 

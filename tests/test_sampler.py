@@ -92,6 +92,7 @@ def replay_in_gymnasium(env_id, episodes: Episodes, tasks, horizon, env_kwargs=N
     [
         ("metarl/HalfCheetahVel-v0", 60),
         ("metarl/HalfCheetahDir-v0", 60),
+        ("metarl/HalfCheetahVel-v1", 60),
         ("metarl/AntVel-v0", 120),
         ("metarl/AntVel-v1", 120),
         ("metarl/AntDir-v0", 60),
@@ -118,9 +119,9 @@ def test_ant_episodes_terminate_and_are_masked():
     sampler.close()
 
 
-def test_rollout_backend_matches_gymnasium_to_solver_tolerance():
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/HalfCheetahVel-v1"])
+def test_rollout_backend_matches_gymnasium_to_solver_tolerance(env_id):
     """``rollout`` restarts the solver from a zero warm start; short episodes agree to 1e-5."""
-    env_id = "metarl/HalfCheetahVel-v0"
     sampler, policy = make_sampler(env_id, horizon=15, backend="rollout")
     rng = np.random.default_rng(2)
     tasks = sampler.env.sample_tasks(2, rng)
