@@ -47,8 +47,8 @@ _FAMILY_DOC = r"""
 
     ## Starting State
     Gymnasium's: ``qpos = init_qpos + U(-0.1, 0.1)``, ``qvel = init_qvel + 0.1 · N(0, 1)``
-    for v0 and v1 (rllab's ``qpos`` noise was ``0.01 · N(0, 1)``; its ``qvel`` noise, ``0.1 · N(0, 1)``,
-    is the same as here).
+    for v0 and v1 (rllab's ``qpos`` noise was ``0.01 · N(0, 1)``; its ``qvel`` noise,
+    ``0.1 · N(0, 1)``, is the same as here).
 
     ## Episode End
     Never terminates; truncated by the registered ``max_episode_steps = 200`` (the paper's
