@@ -219,6 +219,22 @@ def load_evaluations(paths: Sequence[Path], labels: Sequence[str] = ()) -> list[
     return [load_evaluation(path) for path in paths]
 
 
+def _group_stats(rows: np.ndarray, num_steps: int) -> dict[str, Any]:
+    """Count, mean and 95% CI per adaptation step of one group of goals' returns (NaN for an
+    empty group)."""
+    stats = [mean_ci95(rows[:, k]) if len(rows) else (math.nan, math.nan)
+             for k in range(num_steps)]
+    return {"count": int(len(rows)), "mean": [m for m, _ in stats],
+            "ci95": [c for _, c in stats]}
+
+
+def _returns_and_tasks(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """An evaluation's returns (goals × steps) and task vectors (goals × task dims)."""
+    returns = np.asarray(result["returns_per_task"], dtype=np.float64)
+    tasks = np.asarray(result["tasks"], dtype=np.float64).reshape(len(returns), -1)
+    return returns, tasks
+
+
 def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str, Any]:
     """Mean return per adaptation step (± 95% CI) over the goals nearer than ``distance`` to
     the origin of the task space (‖task‖ < distance: for navigation the start, for a target
@@ -226,18 +242,37 @@ def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str,
 
     Where an evaluation's mean comes from: e.g. far navigation goals need a longer move than
     one or two adaptation steps achieve (docs/results.md)."""
-    returns = np.asarray(result["returns_per_task"], dtype=np.float64)
-    norms = np.linalg.norm(np.asarray(result["tasks"], dtype=np.float64).reshape(
-        len(returns), -1), axis=1)
-    far = norms >= distance
-    out: dict[str, Any] = {"distance": distance, "steps": result["steps"],
-                           "median": np.median(returns, axis=0).tolist()}
-    for name, rows in (("near", returns[~far]), ("far", returns[far])):
-        stats = [mean_ci95(rows[:, k]) if len(rows) else (math.nan, math.nan)
-                 for k in range(returns.shape[1])]
-        out[name] = {"count": int(len(rows)), "mean": [m for m, _ in stats],
-                     "ci95": [c for _, c in stats]}
-    return out
+    returns, tasks = _returns_and_tasks(result)
+    far = np.linalg.norm(tasks, axis=1) >= distance
+    return {"distance": distance, "steps": result["steps"],
+            "median": np.median(returns, axis=0).tolist(),
+            "near": _group_stats(returns[~far], returns.shape[1]),
+            "far": _group_stats(returns[far], returns.shape[1])}
+
+
+MAX_TASK_GROUPS = 8
+"""More distinct task vectors than this means a continuous task space: split by distance."""
+
+
+def split_by_task_value(result: dict[str, Any]) -> dict[str, Any]:
+    """Mean return per adaptation step (± 95% CI) per distinct task, and the mean of those
+    group means (each task value weighted equally), for discrete task spaces such as
+    HalfCheetahDir's and AntDir's direction ±1.
+
+    A uniform draw of 40 directions is rarely 20 / 20, so when the pre-update policy favours
+    one direction the plain mean over goals depends on the draw's mix; the balanced mean does
+    not (docs/results.md, HalfCheetahDir v1)."""
+    returns, tasks = _returns_and_tasks(result)
+    values, inverse = np.unique(tasks, axis=0, return_inverse=True)
+    if len(values) > MAX_TASK_GROUPS:
+        raise MetaRLError(
+            f"the evaluation has {len(values)} distinct goals (more than {MAX_TASK_GROUPS}): "
+            "its task space is continuous; split it by --distance instead")
+    inverse = inverse.reshape(-1)
+    groups = [{"task": value.tolist(), **_group_stats(returns[inverse == i], returns.shape[1])}
+              for i, value in enumerate(values)]
+    balanced = np.mean([g["mean"] for g in groups], axis=0)
+    return {"steps": result["steps"], "groups": groups, "balanced_mean": balanced.tolist()}
 
 
 def summarize_seeds(results: Sequence[dict[str, Any]],

@@ -1,40 +1,65 @@
 #!/usr/bin/env python
-"""Split evaluations' returns into near and far goals (distance from the start).
+"""Split evaluations' returns by goal: near / far goals, or per distinct task value.
 
-An evaluation's mean over goals can hide where it loses: for 2D navigation the goals far
-from the start need a longer move than one or two adaptation steps make (docs/results.md).
-This prints, per evaluation of adapt_rl.py / baselines_rl.py, the mean return (± 95% CI)
-after each adaptation step over the goals nearer than --distance and over the rest, and the
-median goal; --out also writes it as JSON.
+An evaluation's mean over goals can hide where it loses or where it comes from. For 2D
+navigation the goals far from the start need a longer move than one or two adaptation steps
+make; for the direction tasks a pre-update policy that favours one direction makes the
+0-step mean depend on the draw's mix of directions (docs/results.md). Per evaluation of
+adapt_rl.py / baselines_rl.py this prints the mean return (± 95% CI) after each adaptation
+step: with ``--by distance`` over the goals nearer than --distance and over the rest, and the
+median goal; with ``--by task`` per distinct task (e.g. direction −1 and +1) and the mean of
+those means, each task weighted equally. --out also writes it as JSON.
 
-Example::
+Examples::
 
     python scripts/goal_split.py --results runs/nav-a05/adapt-goals-maml-paper-goals \\
         runs/nav-a05-s1/adapt-goals-maml-paper-goals --distance 0.45
+    python scripts/goal_split.py --by task --results docs/evals/hc-dir-v1-maml-best.json
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import tyro
 
 from metarl.errors import cli_errors, require
 from metarl.io import atomic_write_json
-from metarl.rl_eval import load_evaluation, split_by_goal_distance
+from metarl.rl_eval import load_evaluation, split_by_goal_distance, split_by_task_value
 
 
 @dataclass
 class GoalSplitConfig:
-    """Near / far goal breakdown of evaluations."""
+    """Near / far or per-task breakdown of evaluations."""
 
     results: list[Path]
     """Folders (or results.json files) of evaluations."""
+    by: Literal["distance", "task"] = "distance"
+    """"distance": near / far goals (continuous task spaces); "task": per distinct task value
+    (discrete ones, e.g. the direction tasks)."""
     distance: float = 0.45
     """Goals with ‖task‖ below this are "near" (navigation: distance from the start)."""
     out: Path | None = None
     """Also write the breakdowns as JSON here (a list, one entry per evaluation)."""
+
+
+def _print_distance(path: Path, split: dict[str, Any], distance: float) -> None:
+    near, far = split["near"], split["far"]
+    print(f"{path}: {near['count']} goals nearer than {distance:g}, {far['count']} farther")
+    for i, k in enumerate(split["steps"]):
+        print(f"  after {k} step(s): near {near['mean'][i]:8.2f} ± {near['ci95'][i]:.2f}"
+              f"   far {far['mean'][i]:8.2f} ± {far['ci95'][i]:.2f}"
+              f"   median goal {split['median'][i]:8.2f}")
+
+
+def _print_task(path: Path, split: dict[str, Any]) -> None:
+    groups = split["groups"]
+    print(f"{path}: " + ", ".join(f"{g['count']} goals with task {g['task']}" for g in groups))
+    for i, k in enumerate(split["steps"]):
+        cells = "   ".join(f"{g['task']} {g['mean'][i]:8.2f} ± {g['ci95'][i]:.2f}" for g in groups)
+        print(f"  after {k} step(s): {cells}   balanced {split['balanced_mean'][i]:8.2f}")
 
 
 @cli_errors
@@ -43,15 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.distance > 0, f"--distance must be positive, got {cfg.distance}")
     rows = []
     for path in cfg.results:
-        split = split_by_goal_distance(load_evaluation(path), cfg.distance)
-        rows.append({"results": str(path), **split})
-        print(f"{path}: {split['near']['count']} goals nearer than {cfg.distance:g}, "
-              f"{split['far']['count']} farther")
-        for i, k in enumerate(split["steps"]):
-            near, far = split["near"], split["far"]
-            print(f"  after {k} step(s): near {near['mean'][i]:8.2f} ± {near['ci95'][i]:.2f}"
-                  f"   far {far['mean'][i]:8.2f} ± {far['ci95'][i]:.2f}"
-                  f"   median goal {split['median'][i]:8.2f}")
+        result = load_evaluation(path)
+        if cfg.by == "task":
+            split = split_by_task_value(result)
+            _print_task(path, split)
+        else:
+            split = split_by_goal_distance(result, cfg.distance)
+            _print_distance(path, split, cfg.distance)
+        rows.append({"results": str(path), "by": cfg.by, **split})
     if cfg.out is not None:
         atomic_write_json(cfg.out, rows)
         print(f"wrote {cfg.out}")

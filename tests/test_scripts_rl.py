@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.errors import MetaRLError
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
-from metarl.rl_eval import split_by_goal_distance, summarize_seeds
+from metarl.rl_eval import split_by_goal_distance, split_by_task_value, summarize_seeds
 from metarl.rl_trainer import MetaRLTrainer, drift_warning
 
 from .conftest import REPO, TINY, call_script, run_script, snapshot
@@ -180,6 +181,13 @@ def test_baselines_and_figure(nav_run, tmp_path):
     assert split["near"]["count"] == 1 and split["far"]["count"] == 1
     assert split["near"]["mean"] == rand[0] and split["far"]["mean"] == rand[1]
     assert "1 goals nearer than 0.3, 1 farther" in proc.stdout
+    run_script("goal_split.py", "--by", "task", "--results", str(tmp_path / "rand"),
+               "--out", str(tmp_path / "by-task.json"))
+    by_task = json.loads((tmp_path / "by-task.json").read_text())[0]
+    assert by_task["by"] == "task" and [g["count"] for g in by_task["groups"]] == [1, 1]
+    np.testing.assert_allclose([g["task"] for g in by_task["groups"]], [[-0.1, 0.3], [0.2, 0.2]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(by_task["balanced_mean"], np.mean(rand, axis=0), rtol=1e-12)
 
 
 def test_split_by_goal_distance_against_numpy():
@@ -195,6 +203,27 @@ def test_split_by_goal_distance_against_numpy():
     np.testing.assert_allclose(split["near"]["ci95"], 1.96 * returns[~far].std(0, ddof=1)
                                / np.sqrt((~far).sum()), rtol=1e-12)
     np.testing.assert_allclose(split["median"], np.median(returns, 0), rtol=1e-12)
+
+
+def test_split_by_task_value_against_numpy():
+    rng = np.random.default_rng(1)
+    tasks = rng.choice([-1.0, 1.0], size=(25, 1))
+    returns = rng.normal(50, 20, (25, 4))
+    split = split_by_task_value({"tasks": tasks.tolist(), "returns_per_task": returns.tolist(),
+                                 "steps": [0, 1, 2, 3]})
+    back, fwd = split["groups"]
+    assert back["task"] == [-1.0] and fwd["task"] == [1.0]
+    is_fwd = tasks[:, 0] > 0
+    assert fwd["count"] == is_fwd.sum() and back["count"] == (~is_fwd).sum()
+    np.testing.assert_allclose(fwd["mean"], returns[is_fwd].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(back["ci95"], 1.96 * returns[~is_fwd].std(0, ddof=1)
+                               / np.sqrt((~is_fwd).sum()), rtol=1e-12)
+    np.testing.assert_allclose(split["balanced_mean"], (returns[is_fwd].mean(0)
+                                                        + returns[~is_fwd].mean(0)) / 2,
+                               rtol=1e-12)
+    with pytest.raises(MetaRLError, match="continuous"):
+        split_by_task_value({"tasks": rng.uniform(0, 2, (20, 1)).tolist(),
+                             "returns_per_task": returns[:20].tolist(), "steps": [0, 1, 2, 3]})
 
 
 def test_adapt_rl_last_checkpoint(nav_run, tmp_path):
