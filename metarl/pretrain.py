@@ -55,6 +55,24 @@ def ppo_to_policy(model: Any, activation: str) -> GaussianMLPPolicy:
     return policy
 
 
+def check_ppo_dependencies(progress: bool) -> None:
+    """Raise a clear error, before any run folder is made, if PPO cannot run: it needs
+    stable-baselines3, and its progress bar also needs tqdm and rich."""
+    from metarl.errors import MetaRLError
+
+    needed = ["stable_baselines3", *(("tqdm", "rich") if progress else ())]
+    missing = []
+    for name in needed:
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MetaRLError(f"PPO needs {', '.join(missing)}, which is not installed; install the "
+                          "project's dependencies with `pip install -e .`"
+                          + (" (or pass --no-progress)" if missing == ["rich"] else ""))
+
+
 def train_ppo(
     env_id: str,
     *,

@@ -27,7 +27,7 @@ import tyro
 
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import save_checkpoint
-from metarl.errors import MetaRLError, cli_errors, require
+from metarl.errors import cli_errors, require
 from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> None:
                             threads=cfg.threads)
     goals, source, _ = chosen_goals(settings, goals_file=cfg.goals_file)
     tasks = draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
+    if cfg.baseline != "random":
+        from metarl.pretrain import check_ppo_dependencies
+
+        check_ppo_dependencies(cfg.progress)  # before the run folder exists
     torch.set_num_threads(cfg.torch_threads)
     config = {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
               for k, v in vars(cfg).items()}
@@ -116,13 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from metarl.pretrain import train_ppo
 
-        try:
-            policy, extra = train_ppo(cfg.env, oracle=oracle, timesteps=cfg.ppo_timesteps,
-                                      seed=cfg.train_seed, hidden_sizes=cfg.hidden_sizes,
-                                      activation=cfg.activation, n_envs=cfg.ppo_envs,
-                                      progress=cfg.progress)
-        except ImportError as err:
-            raise MetaRLError(f"PPO needs stable-baselines3 ({err}); pip install -e .") from None
+        policy, extra = train_ppo(cfg.env, oracle=oracle, timesteps=cfg.ppo_timesteps,
+                                  seed=cfg.train_seed, hidden_sizes=cfg.hidden_sizes,
+                                  activation=cfg.activation, n_envs=cfg.ppo_envs,
+                                  progress=cfg.progress)
     train_seconds = time.perf_counter() - tic
     save_checkpoint(out / "policy.pt", {
         "kind": "metarl-policy", "policy": policy.state_dict(), "policy_spec": policy_spec(policy),

@@ -13,7 +13,8 @@
 # results.json. The packed run folders, logs and machine facts come back through $OUT; copy
 # the <run>.tgz files into $ARCHIVES here and commit them, so the next leg (on the GPU or on
 # a CPU: docs/results.md) resumes where this one stopped.
-# PRESETS="ant-vel ant-dir" (the default) names the train_rl.py presets to run, at most two;
+# PRESETS="ant-dir" (the default; AntVel on v1 finished on a CPU) names the train_rl.py
+# presets to run, at most two;
 # each run's folder is runs/<run>, <run> being the preset with "halfcheetah" shortened to
 # "hc" and, for HalfCheetah, "-v1" appended (runs/hc-vel-v1, runs/ant-dir): the presets run
 # the paper's time step, and hc-vel.tgz / hc-dir.tgz hold the finished runs on v0.
@@ -31,7 +32,7 @@ END=${END:-550}
 GRACE=${GRACE:-45}
 ARCHIVES=${ARCHIVES:-$REPO/docs/gpu-runs}
 DEV=${DEV:-cuda}
-PRESETS=${PRESETS:-ant-vel ant-dir}
+PRESETS=${PRESETS:-ant-dir}
 OUT=${OUT:?set OUT to the folder whose files come back}
 if [ -z "${SKIP_PIP:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

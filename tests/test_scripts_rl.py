@@ -162,8 +162,9 @@ def test_baselines_and_figure(nav_run, tmp_path):
                "--goals-file", str(tmp_path / "goals.txt"), *common)
     assert json.loads((tmp_path / "rand" / "results.json").read_text())["tasks"] == [
         [0.2, 0.2], [-0.1, 0.3]]
+    # with the default progress bar, which needs rich and tqdm as well as stable-baselines3
     run_script("baselines_rl.py", "--baseline", "pretrained", "--ppo-timesteps", "256",
-               "--ppo-envs", "2", "--no-progress", "--out-dir", str(tmp_path / "pre"), *common)
+               "--ppo-envs", "2", "--out-dir", str(tmp_path / "pre"), *common)
     for name in ("rand", "pre"):
         res = json.loads((tmp_path / name / "results.json").read_text())
         assert res["returns_mean"] and (tmp_path / name / "policy.pt").is_file()
@@ -188,6 +189,15 @@ def test_baselines_and_figure(nav_run, tmp_path):
     np.testing.assert_allclose([g["task"] for g in by_task["groups"]], [[-0.1, 0.3], [0.2, 0.2]],
                                rtol=1e-6)
     np.testing.assert_allclose(by_task["balanced_mean"], np.mean(rand, axis=0), rtol=1e-12)
+
+
+def test_missing_ppo_dependency_fails_before_the_run_folder(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "rich", None)  # as if rich were not installed
+    out = tmp_path / "pre"
+    res = call_script("baselines_rl.py", "--baseline", "pretrained", "--env",
+                      "metarl/Navigation2D-v0", "--out-dir", str(out))
+    assert res.returncode != 0 and "PPO needs rich" in res.stderr and "--no-progress" in res.stderr
+    assert not out.exists()  # a rerun after installing it is not refused as an existing run
 
 
 def test_split_by_goal_distance_against_numpy():
