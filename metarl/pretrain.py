@@ -68,7 +68,7 @@ def check_ppo_dependencies(progress: bool) -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise MetaRLError(f"PPO needs {', '.join(missing)}, which is not installed; install the "
+        raise MetaRLError(f"PPO needs {', '.join(missing)} (not installed here); install the "
                           "project's dependencies with `pip install -e .`"
                           + (" (or pass --no-progress)" if missing == ["rich"] else ""))
 
