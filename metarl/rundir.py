@@ -19,6 +19,10 @@ from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
 
 CONFIG_NAME = "config.json"
+LEFT_BEFORE_ANY_RESULT = frozenset({CONFIG_NAME, "checkpoints", "tb", "metrics.jsonl"})
+"""What a run folder can hold when its run stopped before saving anything (see
+:func:`never_started`): the config, an empty checkpoint folder, TensorBoard's header-only event
+files and an empty metrics log."""
 RESUMABLE = ("iterations", "resume", "out_dir", "device", "threads", "torch_threads", "compile",
              "eval_every", "checkpoint_every", "keep_checkpoints", "log_every")
 """Settings that may change when a run is resumed: they do not change what is computed
@@ -60,6 +64,25 @@ def check_writable(path: Path) -> None:
         ) from None
 
 
+def never_started(path: Path) -> bool:
+    """Whether the run in ``path`` stopped before it saved anything worth keeping.
+
+    Scripts write ``config.json`` first and then set up (environments, data, optional
+    packages); a failure there leaves a folder with the config and nothing else of value. Such
+    a folder must not block the corrected rerun with "already holds a run". It counts as never
+    started when it has no ``results.json``, no file under ``checkpoints/``, no row in
+    ``metrics.jsonl`` and nothing outside :data:`LEFT_BEFORE_ANY_RESULT`.
+    """
+    names = {p.name for p in path.iterdir() if p.name != ".metarl-write-test"}
+    if not names <= LEFT_BEFORE_ANY_RESULT:
+        return False
+    checkpoints = path / "checkpoints"
+    if checkpoints.is_dir() and any(p.is_file() for p in checkpoints.rglob("*")):
+        return False
+    metrics = path / "metrics.jsonl"
+    return not (metrics.is_file() and metrics.read_text().strip())
+
+
 def prepare_run_dir(
     out_dir: str | os.PathLike[str],
     config: Mapping[str, Any],
@@ -71,7 +94,9 @@ def prepare_run_dir(
 ) -> Path:
     """Create or reopen a run folder for ``config``; never clobber another run.
 
-    * new or empty folder: write ``config.json``;
+    * new or empty folder: write ``config.json``; so too for a folder whose run stopped
+      before it saved anything (:func:`never_started`), with or without ``resume``, whatever
+      its settings were: there is nothing in it to keep or to continue from;
     * folder with a ``config.json`` and ``resume=True``: the configs must agree except for
       ``resumable_fields`` (e.g. more iterations); the stored config is updated unless
       ``update`` is False (a finished run that is not trained further: see
@@ -85,7 +110,10 @@ def prepare_run_dir(
     check_writable(path)
     config_path = path / CONFIG_NAME
     contents = [p.name for p in path.iterdir() if p.name != ".metarl-write-test"]
-    if config_path.is_file():
+    if config_path.is_file() and never_started(path):
+        print(f"{path} holds only the settings of a run that stopped before saving anything; "
+              "starting it afresh")
+    elif config_path.is_file():
         if not resume:
             raise MetaRLError(
                 f"output directory {path} already holds a run; pass --resume to continue it "

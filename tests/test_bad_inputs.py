@@ -6,6 +6,8 @@ tested beside the code they concern (named in that table).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -64,6 +66,18 @@ def test_resume_with_other_settings_and_nothing_to_resume(tmp_path):
     proc = call_script("train_supervised.py", *TINY_SIN, "--resume", "--out-dir",
                       str(tmp_path / "new"))
     one_line_error(proc, "nothing to resume")
+
+
+def test_rerun_after_a_run_that_saved_nothing(tmp_path):
+    """What a script that failed during setup leaves (its config.json alone) does not make
+    the corrected command fail with "already holds a run"."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"algo": "reptile", "seed": 99}))
+    proc = call_script("train_supervised.py", *TINY_SIN, "--out-dir", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "starting it afresh" in proc.stdout
+    assert (tmp_path / "run" / "results.json").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["algo"] != "reptile"
 
 
 def test_checkpoint_of_another_model(tmp_path):

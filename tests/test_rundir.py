@@ -10,19 +10,26 @@ from metarl.errors import MetaRLError
 from metarl.rundir import prepare_run_dir, unique_path
 
 
+def started(path, config):
+    """A run folder as a script leaves it after its first logged iteration."""
+    run = prepare_run_dir(path, config, resume=False)
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    return run
+
+
 def test_new_run_writes_config(tmp_path):
     run = prepare_run_dir(tmp_path / "r", {"algo": "maml", "iterations": 5}, resume=False)
     assert json.loads((run / "config.json").read_text())["algo"] == "maml"
 
 
 def test_existing_run_needs_resume(tmp_path):
-    prepare_run_dir(tmp_path, {"algo": "maml"}, resume=False)
+    started(tmp_path, {"algo": "maml"})
     with pytest.raises(MetaRLError, match="already holds a run; pass --resume"):
         prepare_run_dir(tmp_path, {"algo": "maml"}, resume=False)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    prepare_run_dir(tmp_path, {"algo": "maml", "iterations": 5}, resume=False)
+    started(tmp_path, {"algo": "maml", "iterations": 5})
     prepare_run_dir(tmp_path, {"algo": "maml", "iterations": 9}, resume=True)  # more iterations ok
     with pytest.raises(MetaRLError, match="different settings for algo"):
         prepare_run_dir(tmp_path, {"algo": "reptile", "iterations": 9}, resume=True)
@@ -30,7 +37,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 def test_resume_names_nested_settings_and_accepts_settings_added_later(tmp_path):
     old = {"algo": "maml", "trpo": {"max_kl": 0.01}}  # written before trust_region existed
-    prepare_run_dir(tmp_path, old, resume=False)
+    started(tmp_path, old)
     new = {"algo": "maml", "trpo": {"max_kl": 0.01, "trust_region": "adapted"}}
     added = {"trpo.trust_region": "adapted"}
     prepare_run_dir(tmp_path, new, resume=True, added=added)  # the default it ran with: ok
@@ -52,6 +59,39 @@ def test_foreign_folder_and_nothing_to_resume(tmp_path):
     assert (tmp_path / "thesis.tex").read_text() == "precious"
     with pytest.raises(MetaRLError, match="nothing to resume"):
         prepare_run_dir(tmp_path / "empty", {"algo": "maml"}, resume=True)
+
+
+def test_run_that_saved_nothing_does_not_block_the_rerun(tmp_path, capsys):
+    """A script that failed after writing config.json (setup, a missing package) left only
+    settings behind; the corrected rerun, even with other settings, starts afresh."""
+    prepare_run_dir(tmp_path, {"algo": "maml", "iterations": 5}, resume=False)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "metrics.jsonl").write_text("")
+    prepare_run_dir(tmp_path, {"algo": "reptile", "iterations": 5}, resume=False)
+    assert "starting it afresh" in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["algo"] == "reptile"
+    prepare_run_dir(tmp_path, {"algo": "fomaml", "iterations": 5}, resume=True)  # scripts' --resume
+    assert json.loads((tmp_path / "config.json").read_text())["algo"] == "fomaml"
+
+
+@pytest.mark.parametrize("kept", ["checkpoint", "metrics", "results", "other"])
+def test_run_with_anything_saved_still_needs_resume(tmp_path, kept):
+    prepare_run_dir(tmp_path, {"algo": "maml"}, resume=False)
+    if kept == "checkpoint":
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "best.pt").write_bytes(b"weights")
+    elif kept == "metrics":
+        (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    elif kept == "results":
+        (tmp_path / "results.json").write_text("{}")
+    else:
+        (tmp_path / "policy.pt").write_bytes(b"weights")
+    with pytest.raises(MetaRLError, match="already holds a run; pass --resume"):
+        prepare_run_dir(tmp_path, {"algo": "maml"}, resume=False)
+    with pytest.raises(MetaRLError, match="different settings for algo"):
+        prepare_run_dir(tmp_path, {"algo": "reptile"}, resume=True)
+    assert json.loads((tmp_path / "config.json").read_text())["algo"] == "maml"
 
 
 def test_unwritable_output_dir(tmp_path):
