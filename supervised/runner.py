@@ -15,7 +15,7 @@ from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import CONFIG_NAME, RESUMABLE, open_run_dir
+from metarl.rundir import CONFIG_NAME, RESUMABLE, never_started, open_run_dir
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem, data_digest
@@ -70,10 +70,14 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
 
 
 def _stored_config(run_dir: Path) -> dict[str, Any]:
-    """A run folder's config.json, or {} when there is none or it is unreadable (the run
-    folder checks then give the clear error)."""
+    """A run folder's config.json, or {} when there is none, it is unreadable (the run
+    folder checks then give the clear error) or its run saved nothing (it starts afresh:
+    :func:`metarl.rundir.never_started`)."""
+    path = Path(run_dir)
+    if path.is_dir() and never_started(path):
+        return {}
     try:
-        stored = json.loads((Path(run_dir) / CONFIG_NAME).read_text())
+        stored = json.loads((path / CONFIG_NAME).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
     return stored if isinstance(stored, dict) else {}

@@ -108,3 +108,14 @@ def test_unique_path(tmp_path):
     assert unique_path(p) == p
     p.write_text("{}")
     assert unique_path(p).name == "eval-2.json"
+
+
+def test_supervised_resume_ignores_the_data_of_a_run_that_saved_nothing(tmp_path):
+    """train_supervised.py --resume checks the data digest of the stored config; a run that
+    saved nothing has no data to be faithful to."""
+    from supervised.runner import _stored_config
+
+    prepare_run_dir(tmp_path, {"algo": "maml", "data_digest": "abc"}, resume=False)
+    assert _stored_config(tmp_path) == {}
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert _stored_config(tmp_path)["data_digest"] == "abc"
