@@ -30,6 +30,18 @@ from metarl.io import atomic_write_bytes
 MAGIC = b"METARL-CKPT 1\n"
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
 
+SUPERVISED = "metarl-supervised"
+MAML_TRPO = "metarl-maml-trpo"
+POLICY = "metarl-policy"
+ADAPTED = "metarl-adapted-policies"
+KINDS = {
+    SUPERVISED: "a supervised meta-training checkpoint (train_supervised.py)",
+    MAML_TRPO: "a MAML-TRPO checkpoint (train_rl.py)",
+    POLICY: "a policy file (baselines_rl.py)",
+    ADAPTED: "adapted policies (adapt_rl.py)",
+}
+"""The ``kind`` each script stamps into what it saves, and how errors name it."""
+
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     """Serialise ``state`` with a checksum header and write it atomically."""
@@ -67,6 +79,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} is corrupt (checksum mismatch); resume from an earlier checkpoint"
         )
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+
+
+def check_kind(state: Mapping[str, Any], path: Path, kind: str) -> None:
+    """Raise a clear :class:`CheckpointError` when the file at ``path`` is not of ``kind``
+    (a checkpoint of another script: its tensors would load into the wrong model)."""
+    found = state.get("kind")
+    if found != kind:
+        other = KINDS.get(str(found), f"a file of kind {found!r}")
+        raise CheckpointError(f"{path} is not {KINDS[kind]} but {other}; "
+                              "use it with the script that wrote it")
 
 
 def model_signature(module: nn.Module) -> dict[str, list[int]]:

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from metarl.checkpoint import CheckpointDir
+from metarl.checkpoint import CheckpointDir, check_kind
 from metarl.distributed import DistContext
-from metarl.errors import CheckpointError, MetaRLError
+from metarl.errors import MetaRLError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_training_curves
 from metarl.signals import StopRequest
@@ -78,14 +78,6 @@ def load_latest_state(
         say(f"warning: {w}")
     check_kind(state, path, kind)
     return path, state
-
-
-def check_kind(state: dict[str, Any], path: Path, kind: str) -> None:
-    """Raise a clear :class:`CheckpointError` when the checkpoint at ``path`` was written by
-    another trainer than the one (``kind``) about to continue from it."""
-    if state.get("kind") != kind:
-        raise CheckpointError(f"{path} is a {state.get('kind')!r} checkpoint, not a {kind!r} one; "
-                              "use it with the script that wrote it")
 
 
 def run_loop(

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from metarl.checkpoint import save_checkpoint
+from metarl.checkpoint import ADAPTED, save_checkpoint
 from metarl.envs.base import MetaEnv, Task
 from metarl.errors import MetaRLError
 from metarl.functional import Params
@@ -195,7 +195,7 @@ def run_evaluation(
         writer.writerow([i, *task.to_array().tolist(), *returns[i].tolist()])
     atomic_write_bytes(out_dir / "returns.csv", buf.getvalue().encode())
     save_checkpoint(out_dir / "adapted_policy.pt", {
-        "kind": "metarl-adapted-policies", "params": adapted, "tasks": result["tasks"],
+        "kind": ADAPTED, "params": adapted, "tasks": result["tasks"],
         "policy_spec": policy_spec(policy), "env": settings.env, "oracle": oracle})
     return result
 

@@ -36,7 +36,13 @@ import numpy as np
 import torch
 
 from metarl.advantages import to_pg_batch
-from metarl.checkpoint import CheckpointDir, check_signature, model_signature, save_checkpoint
+from metarl.checkpoint import (
+    MAML_TRPO,
+    CheckpointDir,
+    check_signature,
+    model_signature,
+    save_checkpoint,
+)
 from metarl.distributed import DistContext
 from metarl.envs.base import Task
 from metarl.functional import Params, expand
@@ -48,7 +54,7 @@ from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import RLConfig
 from metarl.sampler import MultiTaskSampler
 
-KIND = "metarl-maml-trpo"
+KIND = MAML_TRPO
 
 
 def build_policy(cfg: RLConfig, obs_dim: int, act_dim: int) -> GaussianMLPPolicy:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from metarl.checkpoint import (
+    SUPERVISED,
     CheckpointDir,
     check_signature,
     load_checkpoint,
@@ -253,7 +254,7 @@ class MetaTrainer:
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly where the run stands."""
         return {
-            "kind": "metarl-supervised",
+            "kind": SUPERVISED,
             "iteration": self.iteration,
             "model": self.model.state_dict(),
             "model_signature": model_signature(self.model),
@@ -270,7 +271,7 @@ class MetaTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, "metarl-supervised", self.device)
+        found = load_latest_state(self.checkpoints, SUPERVISED, self.device)
         if found is None:
             return
         path, state = found

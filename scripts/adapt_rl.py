@@ -23,7 +23,7 @@ import torch
 import tyro
 
 from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
 from metarl.rl_eval import (
     EvalSettings,
@@ -89,8 +89,7 @@ def load_policy(cfg: AdaptConfig):
     require(len(given) == 1, "give exactly one of --run-dir, --checkpoint or --policy")
     if cfg.policy is not None:
         state = load_checkpoint(cfg.policy, map_location=cfg.device)
-        if state.get("kind") != "metarl-policy":
-            raise CheckpointError(f"{cfg.policy} is not a policy file from baselines_rl.py")
+        check_kind(state, cfg.policy, POLICY)
         policy = policy_from_spec(state["policy_spec"], state["policy"])
         return (policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
                 state.get("label", "policy"), cfg.policy.parent, {"source": str(cfg.policy)})
@@ -101,6 +100,7 @@ def load_policy(cfg: AdaptConfig):
         source = best
         if best.is_file() and not cfg.last:
             state = load_checkpoint(best, map_location=cfg.device)
+            check_kind(state, best, MAML_TRPO)
             print(f"using {best}: iteration {state['iteration']}, selected by "
                   f"{state['best']['selected_by']} (--last for the newest checkpoint)")
         else:
@@ -114,8 +114,7 @@ def load_policy(cfg: AdaptConfig):
         assert cfg.checkpoint is not None
         state = load_checkpoint(cfg.checkpoint, map_location=cfg.device)
         where, source = cfg.checkpoint.parent.parent, cfg.checkpoint
-    if state.get("kind") != "metarl-maml-trpo":
-        raise CheckpointError("the checkpoint is not a MAML-TRPO checkpoint of train_rl.py")
+    check_kind(state, source, MAML_TRPO)
     policy = policy_from_spec(state["policy_spec"], state["policy"])
     config = state["config"]
     loaded = {"source": str(source), "iteration": int(state["iteration"]),

@@ -26,7 +26,7 @@ import torch
 import tyro
 
 from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import save_checkpoint
+from metarl.checkpoint import POLICY, save_checkpoint
 from metarl.errors import cli_errors, require
 from metarl.rl_eval import (
     EvalSettings,
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                                   progress=cfg.progress)
     train_seconds = time.perf_counter() - tic
     save_checkpoint(out / "policy.pt", {
-        "kind": "metarl-policy", "policy": policy.state_dict(), "policy_spec": policy_spec(policy),
+        "kind": POLICY, "policy": policy.state_dict(), "policy_spec": policy_spec(policy),
         "env": cfg.env, "oracle": oracle, "inner_lr": cfg.alpha, "label": cfg.baseline})
     result = run_evaluation(policy, settings, out, label=cfg.baseline, oracle=oracle,
                             tasks=tasks, extra={"train_seconds": train_seconds, "goals": source,

@@ -31,10 +31,9 @@ from typing import Any
 import tyro
 
 from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.checkpoint import CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import cli_errors, require
 from metarl.io import atomic_write_json
-from metarl.loop import check_kind
 from metarl.pg import PGBatch
 from metarl.plotting import plot_step_anatomy
 from metarl.rl_config import config_from_identity

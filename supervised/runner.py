@@ -10,7 +10,13 @@ from typing import Any
 
 import torch
 
-from metarl.checkpoint import CheckpointDir, check_signature, load_checkpoint
+from metarl.checkpoint import (
+    SUPERVISED,
+    CheckpointDir,
+    check_kind,
+    check_signature,
+    load_checkpoint,
+)
 from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
@@ -202,8 +208,7 @@ def load_run(
         path, state, _ = found
     else:
         path, state = checkpoint, load_checkpoint(checkpoint, map_location=cfg.device)
-    if state.get("kind") != "metarl-supervised":
-        raise CheckpointError(f"{path} is not a supervised meta-training checkpoint")
+    check_kind(state, path, SUPERVISED)
     check_signature(state["model_signature"], problem.model, path)
     problem.model.load_state_dict(state["model"])
     problem.model.to(cfg.device)

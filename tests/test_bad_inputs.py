@@ -87,9 +87,17 @@ def test_checkpoint_of_another_model(tmp_path):
     sup_ckpt = next((tmp_path / "k5" / "checkpoints").glob("ckpt_*.pt"))
     proc = call_script("evaluate.py", "--run-dir", str(tmp_path / "k5"), "--checkpoint",
                       str(rl_ckpt))
-    one_line_error(proc, "is not a supervised meta-training checkpoint")
+    one_line_error(proc, "is not a supervised meta-training checkpoint (train_supervised.py) "
+                         "but a MAML-TRPO checkpoint (train_rl.py)")
     proc = call_script("adapt_rl.py", "--checkpoint", str(sup_ckpt))
-    one_line_error(proc, "not a MAML-TRPO checkpoint")
+    one_line_error(proc, "is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
+    proc = call_script("adapt_rl.py", "--policy", str(rl_ckpt))
+    one_line_error(proc, "is not a policy file (baselines_rl.py) but a MAML-TRPO checkpoint")
+    (tmp_path / "k5" / "checkpoints" / "best.pt").write_bytes(sup_ckpt.read_bytes())
+    proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "k5"))  # best.pt, then --last
+    one_line_error(proc, "best.pt is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
+    proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "k5"), "--last")
+    one_line_error(proc, "is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
 
 
 def test_adapt_rl_needs_exactly_one_source(tmp_path):
