@@ -26,15 +26,20 @@ class CheckpointError(MetaRLError):
 
 
 def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a script's ``main`` so a :class:`MetaRLError` prints one line and exits with 2."""
+    """Wrap a script's ``main`` so a :class:`MetaRLError` prints one line and exits with 2;
+    the run folders ``main`` locked are released when it ends, however it ends."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from metarl.runlock import release_run_dirs  # runlock imports this module
+
         try:
             return fn(*args, **kwargs)
         except MetaRLError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        finally:
+            release_run_dirs()
 
     return wrapper
 

@@ -17,6 +17,7 @@ from typing import Any
 from metarl.distributed import DistContext
 from metarl.errors import MetaRLError
 from metarl.io import atomic_write_json
+from metarl.runlock import lock_run_dir
 
 CONFIG_NAME = "config.json"
 LEFT_BEFORE_ANY_RESULT = frozenset({CONFIG_NAME, "checkpoints", "tb", "metrics.jsonl"})
@@ -102,12 +103,15 @@ def prepare_run_dir(
       ``update`` is False (a finished run that is not trained further: see
       :func:`open_run_dir`). ``added`` maps settings introduced after older runs were
       started (dotted names) to the value those runs implicitly used, so they stay resumable;
-    * folder with a run and ``resume=False``, or with foreign files: a clear error.
+    * folder with a run and ``resume=False``, or with foreign files: a clear error;
+    * folder in use by another live process: a clear error (:mod:`metarl.runlock`); the
+      folder stays locked for this process until its script's ``main`` ends.
     """
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise MetaRLError(f"--out-dir {path} is a file, not a directory; choose another path")
     check_writable(path)
+    lock_run_dir(path)  # before looking inside: another process may be setting up there
     config_path = path / CONFIG_NAME
     contents = [p.name for p in path.iterdir() if p.name != ".metarl-write-test"]
     if config_path.is_file() and never_started(path):

@@ -37,6 +37,16 @@ def _deterministic_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _release_run_folders():
+    """A test that prepares a run folder in this process gives it up afterwards, as a
+    script's ``main`` does (metarl.runlock), so later runs there are not refused."""
+    yield
+    from metarl.runlock import release_run_dirs
+
+    release_run_dirs()
+
+
 def run_script(script: str, *args: str, timeout: float = 600, cwd: Path | None = None,
                check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``scripts/<script>`` in a fresh interpreter, as a user would."""

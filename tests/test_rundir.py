@@ -119,3 +119,50 @@ def test_supervised_resume_ignores_the_data_of_a_run_that_saved_nothing(tmp_path
     assert _stored_config(tmp_path) == {}
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
     assert _stored_config(tmp_path)["data_digest"] == "abc"
+
+
+def test_a_folder_in_use_by_another_process_is_refused(tmp_path):
+    """Two processes in one run folder (a --resume started twice) would interleave their
+    checkpoints and metrics; the second is refused until the first has ended."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from metarl.rundir import prepare_run_dir\n"
+         f"prepare_run_dir({str(tmp_path)!r}, {{'algo': 'maml'}}, resume=False)\n"
+         "print('holding', flush=True)\n"
+         "time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        for resume in (False, True):  # before the first checkpoint, and a second --resume
+            with pytest.raises(MetaRLError, match="in use by another running process"):
+                prepare_run_dir(tmp_path, {"algo": "maml"}, resume=resume)
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare_run_dir(tmp_path, {"algo": "maml"}, resume=True)  # the lock died with its process
+    prepare_run_dir(tmp_path, {"algo": "maml"}, resume=True)  # held here already: no-op
+
+
+def test_a_script_gives_its_folder_up_when_main_ends(tmp_path):
+    """cli_errors releases the lock: a second main() in the same process (a notebook, the
+    tests' call_script) may use the folder, and so may another process."""
+    import subprocess
+    import sys
+
+    from metarl.errors import cli_errors
+    from metarl.runlock import _HELD
+
+    @cli_errors
+    def main() -> None:
+        prepare_run_dir(tmp_path, {"algo": "maml"}, resume=True)
+
+    (tmp_path / "config.json").write_text('{"algo": "maml"}')
+    main()
+    assert not _HELD
+    code = ("from metarl.rundir import prepare_run_dir\n"
+            f"prepare_run_dir({str(tmp_path)!r}, {{'algo': 'maml'}}, resume=True)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
