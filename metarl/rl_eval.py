@@ -52,10 +52,35 @@ class EvalSettings:
     horizon: int | None = None
     device: str = "cpu"
     threads: int | None = None
+    inner_loss: str = "reinforce"
+    """The adaptation step's estimator, advantages and discounting: a meta-trained policy is
+    adapted at test time the way its training adapted it (:func:`inner_update_of`)."""
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
 
     def __post_init__(self) -> None:
         if self.batch not in BATCHES:
             raise MetaRLError(f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
+
+    def inner_update(self) -> dict[str, Any]:
+        """The inner-update settings, as results.json records them."""
+        return {"inner_loss": self.inner_loss, "gamma": self.gamma,
+                "gae_lambda": self.gae_lambda, "normalize_advantages": self.normalize_advantages}
+
+
+INNER_UPDATE_DEFAULTS = {"inner_loss": "reinforce", "gamma": 0.99, "gae_lambda": 1.0,
+                         "normalize_advantages": True}
+"""What a run's config.json means when it predates one of these settings (the defaults)."""
+
+
+def inner_update_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The inner-update settings (and horizon) of a train_rl.py run's config, for
+    :class:`EvalSettings`: evaluating with other ones would measure a different adaptation
+    than the one the policy was meta-trained for."""
+    settings = {k: config.get(k, v) for k, v in INNER_UPDATE_DEFAULTS.items()}
+    settings["horizon"] = config.get("horizon")
+    return settings
 
 
 def make_meta_env(env_id: str) -> MetaEnv:
@@ -161,19 +186,22 @@ def run_evaluation(
                                device=settings.device, num_threads=settings.threads,
                                env_kwargs={"oracle": True} if oracle else None)
     tasks = list(tasks) if tasks is not None else draw_tasks(sampler.env, settings, None)
-    learner = MAMLTRPO(policy)
+    learner = MAMLTRPO(policy, inner_loss=settings.inner_loss)
     params: Params = {k: v.detach() for k, v in policy.named_parameters()}
     lrs = paper_step_sizes(settings.alpha, settings.steps)
     diagnostics: dict[str, list[Any]] = {}
     returns, adapted = evaluate_adaptation(
         sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
-        rng=np.random.default_rng(settings.seed + 1), diagnostics=diagnostics)
+        rng=np.random.default_rng(settings.seed + 1), gamma=settings.gamma,
+        gae_lambda=settings.gae_lambda, normalize_advantages=settings.normalize_advantages,
+        diagnostics=diagnostics)
     sampler.close()
     stats = [mean_ci95(returns[:, k]) for k in range(settings.steps + 1)]
     result = {
         "label": label, "env": settings.env, "oracle": oracle,
         "steps": list(range(settings.steps + 1)), "step_sizes": lrs,
         "slots_per_step": episodes, "batch": settings.batch, "horizon": sampler.horizon,
+        "inner_update": settings.inner_update(),
         "episodes_per_task": diagnostics.get("episodes", []),
         "num_tasks": len(tasks), "seed": settings.seed,
         "tasks": [t.to_array().tolist() for t in tasks],

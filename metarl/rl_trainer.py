@@ -264,7 +264,7 @@ class MetaRLTrainer:
             sampler, self.learner, theta, tasks, steps=cfg.eval_steps,
             lrs=paper_step_sizes(cfg.inner_lr, cfg.eval_steps),
             rng=np.random.default_rng([cfg.eval_seed, 1]), gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda)
+            gae_lambda=cfg.gae_lambda, normalize_advantages=cfg.normalize_advantages)
         return [float(v) for v in returns.mean(0)]
 
 
@@ -279,14 +279,16 @@ def evaluate_adaptation(
     rng: np.random.Generator,
     gamma: float = 0.99,
     gae_lambda: float = 1.0,
+    normalize_advantages: bool = True,
     diagnostics: dict[str, list[Any]] | None = None,
 ) -> tuple[np.ndarray, Params]:
     """The paper's protocol: sample, adapt, sample again, ``steps`` times.
 
     At step k every task's current policy (θ at k = 0) rolls out a fresh batch (the paper:
     4000 steps, ``batch="steps"``); its mean episode return is recorded, and one first-order
-    REINFORCE step of size
-    ``lrs[k]`` (the paper: α, then α/2) moves the task's parameters. Returns the mean episode
+    step of ``learner``'s inner loss (the paper: REINFORCE) of size ``lrs[k]`` (the paper: α,
+    then α/2), on advantages made as in training (``gamma``, ``gae_lambda``,
+    ``normalize_advantages``), moves the task's parameters. Returns the mean episode
     return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
     If ``diagnostics`` is given, it receives per step the norm of each task's parameter
     change (``step_norm``) and the policy's mean log σ over tasks before the step
@@ -308,7 +310,8 @@ def evaluate_adaptation(
             diagnostics.setdefault("clipped_fraction", []).append(
                 sampler.clipped_fraction(episodes))
         if k < steps:
-            batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda)
+            batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda,
+                                normalize_advantages=normalize_advantages)
             new = learner.adapt_stacked(current, batch, lrs[k])
             if diagnostics is not None:
                 sq = sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current)

@@ -3,8 +3,11 @@
 
 For each goal (one given with --goal, a --goals-file, or --num-tasks goals drawn with --seed)
 the policy rolls out --timesteps steps of episodes, takes a REINFORCE step (α, then α/2), and
-so on for --steps steps. Returns per goal and step go to results.json and returns.csv, the
-adapted policies to adapted_policy.pt, and with --video a before/after animation per goal.
+so on for --steps steps. A meta-trained policy is adapted with its run's own inner update
+(inner loss, discounting, GAE λ, advantage normalisation, horizon: the step it was trained
+for); a baseline's policy with the paper's. Returns per goal and step go to results.json and
+returns.csv, the adapted policies to adapted_policy.pt, and with --video a before/after
+animation per goal.
 
 Examples::
 
@@ -29,6 +32,7 @@ from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
     draw_tasks,
+    inner_update_of,
     make_meta_env,
     policy_from_spec,
     run_evaluation,
@@ -83,8 +87,10 @@ class AdaptConfig:
 
 
 def load_policy(cfg: AdaptConfig):
-    """The policy, its env, oracle flag, default α, a label, the folder to write beside and
-    what was loaded (recorded in results.json), from a run or a policy file."""
+    """The policy, its env, oracle flag, default α, a label, the folder to write beside, what
+    was loaded (recorded in results.json) and the inner update to adapt it with (a run's own,
+    :func:`inner_update_of`; the paper's for a baseline's policy file), from a run or a policy
+    file."""
     given = [p for p in (cfg.run_dir, cfg.checkpoint, cfg.policy) if p is not None]
     require(len(given) == 1, "give exactly one of --run-dir, --checkpoint or --policy")
     if cfg.policy is not None:
@@ -92,7 +98,8 @@ def load_policy(cfg: AdaptConfig):
         check_kind(state, cfg.policy, POLICY)
         policy = policy_from_spec(state["policy_spec"], state["policy"])
         return (policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
-                state.get("label", "policy"), cfg.policy.parent, {"source": str(cfg.policy)})
+                state.get("label", "policy"), cfg.policy.parent, {"source": str(cfg.policy)},
+                {})
     if cfg.run_dir is not None:
         if not (cfg.run_dir / "config.json").is_file():
             raise MetaRLError(f"{cfg.run_dir} holds no run (no config.json); pass a run folder")
@@ -120,7 +127,8 @@ def load_policy(cfg: AdaptConfig):
     loaded = {"source": str(source), "iteration": int(state["iteration"]),
               "selected_by": state.get("best", {}).get("selected_by") if source.name == "best.pt"
               else "checkpoint"}
-    return policy, config["env"], False, float(config["inner_lr"]), "maml", where, loaded
+    return (policy, config["env"], False, float(config["inner_lr"]), "maml", where, loaded,
+            inner_update_of(config))
 
 
 @cli_errors
@@ -132,12 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")
     if cfg.device.startswith("cuda"):
         require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
-    policy, env_id, oracle, alpha, label, where, loaded = load_policy(cfg)
+    policy, env_id, oracle, alpha, label, where, loaded, inner = load_policy(cfg)
     policy.to(cfg.device)
     settings = EvalSettings(env=env_id, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha if cfg.alpha is not None else alpha,
                             timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
-                            threads=cfg.threads)
+                            threads=cfg.threads, **inner)
     goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
     out = cfg.out_dir or unique_path(where / name)
     if out.exists() and any(out.iterdir()):

@@ -244,6 +244,55 @@ def test_adapt_rl_last_checkpoint(nav_run, tmp_path):
     assert res["policy"]["iteration"] == 2 and res["policy"]["selected_by"] == "checkpoint"
 
 
+def test_adapt_rl_adapts_with_the_runs_inner_update(tmp_path):
+    """A run trained with another inner update (LVC loss, γ 0.9, λ 0.5, raw advantages,
+    12-step episodes) is evaluated with that update, not the paper's defaults: adapt_rl.py's
+    returns equal run_evaluation's with the run's settings and differ from the defaults'."""
+    from metarl.rl_eval import (
+        EvalSettings,
+        draw_tasks,
+        make_meta_env,
+        policy_from_spec,
+        run_evaluation,
+    )
+
+    run = tmp_path / "run"
+    inner = ["--inner-loss", "lvc", "--gamma", "0.9", "--gae-lambda", "0.5",
+             "--no-normalize-advantages"]
+    assert call_script("train_rl.py", "--preset", "navigation", *TINY, *inner,
+                       "--out-dir", str(run)).returncode == 0
+    evaluation = ["--num-tasks", "2", "--timesteps", "24", "--steps", "2", "--threads", "1"]
+    assert call_script("adapt_rl.py", "--run-dir", str(run), *evaluation,
+                       "--out-dir", str(tmp_path / "eval")).returncode == 0
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert res["inner_update"] == {"inner_loss": "lvc", "gamma": 0.9, "gae_lambda": 0.5,
+                                   "normalize_advantages": False}
+    assert res["horizon"] == 12
+
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    policy = policy_from_spec(state["policy_spec"], state["policy"])
+    env = make_meta_env("metarl/Navigation2D-v0")
+
+    def evaluation(name: str, **inner_update) -> dict:
+        settings = EvalSettings(env="metarl/Navigation2D-v0", num_tasks=2, steps=2,
+                                timesteps=24, threads=1, horizon=12, **inner_update)
+        return run_evaluation(policy, settings, tmp_path / name, label=name,
+                              tasks=draw_tasks(env, settings, None))
+
+    own = evaluation("own", inner_loss="lvc", gamma=0.9, gae_lambda=0.5,
+                     normalize_advantages=False)
+    assert res["returns_per_task"] == own["returns_per_task"]
+    paper = evaluation("paper")
+    before = [r[0] for r in paper["returns_per_task"]]
+    assert before == [r[0] for r in own["returns_per_task"]]  # the same policy before adapting
+    assert paper["returns_per_task"] != own["returns_per_task"]
+    # each setting on its own changes the first adaptation step (LVC's first-order step at
+    # the sampling policy is REINFORCE's, so the loss alone does not)
+    for change in ({"gamma": 0.9}, {"gae_lambda": 0.5}, {"normalize_advantages": False}):
+        other = evaluation(str(change), **change)
+        assert not np.allclose(other["step_norm_per_task"][0], paper["step_norm_per_task"][0])
+
+
 def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
     cfg = RLConfig(iterations=3, meta_batch=2, episodes_per_task=2, horizon=8,
                    hidden_sizes=(8,), threads=1, select_best="train-return")
