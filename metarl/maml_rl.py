@@ -282,7 +282,9 @@ class MAMLTRPO:
 
         A line-search candidate is scored on parameter dicts, never on the live policy; the
         policy changes only once a candidate is accepted. A step whose objective, gradient or
-        search direction is not finite is rejected and reported (``nonfinite``).
+        search direction is not finite is rejected and reported (``nonfinite``). A gradient
+        that is exactly zero (every query advantage 0, e.g. a sparse reward never reached)
+        leaves nothing to follow: no step, and not counted as non-finite (``zero_gradient``).
         """
         s = self.trpo
         prop = self.propose(support, query)
@@ -293,7 +295,9 @@ class MAMLTRPO:
         stats: dict[str, float] = {"surrogate_before": loss_before,
                                    "grad_norm": prop.grad.norm().item()}
         if prop.full_step is None:
-            return {**stats, "accepted": 0.0, "nonfinite": 1.0, "ls_steps": 0.0, "kl": 0.0,
+            zero = bool(torch.isfinite(prop.grad).all()) and not bool(prop.grad.any())
+            return {**stats, "accepted": 0.0, "nonfinite": 0.0 if zero else 1.0,
+                    "zero_gradient": float(zero), "ls_steps": 0.0, "kl": 0.0,
                     "kl_initial": 0.0, "surrogate_after": stats["surrogate_before"],
                     "step_fraction": 0.0}
         full_step = unflatten(prop.full_step.detach(), params)
@@ -326,7 +330,7 @@ class MAMLTRPO:
                 "kl": result.kl, "kl_initial": kl_initial, "surrogate_after": result.objective,
                 "step_fraction": result.step_fraction,
                 "nonfinite": float(result.nonfinite > 0 and not result.accepted),
-                "max_step_norm": prop.full_step.norm().item()}
+                "zero_gradient": 0.0, "max_step_norm": prop.full_step.norm().item()}
 
 
 def _double_backprop_hvp(scalar: Tensor, leaves: list[Tensor]) -> Callable[[Tensor], Tensor]:

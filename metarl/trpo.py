@@ -30,13 +30,16 @@ def conjugate_gradient(
     """Solve ``A x = b`` for symmetric positive-definite ``A`` given only ``v ↦ A v``.
 
     Returns ``x`` and ``A x``; the latter is accumulated from the products CG computes anyway
-    (``A x = Σ αᵢ A pᵢ``), which saves TRPO one Hessian-vector product per step.
+    (``A x = Σ αᵢ A pᵢ``), which saves TRPO one Hessian-vector product per step. For ``b = 0``
+    the answer is ``x = 0`` (the first step size would be 0/0).
     """
     x = torch.zeros_like(b)
     ax = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = torch.dot(r, r)
+    if rr == 0:
+        return x, ax
     for _ in range(iterations):
         ap = hvp(p)
         alpha = rr / torch.dot(p, ap)

@@ -231,6 +231,22 @@ def test_nonfinite_step_is_rejected_and_policy_untouched():
     before = flatten(params_of(policy)).detach().clone()
     stats = learner.step(support, query)
     assert stats["accepted"] == 0.0 and stats["nonfinite"] == 1.0
+    assert stats["zero_gradient"] == 0.0
+    assert torch.equal(flatten(params_of(policy)).detach(), before)
+
+
+def test_zero_gradient_is_no_step_and_not_a_failure():
+    """All query advantages 0 (a sparse reward never reached): CG's b = 0 gives x = 0, not
+    0/0; the step is skipped without counting as non-finite (which would end the run after
+    --max-nan-steps of them)."""
+    x, ax = conjugate_gradient(lambda v: 2 * v, torch.zeros(4, dtype=DT))
+    assert torch.equal(x, torch.zeros(4, dtype=DT)) and torch.equal(ax, x)
+    policy, support, query = synthetic()
+    query = query._replace(advantages=torch.zeros_like(query.advantages))
+    before = flatten(params_of(policy)).detach().clone()
+    stats = MAMLTRPO(policy).step(support, query)
+    assert stats["accepted"] == 0.0 and stats["nonfinite"] == 0.0
+    assert stats["zero_gradient"] == 1.0 and stats["grad_norm"] == 0.0
     assert torch.equal(flatten(params_of(policy)).detach(), before)
 
 
