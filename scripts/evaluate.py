@@ -12,6 +12,8 @@ Example::
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from metarl.evaluation import evaluate
 from metarl.functional import params_of
 from metarl.io import atomic_write_json
 from metarl.rundir import unique_path
+from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.runner import load_run
 
 
@@ -41,7 +44,8 @@ class EvalConfig:
     split: str = "test"
     """Which split's tasks to draw: test, val or train."""
     inner_lr: float | None = None
-    """Adaptation step size (default: the run's evaluation step size)."""
+    """Adaptation step size (default: the run's evaluation step size; for a pretrained
+    baseline, the one its training tuned on validation, as its results.json records)."""
     k_shot: int | None = None
     """Evaluate with a different number of support examples than the run trained with."""
     seed: int | None = None
@@ -55,6 +59,28 @@ class EvalConfig:
     """Output JSON (default: <run-dir>/eval-<split>-<steps>steps-<tasks>tasks.json)."""
 
 
+def step_size(cfg: EvalConfig, run_cfg: SupervisedConfig) -> tuple[float, str]:
+    """The adaptation step size and where it came from: --inner-lr, else the run's
+    --eval-inner-lr, else for a pretrained baseline the step size its training tuned on
+    validation (results.json; the baseline's training step size is no adaptation step size),
+    else the run's inner step size."""
+    if cfg.inner_lr is not None:
+        return cfg.inner_lr, "--inner-lr"
+    if run_cfg.eval_inner_lr is not None:
+        return run_cfg.eval_inner_lr, "the run's --eval-inner-lr"
+    if run_cfg.algo == "pretrained":
+        results = cfg.run_dir / "results.json"
+        try:
+            tuned = json.loads(results.read_text())["step_size_tuning"]["chosen"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            print(f"warning: {results} holds no tuned step size (the run has not finished); "
+                  f"adapting with its --inner-lr {run_cfg.inner_lr:g} (give --inner-lr to "
+                  "choose)", file=sys.stderr)
+        else:
+            return float(tuned), "tuned on validation at the end of training (results.json)"
+    return run_cfg.inner_lr, "the run's --inner-lr"
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(EvalConfig, args=argv, description=__doc__)
@@ -65,19 +91,19 @@ def main(argv: list[str] | None = None) -> None:
                                       k_shot=cfg.k_shot, data_root=cfg.data_root)
     require(cfg.split in problem.splits,
             f"unknown --split {cfg.split!r}; choose one of {', '.join(problem.splits)}")
-    lr = cfg.inner_lr if cfg.inner_lr is not None else (
-        run_cfg.eval_inner_lr if run_cfg.eval_inner_lr is not None else run_cfg.inner_lr)
+    lr, lr_source = step_size(cfg, run_cfg)
     offset = {"train": 0, "val": 1, "test": 2}[cfg.split]
     seed = cfg.seed if cfg.seed is not None else run_cfg.eval_seed + offset
     result = evaluate(problem.loss_fn, problem.metric_fn, params_of(problem.model),
                       problem.splits[cfg.split], n_tasks=cfg.tasks, steps=cfg.steps, lr=lr,
-                      seed=seed, vectorize=run_cfg.vectorize)
+                      seed=seed, chunk=run_cfg.eval_chunk, vectorize=run_cfg.vectorize)
+    result["inner_lr_source"] = lr_source
     out = cfg.out or cfg.run_dir / f"eval-{cfg.split}-{cfg.steps}steps-{cfg.tasks}tasks.json"
     out = unique_path(out)
     atomic_write_json(out, {"checkpoint": str(ckpt), "split": cfg.split, "seed": seed,
                             "k_shot": run_cfg.k_shot, **result})
     metric = "accuracy" if "accuracy_mean" in result else "loss"
-    print(f"{ckpt}: {metric} on {cfg.tasks} {cfg.split} tasks (α={lr:g})")
+    print(f"{ckpt}: {metric} on {cfg.tasks} {cfg.split} tasks (α={lr:g}: {lr_source})")
     for s in result["steps"]:
         mean, ci = result[f"{metric}_mean"][s], result[f"{metric}_ci95"][s]
         print(f"  {s:2d} steps: {mean:.4f} ± {ci:.4f}")

@@ -60,6 +60,24 @@ def test_pretrained_baseline_tunes_its_step_size(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["step_size_tuning"]["chosen"] == res["test"]["inner_lr"]
     assert len(res["step_size_tuning"]["scores"]) == 7
+    # evaluate.py adapts the baseline with that tuned step size too, and reproduces the test
+    # curve with the run's own seed, tasks and checkpoint
+    proc = call_script("evaluate.py", "--run-dir", str(out), "--steps",
+                       str(len(res["test"]["steps"]) - 1), "--tasks", str(res["test"]["n_tasks"]),
+                       "--out", str(tmp_path / "eval.json"))
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((tmp_path / "eval.json").read_text())
+    assert again["inner_lr"] == res["step_size_tuning"]["chosen"]
+    assert again["inner_lr_source"].startswith("tuned on validation")
+    assert again["loss_mean"] == pytest.approx(res["test"]["loss_mean"], rel=1e-6)
+    # a baseline whose training has not tuned it yet: its own step size, and a warning saying so
+    (out / "results.json").write_text(json.dumps({**res, "step_size_tuning": None}))
+    proc = call_script("evaluate.py", "--run-dir", str(out), "--steps", "1", "--tasks", "2",
+                       "--out", str(tmp_path / "untuned.json"))
+    assert proc.returncode == 0 and "holds no tuned step size" in proc.stderr
+    untuned = json.loads((tmp_path / "untuned.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert untuned["inner_lr"] == config["inner_lr"]
 
 
 @pytest.mark.parametrize(
