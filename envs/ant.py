@@ -41,8 +41,9 @@ _FAMILY_DOC = r"""
     and y come first and every index above shifts by 2 (107 values).
 
     ## Time Step
-    Gymnasium's ``frame_skip=5`` on the XML's 0.01 s (RK4): ``dt = 0.05`` s per step. The paper's
-    rllab Ant stepped once per 0.02 s; pass ``frame_skip=2`` for the paper's time step.
+    Gymnasium's ``frame_skip=5`` on the XML's 0.01 s (RK4): ``dt = 0.05`` s per step (the v0
+    ids). The paper's rllab Ant stepped once per 0.02 s from the XML's standing pose: the v1 ids
+    pass ``frame_skip=2, init_pose="rllab"`` (``envs.ANT_PAPER_TIMING``).
 
     ## Starting State
     Gymnasium's: ``qpos = init_qpos + U(-0.1, 0.1)``, ``qvel = init_qvel + 0.1 · N(0, 1)``.
