@@ -33,3 +33,4 @@ test-slow: install
 
 lint: install
 	$(BIN)/ruff check metarl envs supervised scripts tests
+	$(BIN)/mypy

@@ -24,6 +24,8 @@ standing pose (``ENV_KWARGS``).
 ``docs/envs.md`` has the definitions and their differences from the paper's rllab versions.
 """
 
+from collections.abc import Mapping
+
 from gymnasium.envs.registration import register, registry
 
 from metarl.envs.ant import AntDirEnv, AntPosEnv, AntTaskEnv, AntVelEnv
@@ -62,7 +64,7 @@ ANT_PAPER_TIMING = {"frame_skip": 2, "init_pose": "rllab"}
 HALF_CHEETAH_PAPER_TIMING = {"frame_skip": 1}
 """The HalfCheetah v1 ids: the paper's 0.01 s per step, one substep of the XML's 0.01 s."""
 
-ENV_KWARGS: dict[str, dict[str, object]] = {
+ENV_KWARGS: dict[str, Mapping[str, object]] = {
     **{f"metarl/Ant{name}-v1": ANT_PAPER_TIMING for name in ("Vel", "Dir", "Pos")},
     **{f"metarl/HalfCheetah{name}-v1": HALF_CHEETAH_PAPER_TIMING for name in ("Vel", "Dir")},
 }

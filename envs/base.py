@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -75,12 +75,14 @@ class TaskSpace:
     ) -> None:
         if (choices is None) == (low is None or high is None):
             raise ValueError("give a TaskSpace either low and high, or choices")
-        if choices is None and not (math.isfinite(low) and math.isfinite(high) and low <= high):
-            raise MetaRLError(f"task range ({low}, {high}) must be finite with low <= high")
+        if choices is None:
+            assert low is not None and high is not None  # the check above guarantees both
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise MetaRLError(f"task range ({low}, {high}) must be finite with low <= high")
         self.task_type = task_type
         self.names = tuple(f.name for f in dataclasses.fields(task_type))
         self.choices = None if choices is None else tuple(float(c) for c in choices)
-        values = self.choices or (low, high)
+        values = self.choices or (cast(float, low), cast(float, high))
         self.low = np.full(len(self.names), min(values), np.float64)
         self.high = np.full(len(self.names), max(values), np.float64)
 
@@ -221,6 +223,8 @@ class MetaEnv:
     default_task_range: tuple[float, float] | None = None
     task_choices: tuple[float, ...] | None = None
     task_space: TaskSpace
+    observation_space: spaces.Space[Any]
+    """Set by the Gymnasium base class (a box for every metarl env), widened by ``oracle``."""
     oracle: bool
     _task: Task
     steps_asynchronously: bool = False
@@ -241,12 +245,14 @@ class MetaEnv:
                 )
             self.task_space = TaskSpace(self.task_type, choices=self.task_choices)
         else:
-            low, high = self.default_task_range if task_range is None else task_range
+            # a subclass without task_choices sets default_task_range
+            low, high = cast(tuple[float, float],
+                             self.default_task_range if task_range is None else task_range)
             self.task_space = TaskSpace(self.task_type, low=low, high=high)
         self.oracle = bool(oracle)
         self.set_task(self.default_task if task is None else task)
         if self.oracle:  # the task parameters follow the usual observation
-            base: spaces.Box = self.observation_space  # type: ignore[attr-defined]
+            base = cast(spaces.Box, self.observation_space)
             self.observation_space = spaces.Box(
                 low=np.concatenate([base.low, self.task_space.low]).astype(base.dtype),
                 high=np.concatenate([base.high, self.task_space.high]).astype(base.dtype),

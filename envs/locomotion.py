@@ -17,7 +17,7 @@ check the observation and the velocity against Gymnasium's own code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import mujoco
 import numpy as np
@@ -130,7 +130,7 @@ class LocomotionTaskEnv(MetaEnv):
         cfrc = d.cfrc_ext[None].copy() if self.needs_contact_forces else None
         state = StepState(np.array([x_velocity]), d.qpos[None].copy(), d.qvel[None].copy(), cfrc)
         terms = self.reward_terms(state, np.asarray(action)[None], self._task_array[None])
-        reward = sum(terms.values())
+        reward = cast(np.ndarray, sum(terms.values()))
         return float(reward[0]), {k: float(v[0]) for k, v in terms.items()}
 
     def render(self) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -154,7 +154,7 @@ class NavigationVectorEnv:
     def __init__(self, env: Navigation2DEnv, num_envs: int) -> None:
         self.env = env
         self.num_envs = num_envs
-        self.observation_dim = int(env.observation_space.shape[0])
+        self.observation_dim = int(cast(spaces.Box, env.observation_space).shape[0])
         self._position = np.zeros((num_envs, 2))
         self._goals = np.zeros((num_envs, 2))
         self._pending: BatchStep | None = None

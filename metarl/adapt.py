@@ -24,7 +24,7 @@ from torch import Tensor
 
 from metarl.functional import LossFn, Params, TaskLossesFn
 
-LearningRate = float | Sequence[float] | Tensor
+LearningRate = float | Sequence[float | Tensor] | Tensor
 """One step size for every step, or one per step (e.g. ``[α, α/2, α/2]`` for MAML-RL tests)."""
 
 

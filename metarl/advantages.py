@@ -24,17 +24,27 @@ from metarl.returns import discounted_returns, gae, normalize
 
 
 class EpisodeTensors(Protocol):
-    """What :func:`to_pg_batch` reads from a sampler's output (``[tasks, slots, time]``)."""
+    """What :func:`to_pg_batch` reads from a sampler's output (``[tasks, slots, time]``; read-only
+    members, so that a NamedTuple such as :class:`metarl.sampler.Episodes` qualifies)."""
 
-    observations: Tensor
-    actions: Tensor
-    rewards: Tensor
-    log_probs: Tensor
-    mask: Tensor
-    dones: Tensor
-    """The last step of every episode (a slot may hold several episodes back to back)."""
-    timesteps: Tensor
-    """Each step's index within its episode."""
+    @property
+    def observations(self) -> Tensor: ...
+    @property
+    def actions(self) -> Tensor: ...
+    @property
+    def rewards(self) -> Tensor: ...
+    @property
+    def log_probs(self) -> Tensor: ...
+    @property
+    def mask(self) -> Tensor: ...
+    @property
+    def dones(self) -> Tensor:
+        """The last step of every episode (a slot may hold several episodes back to back)."""
+        ...
+    @property
+    def timesteps(self) -> Tensor:
+        """Each step's index within its episode."""
+        ...
 
 
 def to_pg_batch(

@@ -13,6 +13,7 @@ checkpoint with a partial one; :class:`CheckpointDir` keeps the newest ``keep`` 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import json
@@ -157,7 +158,7 @@ class CheckpointDir:
 
     def load_latest(
         self, map_location: str | torch.device = "cpu"
-    ) -> tuple[Path, dict[str, Any], list[str]] | None:
+    ) -> tuple[Path, dict[str, Any], builtins.list[str]] | None:
         """The newest checkpoint that verifies, plus warnings about newer damaged ones.
 
         Damaged files are left in place (never deleted), so nothing is lost; the warnings

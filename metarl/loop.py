@@ -91,7 +91,7 @@ def run_loop(
     desc: str = "",
     progress: bool = True,
     dist: DistContext | None = None,
-    on_stop: Callable[[], None] | None = None,
+    on_stop: Callable[[], object] | None = None,
 ) -> None:
     """Run ``trainer`` until ``iterations`` are done or a stop signal arrives.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -165,7 +165,7 @@ class MAMLTRPO:
 
     def adapted_for_sampling(self, support: PGBatch) -> Params:
         """θ'_i as constants, to roll out the query episodes with."""
-        params = dict(self.policy.named_parameters())
+        params: Params = dict(self.policy.named_parameters())
         return {k: v.detach() for k, v in self.adapt(params, support, first_order=True).items()}
 
     # -------------------------------------------------------- meta-objective
@@ -232,8 +232,8 @@ class MAMLTRPO:
             theta = {k: v.detach() for k, v in params.items()}
 
             def jacobian_vector(v: Tensor) -> list[Tensor]:
-                _, jv = torch.func.jvp(lambda p: self.adapt(p, support), (theta,),
-                                       (unflatten(v, params),))
+                jv = torch.func.jvp(lambda p: self.adapt(p, support), (theta,),
+                                    (unflatten(v, params),))[1]
                 return [jv[k] for k in keys]
 
         return lambda v: j_transpose(h_prime(jacobian_vector(v)))
@@ -255,7 +255,7 @@ class MAMLTRPO:
         """The TRPO step before its line search: the meta-gradient, the conjugate-gradient
         direction and the full trust-region step ``β s`` (``None`` when not finite)."""
         s = self.trpo
-        params = dict(self.policy.named_parameters())
+        params: Params = dict(self.policy.named_parameters())
         leaves = list(params.values())
         adapted = self.adapt(params, support)
         old = self.frozen_dist(adapted, query)
@@ -267,7 +267,7 @@ class MAMLTRPO:
             hvps.append(self.initial_kl_hessian_vector(params, old_initial, support))
 
         def fisher_vector(v: Tensor) -> Tensor:
-            return self.reduce(sum(hvp(v) for hvp in hvps)) + s.cg_damping * v
+            return self.reduce(cast(Tensor, sum(hvp(v) for hvp in hvps))) + s.cg_damping * v
 
         direction, f_direction = conjugate_gradient(fisher_vector, grad, s.cg_iterations)
         shs = torch.dot(direction, f_direction)

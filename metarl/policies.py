@@ -18,8 +18,8 @@ average would silently rescale every policy gradient by ``1/act_dim``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -107,7 +107,7 @@ class GaussianMLPPolicy(nn.Module):
 
     def reset_parameters(self) -> None:
         """Xavier-uniform weights and zero biases (rllab's initialisation)."""
-        for layer in self.layers:
+        for layer in cast(Iterable[nn.Linear], self.layers):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
 

@@ -13,7 +13,8 @@ map one to one: ``mlp_extractor.policy_net.{0,2,...}`` → ``layers.{0,1,...}``,
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -48,7 +49,7 @@ def ppo_to_policy(model: Any, activation: str) -> GaussianMLPPolicy:
     policy = GaussianMLPPolicy(obs_dim, act_dim, [m.out_features for m in hidden], activation)
     layers = [*hidden, sb3.action_net]
     with torch.no_grad():
-        for ours, theirs in zip(policy.layers, layers, strict=True):
+        for ours, theirs in zip(cast(Iterable[nn.Linear], policy.layers), layers, strict=True):
             ours.weight.copy_(theirs.weight)
             ours.bias.copy_(theirs.bias)
         policy.log_std.copy_(sb3.log_std)

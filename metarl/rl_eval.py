@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
@@ -34,7 +34,7 @@ from metarl.maml_rl import MAMLTRPO
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import BATCHES
 from metarl.rl_trainer import evaluate_adaptation, evaluation_episodes, paper_step_sizes
-from metarl.sampler import MultiTaskSampler
+from metarl.sampler import Batch, MultiTaskSampler
 from metarl.stats import mean_ci95
 
 
@@ -182,7 +182,8 @@ def run_evaluation(
 
     horizon = settings.horizon or ENV_IDS[settings.env][1]
     episodes = evaluation_episodes(horizon, settings.timesteps)
-    sampler = MultiTaskSampler(settings.env, episodes, horizon=horizon, batch=settings.batch,
+    sampler = MultiTaskSampler(settings.env, episodes, horizon=horizon,
+                               batch=cast(Batch, settings.batch),  # checked in __post_init__
                                device=settings.device, num_threads=settings.threads,
                                env_kwargs={"oracle": True} if oracle else None)
     tasks = list(tasks) if tasks is not None else draw_tasks(sampler.env, settings, None)

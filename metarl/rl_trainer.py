@@ -25,12 +25,13 @@ multi-step adaptation the evaluation reports.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ from metarl.maml_rl import MAMLTRPO
 from metarl.pg import PGBatch
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import RLConfig
-from metarl.sampler import MultiTaskSampler
+from metarl.sampler import Batch, MultiTaskSampler
 
 KIND = MAML_TRPO
 
@@ -72,7 +73,8 @@ def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
 
 def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> MultiTaskSampler:
     """A batched sampler for ``cfg.env`` with ``episodes`` slots per task (``cfg.batch``)."""
-    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon, batch=cfg.batch,
+    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon,
+                            batch=cast(Batch, cfg.batch),  # checked by RLConfig.validate
                             device=cfg.device, num_threads=cfg.threads,
                             env_kwargs={"oracle": True} if oracle else None)
 
@@ -153,7 +155,7 @@ class MetaRLTrainer:
         self.val_history = list(state.get("val_history", []))
 
     # -------------------------------------------------------------- training
-    def train(self, on_stop: Callable[[], None] | None = None) -> None:
+    def train(self, on_stop: Callable[[], object] | None = None) -> None:
         """Run until ``cfg.iterations`` meta-iterations are done; on SIGINT/SIGTERM checkpoint,
         call ``on_stop`` (rank 0) and raise :class:`SystemExit` (see :func:`run_loop`)."""
         run_loop(self, run_dir=self.run_dir, iterations=self.cfg.iterations, log_every=1,
@@ -176,8 +178,8 @@ class MetaRLTrainer:
         and differentiates its contiguous shard; TRPO averages over ranks.
         """
         cfg = self.cfg
-        prep = {"gamma": cfg.gamma, "gae_lambda": cfg.gae_lambda,
-                "normalize_advantages": cfg.normalize_advantages}
+        prep = functools.partial(to_pg_batch, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+                                 normalize_advantages=cfg.normalize_advantages)
         t0 = time.perf_counter()
         task_rng, rollout_rng = self.rngs()
         tasks = self.sampler.env.sample_tasks(cfg.meta_batch, task_rng)
@@ -186,13 +188,13 @@ class MetaRLTrainer:
         support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
         simulated = self.sampler.last_steps_simulated
         t1 = time.perf_counter()
-        support = to_pg_batch(support_eps, **prep)
+        support = prep(support_eps)
         adapted = self.learner.adapted_for_sampling(support)
         t2 = time.perf_counter()
         query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
         simulated += self.sampler.last_steps_simulated
         t3 = time.perf_counter()
-        query = to_pg_batch(query_eps, **prep)
+        query = prep(query_eps)
         if self.before_outer is not None:
             self.before_outer(support, query)
         stats = self.learner.step(support, query)
@@ -314,7 +316,8 @@ def evaluate_adaptation(
                                 normalize_advantages=normalize_advantages)
             new = learner.adapt_stacked(current, batch, lrs[k])
             if diagnostics is not None:
-                sq = sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current)
+                sq = cast(torch.Tensor,
+                          sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current))
                 diagnostics.setdefault("step_norm", []).append(torch.sqrt(sq).tolist())
                 log_std = [v for n, v in current.items() if n.endswith("log_std")]
                 diagnostics.setdefault("log_std_mean", []).append(

@@ -527,7 +527,7 @@ class MultiTaskSampler:
             for i, j, s, n in book.keep_budget(budget):
                 for x in (mask, rewards, terms, terminated, dones, timesteps):
                     x[i, j, s : s + n] = 0
-        used = L if not restart else int(mask.any(axis=(0, 1)).nonzero()[0].max()) + 1
+        used = L if not restart else int(np.nonzero(mask.any(axis=(0, 1)))[0].max()) + 1
         valid = torch.from_numpy(mask[..., :used]).to(dev)
         observations, actions, log_probs = (
             x[:, :, :used] for x in (observations, actions, log_probs))

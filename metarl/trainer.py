@@ -329,7 +329,7 @@ class MetaTrainer:
         return out
 
     # --------------------------------------------------------------- training
-    def train(self, on_stop: Callable[[], None] | None = None) -> None:
+    def train(self, on_stop: Callable[[], object] | None = None) -> None:
         """Run until ``cfg.iterations`` outer steps are done; on SIGINT/SIGTERM checkpoint,
         call ``on_stop`` (rank 0) and raise :class:`SystemExit` (see :func:`run_loop`)."""
         cfg = self.cfg
@@ -348,9 +348,9 @@ class MetaTrainer:
         if self.dist.enabled:
             part = self.dist.shard(self.cfg.meta_batch)
             batch = TaskBatch(*(tree_map(lambda t: t[part], b) for b in batch))
-        grads, scalars = self.outer_step(self.params, batch)
+        grads, local_scalars = self.outer_step(self.params, batch)
         grads = self.dist.mean_dict(grads)
-        scalars = self.dist.mean_scalars(scalars)
+        scalars = self.dist.mean_scalars(local_scalars)
         if not finite(grads.values()):
             return scalars, False
         assign_gradients(self.params, grads)

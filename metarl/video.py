@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +46,7 @@ def render_episode(env_id: str, task: Task, policy: GaussianMLPPolicy, params: P
         frames.append(env.render())
         done = terminated or truncated
     env.close()
-    return [f for f in frames if f is not None]
+    return [cast(np.ndarray, f) for f in frames if f is not None]  # rgb_array: one array each
 
 
 def save_gif(frames: list[np.ndarray], path: Path, fps: int = 20) -> Path:

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
 
         env = gym.make(cfg.env)
         torch.manual_seed(cfg.train_seed)
-        policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0],
+        obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+        assert obs_shape is not None and act_shape is not None  # Box spaces
+        policy = GaussianMLPPolicy(obs_shape[0], act_shape[0],
                                    cfg.hidden_sizes, cfg.activation)
     else:
         from metarl.pretrain import train_ppo

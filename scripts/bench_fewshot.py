@@ -118,7 +118,7 @@ def configure_precision(device: torch.device, tf32: bool) -> str:
         return "ieee"
     mode = "tf32" if tf32 else "ieee"
     torch.backends.cuda.matmul.fp32_precision = mode
-    torch.backends.cudnn.conv.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode  # type: ignore[attr-defined]  # torch ≥ 2.9, not in its stubs
     return mode
 
 

@@ -36,13 +36,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
 import tyro
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from mujoco.rollout import Rollout
 
 import metarl.envs  # noqa: F401  (registers the envs)
@@ -107,7 +108,7 @@ def timed(fn: Callable[[], int]) -> tuple[float, float]:
 
 def ceiling(gym_id: str, n: int, steps: int, threads: int, seed: int) -> Callable[[], int]:
     """One open-loop ``mujoco.rollout`` of ``steps × frame_skip`` substeps over ``n`` envs."""
-    env = gym.make(gym_id).unwrapped
+    env = cast(MujocoEnv, gym.make(gym_id).unwrapped)
     model, fs = env.model, env.frame_skip
     spec = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
     rng = np.random.default_rng(seed)
@@ -130,7 +131,8 @@ def sync_vector_env(gym_id: str, n: int, steps: int, kwargs: dict, seed: int) ->
     """Gymnasium's ``SyncVectorEnv`` with random actions."""
     venv = gym.vector.SyncVectorEnv([lambda: gym.make(gym_id, **kwargs) for _ in range(n)])
     venv.reset(seed=seed)
-    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, *venv.action_space.shape))
+    action_shape = cast(tuple[int, ...], venv.action_space.shape)
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, *action_shape))
 
     def run() -> int:
         for t in range(steps):
@@ -147,7 +149,8 @@ def subproc_vec_env(gym_id: str, n: int, steps: int, kwargs: dict, seed: int) ->
 
     venv = make_vec_env(gym_id, n, seed=seed, vec_env_cls=SubprocVecEnv, env_kwargs=kwargs)
     venv.reset()
-    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, n, venv.action_space.shape[0]))
+    act_dim = cast(tuple[int, ...], venv.action_space.shape)[0]
+    actions = np.random.default_rng(seed).uniform(-1, 1, (steps, n, act_dim))
 
     def run() -> int:
         for t in range(steps):
@@ -237,8 +240,9 @@ def main(cfg: Config) -> dict:
     mujoco.set_mju_user_warning(lambda msg: None if "settotalmass" in msg else print(msg))
     threads = cfg.threads or available_cpus()
     n = cfg.tasks * cfg.episodes_per_task
-    results: dict[str, object] = {"config": asdict(cfg), "machine": machine(), "results": {}}
-    results["config"]["out"] = str(cfg.out)
+    config = asdict(cfg)
+    config["out"] = str(cfg.out)
+    results: dict[str, Any] = {"config": config, "machine": machine(), "results": {}}
     print(f"{n} envs, {threads} threads, policy {cfg.hidden_sizes} on {cfg.device}")
     lines = [  # a markdown table, ready for docs/benchmarks.md
         f"| {'model':11} | {'method':15} | {'env-steps/s':>11} | ×ceiling | ×sync | cpu µs/step |",

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     reference = None
     for mode in cfg.modes:
         for fisher in cfg.fishers:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb") as f:
-        (np.savez_compressed if compress else np.savez)(f, **arrays)
+        save: Callable[..., None] = np.savez_compressed if compress else np.savez
+        save(f, **arrays)
     os.replace(tmp, path)
     return path
 

@@ -105,7 +105,7 @@ def decode_image(path: Path) -> np.ndarray:
             f"{path} is truncated or not an image ({err}); replace it with a good copy"
         ) from None
     if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
-        rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
+        rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
     return np.asarray(rgb).transpose(2, 0, 1)
 
 

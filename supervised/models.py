@@ -7,8 +7,8 @@ stack under :func:`torch.func.vmap`) computes exactly the same function as the m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,7 @@ class MLP(nn.Module):
         sizes = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         if init == "maml":
-            for layer in self.layers:
+            for layer in cast(Iterable[nn.Linear], self.layers):
                 nn.init.trunc_normal_(layer.weight, std=0.01, a=-0.02, b=0.02)
                 nn.init.zeros_(layer.bias)
         elif init != "torch":
@@ -153,13 +153,13 @@ class Conv4(nn.Module):
         """Xavier-uniform weights and zero biases (the original code's initialisers, except
         its N(0, 1) Omniglot head, which we replace by Xavier too)."""
         for block in self.blocks:
-            nn.init.xavier_uniform_(block.conv.weight)
+            nn.init.xavier_uniform_(cast(nn.Conv2d, block.conv).weight)
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
-            x = torch.relu(block.norm(block.conv(x)))
+            x = torch.relu(block.norm(block.conv(x)))  # type: ignore[operator]
             if self.downsample == "maxpool":
                 x = nn.functional.max_pool2d(x, 2)
         x = x.mean(dim=(2, 3)) if self.downsample == "stride" else x.flatten(1)

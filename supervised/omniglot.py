@@ -20,6 +20,7 @@ Two layers:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -86,7 +87,7 @@ def _zip_entries(path: Path) -> Iterator[Entry]:
     for name in names:
         parts = name.split("/")
         if len(parts) >= 3 and parts[-1].endswith(".png") and "__MACOSX" not in parts:
-            yield (parts[-3], parts[-2], parts[-1]), (lambda n=name: archive.read(n)), (
+            yield (parts[-3], parts[-2], parts[-1]), functools.partial(archive.read, name), (
                 f"{path}:{name}"
             )
 
@@ -239,6 +240,7 @@ def prepare_omniglot(
             f"omniglot, folder python/) or its extracted folder there, pass --data-root, set "
             f"METARL_OMNIGLOT, or allow the download",
         )
+        assert source is not None  # require() above raised otherwise
         arrays = read_release(source)
         digest = content_digest(arrays["images"])
         require(
@@ -308,7 +310,9 @@ def resample(images: np.ndarray, size: int, method: Resample) -> np.ndarray:
     if method == "lanczos":
         out = np.empty((images.shape[0], size, size), dtype=np.uint8)
         for i, img in enumerate(images):
-            small = Image.fromarray(img * np.uint8(255)).resize((size, size), Image.LANCZOS)
+            small = Image.fromarray(img * np.uint8(255)).resize(
+                (size, size), Image.Resampling.LANCZOS
+            )
             out[i] = 255 - np.asarray(small)
         return out
     raise MetaRLError(f"unknown resampling {method!r}; choose nearest or lanczos")

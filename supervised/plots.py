@@ -35,7 +35,7 @@ def plot_sinusoid_predictions(
     sampler = SinusoidTasks(k_shot, 1)
     task: SinusoidTask = sampler.sample_tasks(1, rng)[0]
     batch = sampler.batch_for([task], rng)
-    xs = np.linspace(*X_RANGE, 300)
+    xs = np.linspace(X_RANGE[0], X_RANGE[1], 300)
     lrs = list(lr) if isinstance(lr, Sequence) else [lr] * len(models)
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.8), squeeze=False)
     for ax, (label, problem, params), alpha in zip(axes[0], models, lrs):

@@ -35,7 +35,9 @@ def data_digest(problem: SupervisedProblem) -> str | None:
         return None
     digest = hashlib.sha256()
     for name in sorted(arrays):
-        images = arrays[name].detach().cpu().contiguous()
+        split_images = arrays[name]
+        assert split_images is not None  # every split was checked above
+        images = split_images.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(images.shape)}:{images.dtype};".encode())
         digest.update(images.numpy())  # the buffer itself: no copy of a large split
     return digest.hexdigest()
