@@ -75,6 +75,8 @@ class TaskSpace:
     ) -> None:
         if (choices is None) == (low is None or high is None):
             raise ValueError("give a TaskSpace either low and high, or choices")
+        if choices is not None and len(choices) == 0:
+            raise ValueError("a TaskSpace's choices must hold at least one value")
         if choices is None:
             assert low is not None and high is not None  # the check above guarantees both
             if not (math.isfinite(low) and math.isfinite(high) and low <= high):

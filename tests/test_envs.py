@@ -269,6 +269,17 @@ def test_task_range_widens_the_task_space():
         env.sample_tasks(3, 0)
 
 
+def test_task_space_needs_a_range_or_some_choices():
+    from metarl.envs.base import TaskSpace
+
+    with pytest.raises(ValueError, match="either low and high, or choices"):
+        TaskSpace(Goal2D, low=0.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        TaskSpace(Goal2D, choices=[])
+    with pytest.raises(MetaRLError, match="finite with low <= high"):
+        TaskSpace(Goal2D, low=1.0, high=0.0)
+
+
 # --- rendering --------------------------------------------------------------------------------
 def test_navigation_renders_rgb():
     env = make("metarl/Navigation2D-v0", render_mode="rgb_array")
