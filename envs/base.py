@@ -140,7 +140,8 @@ class TaskSpace:
         elif (values < self.low).any() or (values > self.high).any():
             raise MetaRLError(
                 f"task {task} is out of range: {'/'.join(self.names)} must lie in "
-                f"[{self.low[0]}, {self.high[0]}] (widen it with the env's task_range argument)"
+                f"[{self.low[0]}, {self.high[0]}] (choose a goal inside it; in Python, an env's "
+                "task_range argument widens it)"
             )
         return task
 

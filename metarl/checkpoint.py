@@ -56,6 +56,9 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and verify a checkpoint; any damage raises :class:`CheckpointError`."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass a .pt file in "
+                              "it (or the run folder itself with --run-dir)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     raw = path.read_bytes()
@@ -73,11 +76,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if len(payload) != header.get("size"):
         raise CheckpointError(
             f"checkpoint {path} is truncated ({len(payload)} of {header.get('size')} bytes); "
-            "resume from an earlier checkpoint"
+            "use an earlier checkpoint of its run"
         )
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise CheckpointError(
-            f"checkpoint {path} is corrupt (checksum mismatch); resume from an earlier checkpoint"
+            f"checkpoint {path} is corrupt (checksum mismatch); use an earlier checkpoint of its "
+            "run"
         )
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
 

@@ -1,4 +1,4 @@
-"""Crash-safe file writes.
+"""Crash-safe file writes, and reading and placing the files users pass in with one clear error.
 
 Every file a run writes that a user could lose (checkpoints, ``results.json``, ``config.json``)
 goes through :func:`atomic_write_bytes`: the bytes go to a temporary file in the same folder,
@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from metarl.errors import MetaRLError
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,3 +77,36 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """The JSON in ``path``, or a :class:`MetaRLError` naming the file, what it should have
+    been (``what``, e.g. "an adapt_rl.py results.json") and why it could not be read (a
+    folder, a CSV or PNG passed by mistake, a truncated file)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except IsADirectoryError:
+        reason = "it is a folder"
+    except FileNotFoundError:
+        reason = "it does not exist"
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        reason = "it is not JSON"
+    raise MetaRLError(f"cannot read {path} as {what}: {reason}")
+
+
+def output_file(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """``path`` ready to be written as a file (its folder created), or a clear error when it
+    names a folder or its folder cannot be made."""
+    path = Path(path)
+    if path.is_dir():
+        raise MetaRLError(f"{flag} {path} is a folder; give a file path, e.g. "
+                          f"{path / 'figure.png'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MetaRLError(f"cannot create the folder of {flag} {path} "
+                          f"({err.strerror or type(err).__name__}); choose another path") from None
+    return path

@@ -29,7 +29,7 @@ from metarl.checkpoint import ADAPTED, save_checkpoint
 from metarl.envs.base import MetaEnv, Task
 from metarl.errors import MetaRLError
 from metarl.functional import Params
-from metarl.io import atomic_write_bytes, atomic_write_json
+from metarl.io import atomic_write_bytes, atomic_write_json, read_json
 from metarl.maml_rl import MAMLTRPO
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import BATCHES
@@ -102,6 +102,8 @@ def read_goals_file(path: Path) -> list[list[float]]:
     separated by commas or spaces; ``#`` comments). A fixed goal set makes results comparable
     across runs and with other code bases (e.g. the 40 navigation goals of the original
     MAML code, docs/results.md). The values are checked by the env's task space later."""
+    if path.is_dir():
+        raise MetaRLError(f"goals file {path} is a folder; give a JSON or text file of goals")
     if not path.is_file():
         raise MetaRLError(f"goals file {path} does not exist; give a JSON or text file of goals")
     text = path.read_text()
@@ -137,6 +139,9 @@ class GoalChoice(NamedTuple):
 def chosen_goals(settings: EvalSettings, goal: Sequence[float] | None = None,
                  goals_file: Path | None = None) -> GoalChoice:
     """The goals a command line asks for (see :class:`GoalChoice`)."""
+    if goal is not None and len(goal) == 0:
+        raise MetaRLError("--goal needs the goal's values, e.g. --goal 0.3 -0.2 for a "
+                          "navigation goal or --goal 1.5 for a velocity")
     if goal and goals_file is not None:
         raise MetaRLError("give --goal or --goals-file, not both")
     if goal:
@@ -232,10 +237,11 @@ def run_evaluation(
 def load_evaluation(path: Path) -> dict[str, Any]:
     """An evaluation written by :func:`run_evaluation`: a folder or its results.json."""
     file = path / "results.json" if path.is_dir() else path
-    if not file.is_file():
+    if not file.exists():
         raise MetaRLError(f"{path} has no results.json from adapt_rl.py or baselines_rl.py")
-    result = json.loads(file.read_text())
-    if "returns_mean" not in result:
+    result = read_json(file, "the results.json of adapt_rl.py or baselines_rl.py (pass their "
+                       "output folder)")
+    if not isinstance(result, dict) or "returns_mean" not in result:
         raise MetaRLError(f"{file} is not an adaptation evaluation (no returns_mean)")
     return result
 

@@ -110,6 +110,9 @@ def prepare_run_dir(
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise MetaRLError(f"--out-dir {path} is a file, not a directory; choose another path")
+    if resume and not path.exists():  # before check_writable creates it
+        raise MetaRLError(f"nothing to resume: {path} does not exist; drop --resume to start a "
+                          "new run there")
     check_writable(path)
     lock_run_dir(path)  # before looking inside: another process may be setting up there
     config_path = path / CONFIG_NAME
@@ -129,6 +132,12 @@ def prepare_run_dir(
             raise MetaRLError(
                 f"{config_path} is not valid JSON; this folder's run cannot be resumed"
             ) from None
+        theirs, ours = written_by(old), written_by(config)
+        if theirs and ours and theirs != ours:
+            raise MetaRLError(
+                f"cannot resume {path}: it holds a {theirs} run, not a {ours} one; resume it "
+                f"with {theirs} or choose a new --out-dir (nothing was changed)"
+            )
         changed = _diff(old, config, resumable_fields, added or {})
         if changed:
             raise MetaRLError(
@@ -145,6 +154,17 @@ def prepare_run_dir(
     if update:
         atomic_write_json(config_path, dict(config))
     return path
+
+
+def written_by(config: Mapping[str, Any]) -> str | None:
+    """The script whose run a config.json describes, told by a setting only it has (None if
+    unknown): resuming a folder with another script's settings is a mistake worth naming
+    rather than listing every setting that differs."""
+    for key, script in (("baseline", "baselines_rl.py"), ("family", "train_supervised.py"),
+                        ("env", "train_rl.py")):
+        if key in config:
+            return script
+    return None
 
 
 def is_finished(results: Mapping[str, Any]) -> bool:

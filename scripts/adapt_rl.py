@@ -28,6 +28,7 @@ import tyro
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
+from metarl.loop import load_latest_state
 from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
@@ -111,11 +112,11 @@ def load_policy(cfg: AdaptConfig):
             print(f"using {best}: iteration {state['iteration']}, selected by "
                   f"{state['best']['selected_by']} (--last for the newest checkpoint)")
         else:
-            found = CheckpointDir(cfg.run_dir / "checkpoints").load_latest(
-                map_location=cfg.device)
+            found = load_latest_state(CheckpointDir(cfg.run_dir / "checkpoints"), MAML_TRPO,
+                                      cfg.device)  # reports damaged newer checkpoints
             if found is None:
                 raise CheckpointError(f"{cfg.run_dir}/checkpoints holds no checkpoint")
-            source, state, _ = found
+            source, state = found
         where = cfg.run_dir
     else:
         assert cfg.checkpoint is not None

@@ -48,9 +48,13 @@ class GoalSplitConfig:
 def _print_distance(path: Path, split: dict[str, Any], distance: float) -> None:
     near, far = split["near"], split["far"]
     print(f"{path}: {near['count']} goals nearer than {distance:g}, {far['count']} farther")
+    def cell(group: dict[str, Any], i: int) -> str:  # an empty group has no mean
+        if group["count"] == 0:
+            return f"{'(none)':>8}" + " " * 7
+        return f"{group['mean'][i]:8.2f} ± {group['ci95'][i]:.2f}".ljust(15)
+
     for i, k in enumerate(split["steps"]):
-        print(f"  after {k} step(s): near {near['mean'][i]:8.2f} ± {near['ci95'][i]:.2f}"
-              f"   far {far['mean'][i]:8.2f} ± {far['ci95'][i]:.2f}"
+        print(f"  after {k} step(s): near {cell(near, i)}   far {cell(far, i)}"
               f"   median goal {split['median'][i]:8.2f}")
 
 

@@ -10,7 +10,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import tyro
 
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.functional import params_of
+from metarl.io import output_file, read_json
 from metarl.plotting import plot_adaptation_curves
 from metarl.rundir import is_finished
 from metarl.supervised.plots import plot_sinusoid_predictions
@@ -45,12 +45,18 @@ def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotConfig, args=argv, description=__doc__)
     require(not cfg.labels or len(cfg.labels) == len(cfg.runs),
             f"got {len(cfg.labels)} --labels for {len(cfg.runs)} --runs; give one per run")
+    output_file(cfg.out)  # a folder given as --out fails before any work
     results = []
-    for run in cfg.runs:
+    runs = [run.parent if run.name == "results.json" else run for run in cfg.runs]
+    for run in runs:
         path = run / "results.json"
         if not path.is_file():
             raise MetaRLError(f"{run} has no results.json; is the run finished?")
-        result = json.loads(path.read_text())
+        result = read_json(path, "a train_supervised.py results.json")
+        if not isinstance(result, dict) or "family" not in result:
+            raise MetaRLError(
+                f"{run} is not a train_supervised.py run; a train_rl.py run's adaptation is "
+                "plotted with plot_rl.py --results <its adapt-* folder>")
         if not is_finished(result):
             raise MetaRLError(
                 f"{run} was stopped at iteration {result.get('iterations')} and has no test "
@@ -63,11 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     classification = "accuracy_mean" in results[0]["test"]
     metric = "accuracy" if classification else "loss"
     ylabel = "test accuracy" if classification else "mean squared error"
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
     written = [plot_adaptation_curves(list(zip(labels, (r["test"] for r in results))), cfg.out,
                                       metric=metric, ylabel=ylabel, title=cfg.title)]
     if cfg.predictions and families == {"sinusoid"}:
-        loaded = [load_run(run) for run in cfg.runs]
+        loaded = [load_run(run) for run in runs]
         k_shots = {c.k_shot for c, _, _ in loaded}
         require(len(k_shots) == 1, "sinusoid runs with different --k-shot in one plot")
         models = [(lab, prob, params_of(prob.model)) for lab, (_, prob, _) in zip(labels, loaded)]

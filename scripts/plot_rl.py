@@ -15,6 +15,7 @@ from pathlib import Path
 import tyro
 
 from metarl.errors import cli_errors, require
+from metarl.io import output_file
 from metarl.plotting import plot_adaptation_curves
 from metarl.rl_eval import load_evaluations
 
@@ -36,11 +37,11 @@ class PlotRLConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotRLConfig, args=argv, description=__doc__)
+    output_file(cfg.out)  # a folder given as --out fails before any work
     loaded = load_evaluations(cfg.results, cfg.labels)
     envs = {r["env"] for r in loaded}
     require(len(envs) == 1, f"evaluations of different envs in one plot: {sorted(envs)}")
     labels = cfg.labels or [r["label"] for r in loaded]
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
     plot_adaptation_curves(list(zip(labels, loaded)), cfg.out, metric="returns",
                            ylabel="average return", title=cfg.title or envs.pop())
     print(f"wrote {cfg.out}")

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import cli_errors
+from metarl.errors import cli_errors, require
 from metarl.io import atomic_write_json
 from metarl.plotting import plot_seed_spread
 from metarl.rl_eval import load_evaluations, summarize_seeds
+from metarl.rundir import check_writable
 
 
 @dataclass
@@ -57,6 +58,12 @@ def _default_label(path: Path, result: dict) -> str:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(SeedSummaryConfig, args=argv, description=__doc__)
+    written = [cfg.out_dir / "summary.json", cfg.out_dir / "seeds.png"]
+    require(not any(p.exists() for p in written),
+            f"{cfg.out_dir} already holds a seed summary; choose another --out-dir "
+            "(nothing was overwritten)")
+    require(not cfg.out_dir.exists() or cfg.out_dir.is_dir(),
+            f"--out-dir {cfg.out_dir} is a file, not a folder; choose another path")
     loaded = load_evaluations(cfg.results, cfg.labels)
     labels = cfg.labels or [_default_label(p, r) for p, r in zip(cfg.results, loaded)]
     summary = summarize_seeds(loaded, cfg.reference or None)
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'reference':<{width}}" + "".join(f"{v:10.2f}" for v in cfg.reference))
         print(f"{'reached':<{width}}" + "".join(
             f"{f'{c}/{len(loaded)}':>10}" for c in summary["seeds_reaching_reference"]))
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(cfg.out_dir)  # creates it
     atomic_write_json(cfg.out_dir / "summary.json", summary)
     plot_seed_spread(summary, labels, cfg.out_dir / "seeds.png",
                      title=cfg.title or summary["env"])

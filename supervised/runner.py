@@ -20,6 +20,7 @@ from metarl.checkpoint import (
 from metarl.distributed import DistContext, init_distributed, shutdown
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
+from metarl.loop import load_latest_state
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
 from metarl.rundir import CONFIG_NAME, RESUMABLE, never_started, open_run_dir
 from metarl.supervised.config import SupervisedConfig
@@ -202,10 +203,12 @@ def load_run(
     if stored.get("data_digest") is not None:
         check_data(stored, data_digest(problem), cfg, f"evaluate {run_dir}")
     if checkpoint is None:
-        found = CheckpointDir(Path(run_dir) / "checkpoints").load_latest(map_location=cfg.device)
+        # damaged newer checkpoints are reported (and kept), not passed over in silence
+        found = load_latest_state(CheckpointDir(Path(run_dir) / "checkpoints"), SUPERVISED,
+                                  cfg.device)
         if found is None:
             raise CheckpointError(f"{run_dir}/checkpoints holds no checkpoint to evaluate")
-        path, state, _ = found
+        path, state = found
     else:
         path, state = checkpoint, load_checkpoint(checkpoint, map_location=cfg.device)
     check_kind(state, path, SUPERVISED)

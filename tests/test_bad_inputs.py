@@ -110,3 +110,84 @@ def test_evaluate_unknown_split(tmp_path):
     proc = call_script("evaluate.py", "--run-dir", str(tmp_path / "run"), "--split", "holdout",
                       "--tasks", "2")
     one_line_error(proc, "unknown --split 'holdout'")
+
+
+def test_the_wrong_script_for_a_run_folder(tmp_path):
+    """Resuming (or plotting) one script's run with another is named as such, not as a
+    list of every differing setting; a --resume of a folder that does not exist creates
+    nothing."""
+    train(tmp_path / "sin")
+    assert call_script("train_rl.py", *TINY_NAV, "--out-dir", str(tmp_path / "nav")).returncode == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "sin").rglob("*") if p.is_file()}
+    proc = call_script("train_rl.py", *TINY_NAV, "--resume", "--out-dir", str(tmp_path / "sin"))
+    one_line_error(proc, "holds a train_supervised.py run, not a train_rl.py one")
+    proc = call_script("train_supervised.py", *TINY_SIN, "--resume", "--out-dir",
+                       str(tmp_path / "nav"))
+    one_line_error(proc, "holds a train_rl.py run, not a train_supervised.py one")
+    assert {p: p.read_bytes() for p in (tmp_path / "sin").rglob("*") if p.is_file()} == before
+    proc = call_script("plot.py", "--runs", str(tmp_path / "nav"), "--out", str(tmp_path / "p.png"))
+    one_line_error(proc, "is not a train_supervised.py run; a train_rl.py run's adaptation is "
+                         "plotted with plot_rl.py")
+    proc = call_script("train_rl.py", *TINY_NAV, "--resume", "--out-dir",
+                       str(tmp_path / "a" / "b"))
+    one_line_error(proc, "nothing to resume: ")
+    assert not (tmp_path / "a").exists()
+
+
+def test_files_of_the_wrong_kind_for_the_evaluation_scripts(tmp_path):
+    """A CSV, a PNG, a truncated JSON or a folder where a results.json, checkpoint or goals
+    file belongs; a folder as a figure's --out; an existing seed summary."""
+    assert call_script("train_rl.py", *TINY_NAV, "--out-dir", str(tmp_path / "nav")).returncode == 0
+    (tmp_path / "r.csv").write_text("task,x,y\n0,0.1,0.2\n")
+    (tmp_path / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    (tmp_path / "cut.json").write_text('{"returns_mean": [1')
+    for bad, why in (("r.csv", "it is not JSON"), ("p.png", "it is not JSON"),
+                     ("cut.json", "it is not JSON")):
+        for script, extra in (("plot_rl.py", ["--out", str(tmp_path / "f.png")]),
+                              ("goal_split.py", []),
+                              ("seed_summary.py", ["--out-dir", str(tmp_path / "s")])):
+            proc = call_script(script, "--results", str(tmp_path / bad), *extra)
+            one_line_error(proc, f"cannot read {tmp_path / bad} as the results.json of adapt_rl"
+                                 f".py or baselines_rl.py (pass their output folder): {why}")
+    proc = call_script("plot_rl.py", "--results", str(tmp_path / "r.csv"), "--out", str(tmp_path))
+    one_line_error(proc, f"--out {tmp_path} is a folder; give a file path")
+    proc = call_script("adapt_rl.py", "--checkpoint", str(tmp_path / "nav"))
+    one_line_error(proc, "is a folder, not a checkpoint file")
+    proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"), "--goals-file",
+                       str(tmp_path))
+    one_line_error(proc, "is a folder; give a JSON or text file of goals")
+    proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"), "--goal")
+    one_line_error(proc, "--goal needs the goal's values")
+    assert not list((tmp_path / "nav").glob("adapt-*"))
+    # a seed summary is not overwritten; a file is no --out-dir
+    evaluation = ["--num-tasks", "2", "--timesteps", "12", "--steps", "1", "--threads", "1"]
+    assert call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"), *evaluation,
+                       "--out-dir", str(tmp_path / "e")).returncode == 0
+    summary = ["--results", str(tmp_path / "e"), str(tmp_path / "e")]
+    proc = call_script("seed_summary.py", *summary, "--out-dir", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    kept = (tmp_path / "s" / "summary.json").read_bytes()
+    proc = call_script("seed_summary.py", *summary, "--out-dir", str(tmp_path / "s"))
+    one_line_error(proc, "already holds a seed summary; choose another --out-dir")
+    assert (tmp_path / "s" / "summary.json").read_bytes() == kept
+    proc = call_script("seed_summary.py", *summary, "--out-dir", str(tmp_path / "r.csv"))
+    one_line_error(proc, "is a file, not a folder; choose another path")
+
+
+def test_damaged_checkpoints_when_evaluating(tmp_path):
+    """evaluate.py says which newer checkpoint it skipped; a damaged best.pt points adapt_rl.py
+    to an earlier checkpoint, not to a --resume it does not have."""
+    train(tmp_path / "sin")
+    newest = sorted((tmp_path / "sin" / "checkpoints").glob("ckpt_*.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:-10])
+    proc = call_script("evaluate.py", "--run-dir", str(tmp_path / "sin"), "--tasks", "2",
+                       "--steps", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: skipping damaged checkpoint: checkpoint {newest} is truncated" in proc.stderr
+    assert call_script("train_rl.py", *TINY_NAV, "--out-dir", str(tmp_path / "nav")).returncode == 0
+    best = tmp_path / "nav" / "checkpoints" / "best.pt"
+    newest = sorted(best.parent.glob("ckpt_*.pt"))[-1]
+    best.write_bytes(newest.read_bytes()[:-10])
+    proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"))
+    one_line_error(proc, "is truncated")
+    assert "use an earlier checkpoint of its run" in proc.stderr
