@@ -6,8 +6,8 @@ new ones, as rllab's sampler fills its ``batch_size``), takes a REINFORCE step (
 rolls out again, up to ``steps`` steps. The same procedure scores MAML and every baseline
 (pretrained, random initialisation, oracle), on the same goals. Results go to
 ``results.json`` (returns per goal and step, mean and 95% CI per step, episodes per goal and
-step) and ``returns.csv``; the adapted per-goal policies to ``adapted_policy.pt``; optionally a
-before/after animation per goal.
+step) and ``returns.csv``, the mean return against gradient steps to ``returns.png``; the adapted
+per-goal policies to ``adapted_policy.pt``; optionally a before/after animation per goal.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from metarl.errors import MetaRLError
 from metarl.functional import Params
 from metarl.io import atomic_write_bytes, atomic_write_json, read_json
 from metarl.maml_rl import MAMLTRPO
+from metarl.plotting import plot_adaptation_curves
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import BATCHES
 from metarl.rl_trainer import evaluate_adaptation, evaluation_episodes, paper_step_sizes
@@ -218,8 +219,13 @@ def run_evaluation(
         "log_std_mean_before_step": diagnostics.get("log_std_mean", []),
         "clipped_fraction": diagnostics.get("clipped_fraction", []),
         **(extra or {}),
+        "plots": ["returns.png"],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    plot_adaptation_curves([(label, result)], out_dir / "returns.png", metric="returns",
+                           ylabel="average return",
+                           title=f"{settings.env}, {len(tasks)} goal(s), step sizes "
+                                 + ", ".join(f"{a:g}" for a in lrs))
     atomic_write_json(out_dir / "results.json", result)
     buf = io.StringIO()
     writer = csv.writer(buf)

@@ -6,8 +6,8 @@ the policy rolls out --timesteps steps of episodes, takes a REINFORCE step (α, 
 so on for --steps steps. A meta-trained policy is adapted with its run's own inner update
 (inner loss, discounting, GAE λ, advantage normalisation, horizon: the step it was trained
 for); a baseline's policy with the paper's. Returns per goal and step go to results.json and
-returns.csv, the adapted policies to adapted_policy.pt, and with --video a before/after
-animation per goal.
+returns.csv, the curve of the mean return against gradient steps to returns.png, the adapted
+policies to adapted_policy.pt, and with --video a before/after animation per goal.
 
 Examples::
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         for tag, params in (("before", before), ("after", after)):
             frames = render_episode(env_id, tasks[0], policy, params, oracle=oracle)
             print(f"video: {save_gif(frames, out / f'video-{tag}.gif')}")
-    print(f"results: {out / 'results.json'} (also returns.csv, adapted_policy.pt)")
+    print(f"results: {out / 'results.json'} (also returns.csv, returns.png, adapted_policy.pt)")
 
 
 if __name__ == "__main__":

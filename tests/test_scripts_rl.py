@@ -96,6 +96,7 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     assert len(res["clipped_fraction"]) == 3 and all(0 <= f <= 1 for f in res["clipped_fraction"])
     assert (out / "returns.csv").read_text().count("\n") == 4
     assert (out / "adapted_policy.pt").is_file() and "after 2 step(s)" in proc.stdout
+    assert (out / "returns.png").stat().st_size > 0 and res["plots"] == ["returns.png"]
     run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
                "--timesteps", "24", "--steps", "1", "--threads", "1")
     res = json.loads((nav_run / "adapt-goal-0.3_-0.2" / "results.json").read_text())
