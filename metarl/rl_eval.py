@@ -224,8 +224,9 @@ def run_evaluation(
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_adaptation_curves([(label, result)], out_dir / "returns.png", metric="returns",
                            ylabel="average return",
-                           title=f"{settings.env}, {len(tasks)} goal(s), step sizes "
-                                 + ", ".join(f"{a:g}" for a in lrs))
+                           title=f"{settings.env}, {len(tasks)} goal(s), "
+                                 + ("step sizes " + ", ".join(f"{a:g}" for a in lrs) if lrs
+                                    else "no adaptation"))
     atomic_write_json(out_dir / "results.json", result)
     buf = io.StringIO()
     writer = csv.writer(buf)
