@@ -3,7 +3,8 @@
 
 Adapts from the checkpoint's parameters with 0..--steps gradient steps on each of --tasks tasks
 and reports the query loss (and accuracy for classification) with a 95% confidence interval.
-The result goes to a new JSON file in the run folder (existing files are never overwritten).
+The result goes to a new JSON file in the run folder, its adaptation curve to a PNG of the same
+name (existing files are never overwritten).
 
 Example::
 
@@ -24,6 +25,7 @@ from metarl.errors import cli_errors, require
 from metarl.evaluation import evaluate
 from metarl.functional import params_of
 from metarl.io import atomic_write_json
+from metarl.plotting import plot_adaptation_curves
 from metarl.rundir import unique_path
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.runner import load_run
@@ -100,14 +102,18 @@ def main(argv: list[str] | None = None) -> None:
     result["inner_lr_source"] = lr_source
     out = cfg.out or cfg.run_dir / f"eval-{cfg.split}-{cfg.steps}steps-{cfg.tasks}tasks.json"
     out = unique_path(out)
-    atomic_write_json(out, {"checkpoint": str(ckpt), "split": cfg.split, "seed": seed,
-                            "k_shot": run_cfg.k_shot, **result})
     metric = "accuracy" if "accuracy_mean" in result else "loss"
+    figure = unique_path(out.with_suffix(".png"))
+    plot_adaptation_curves([(f"{run_cfg.algo}, {cfg.split} split", result)], figure,
+                           metric=metric, ylabel=f"{cfg.split} {metric}",
+                           title=f"{cfg.run_dir.name}: {cfg.tasks} tasks, α = {lr:g}")
+    atomic_write_json(out, {"checkpoint": str(ckpt), "split": cfg.split, "seed": seed,
+                            "k_shot": run_cfg.k_shot, **result, "plots": [figure.name]})
     print(f"{ckpt}: {metric} on {cfg.tasks} {cfg.split} tasks (α={lr:g}: {lr_source})")
     for s in result["steps"]:
         mean, ci = result[f"{metric}_mean"][s], result[f"{metric}_ci95"][s]
         print(f"  {s:2d} steps: {mean:.4f} ± {ci:.4f}")
-    print(f"written to {out}")
+    print(f"written to {out} and {figure}")
 
 
 if __name__ == "__main__":

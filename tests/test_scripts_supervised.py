@@ -39,8 +39,11 @@ def test_evaluate_and_plot(finished_run, tmp_path):
                       "--tasks", "10")
     first = finished_run / "eval-test-2steps-10tasks.json"
     assert first.is_file() and "written to" in proc.stdout
+    assert first.with_suffix(".png").stat().st_size > 0
+    assert json.loads(first.read_text())["plots"] == [first.with_suffix(".png").name]
     run_script("evaluate.py", "--run-dir", str(finished_run), "--steps", "2", "--tasks", "10")
     assert (finished_run / "eval-test-2steps-10tasks-2.json").is_file(), "never overwrite"
+    assert (finished_run / "eval-test-2steps-10tasks-2.png").is_file()
     run_script("plot.py", "--runs", str(finished_run), str(finished_run), "--labels", "a", "b",
                "--out", str(tmp_path / "cmp.png"))
     assert (tmp_path / "cmp.png").is_file() and (tmp_path / "cmp-predictions.png").is_file()
