@@ -295,7 +295,7 @@ class MAMLTRPO:
         stats: dict[str, float] = {"surrogate_before": loss_before,
                                    "grad_norm": prop.grad.norm().item()}
         if prop.full_step is None:
-            zero = bool(torch.isfinite(prop.grad).all()) and not bool(prop.grad.any())
+            zero = not bool(prop.grad.any())  # NaN counts as non-zero
             return {**stats, "accepted": 0.0, "nonfinite": 0.0 if zero else 1.0,
                     "zero_gradient": float(zero), "ls_steps": 0.0, "kl": 0.0,
                     "kl_initial": 0.0, "surrogate_after": stats["surrogate_before"],

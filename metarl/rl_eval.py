@@ -33,7 +33,7 @@ from metarl.io import atomic_write_bytes, atomic_write_json, read_json
 from metarl.maml_rl import MAMLTRPO
 from metarl.plotting import plot_adaptation_curves
 from metarl.policies import GaussianMLPPolicy
-from metarl.rl_config import BATCHES
+from metarl.rl_config import BATCHES, config_from_identity
 from metarl.rl_trainer import evaluate_adaptation, evaluation_episodes, paper_step_sizes
 from metarl.sampler import Batch, MultiTaskSampler
 from metarl.stats import mean_ci95
@@ -66,22 +66,20 @@ class EvalSettings:
 
     def inner_update(self) -> dict[str, Any]:
         """The inner-update settings, as results.json records them."""
-        return {"inner_loss": self.inner_loss, "gamma": self.gamma,
-                "gae_lambda": self.gae_lambda, "normalize_advantages": self.normalize_advantages}
+        return {k: getattr(self, k) for k in INNER_UPDATE}
 
 
-INNER_UPDATE_DEFAULTS = {"inner_loss": "reinforce", "gamma": 0.99, "gae_lambda": 1.0,
-                         "normalize_advantages": True}
-"""What a run's config.json means when it predates one of these settings (the defaults)."""
+INNER_UPDATE = ("inner_loss", "gamma", "gae_lambda", "normalize_advantages")
+"""The settings of the adaptation step that a run's config fixes (:func:`inner_update_of`)."""
 
 
 def inner_update_of(config: dict[str, Any]) -> dict[str, Any]:
     """The inner-update settings (and horizon) of a train_rl.py run's config, for
     :class:`EvalSettings`: evaluating with other ones would measure a different adaptation
-    than the one the policy was meta-trained for."""
-    settings = {k: config.get(k, v) for k, v in INNER_UPDATE_DEFAULTS.items()}
-    settings["horizon"] = config.get("horizon")
-    return settings
+    than the one the policy was meta-trained for. A setting the config predates takes the
+    value the run used (:func:`metarl.rl_config.config_from_identity`)."""
+    run = config_from_identity(config)
+    return {k: getattr(run, k) for k in (*INNER_UPDATE, "horizon")}
 
 
 def make_meta_env(env_id: str) -> MetaEnv:

@@ -13,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,10 @@ from pathlib import Path
 import tyro
 
 from metarl.allocator import keep_freed_memory
-from metarl.errors import cli_errors, require
+from metarl.errors import MetaRLError, cli_errors, require
 from metarl.evaluation import evaluate
 from metarl.functional import params_of
-from metarl.io import atomic_write_json
+from metarl.io import atomic_write_json, read_json
 from metarl.plotting import plot_adaptation_curves
 from metarl.rundir import unique_path
 from metarl.supervised.config import SupervisedConfig
@@ -73,8 +72,8 @@ def step_size(cfg: EvalConfig, run_cfg: SupervisedConfig) -> tuple[float, str]:
     if run_cfg.algo == "pretrained":
         results = cfg.run_dir / "results.json"
         try:
-            tuned = json.loads(results.read_text())["step_size_tuning"]["chosen"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            tuned = read_json(results, "a results.json")["step_size_tuning"]["chosen"]
+        except (MetaRLError, KeyError, TypeError):
             print(f"warning: {results} holds no tuned step size (the run has not finished); "
                   f"adapting with its --inner-lr {run_cfg.inner_lr:g} (give --inner-lr to "
                   "choose)", file=sys.stderr)
