@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from metarl.envs.base import MetaEnv, Task
 from metarl.errors import MetaRLError
 from metarl.functional import Params
 from metarl.io import atomic_write_bytes, atomic_write_json, read_json
+from metarl.loop import say
 from metarl.maml_rl import MAMLTRPO
 from metarl.plotting import plot_adaptation_curves
 from metarl.policies import GaussianMLPPolicy
@@ -181,7 +183,9 @@ def run_evaluation(
     """Evaluate ``policy`` with the paper's protocol and write the result files.
 
     ``tasks``: the goals, as the caller drew them with :func:`draw_tasks` (it checks them
-    before any work); default ``settings.num_tasks`` seeded draws."""
+    before any work); default ``settings.num_tasks`` seeded draws. Each rollout's mean return
+    and the elapsed time are reported on stderr as it finishes; the wall-clock seconds of the
+    whole evaluation go to results.json (``eval_seconds``)."""
     from metarl.envs import ENV_IDS
 
     horizon = settings.horizon or ENV_IDS[settings.env][1]
@@ -195,11 +199,18 @@ def run_evaluation(
     params: Params = {k: v.detach() for k, v in policy.named_parameters()}
     lrs = paper_step_sizes(settings.alpha, settings.steps)
     diagnostics: dict[str, list[Any]] = {}
+    tic = time.perf_counter()
+
+    def report(k: int, step_returns: np.ndarray) -> None:
+        say(f"  {label}: rollout after {k} of {settings.steps} step(s) done, mean return "
+            f"{float(step_returns.mean()):.2f} ({time.perf_counter() - tic:.0f} s)")
+
     returns, adapted = evaluate_adaptation(
         sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
         rng=np.random.default_rng(settings.seed + 1), gamma=settings.gamma,
         gae_lambda=settings.gae_lambda, normalize_advantages=settings.normalize_advantages,
-        diagnostics=diagnostics)
+        diagnostics=diagnostics, on_rollout=report)
+    eval_seconds = time.perf_counter() - tic
     sampler.close()
     stats = [mean_ci95(returns[:, k]) for k in range(settings.steps + 1)]
     result = {
@@ -216,6 +227,7 @@ def run_evaluation(
         "step_norm_per_task": diagnostics.get("step_norm", []),
         "log_std_mean_before_step": diagnostics.get("log_std_mean", []),
         "clipped_fraction": diagnostics.get("clipped_fraction", []),
+        "eval_seconds": eval_seconds,
         **(extra or {}),
         "plots": ["returns.png"],
     }

@@ -283,6 +283,7 @@ def evaluate_adaptation(
     gae_lambda: float = 1.0,
     normalize_advantages: bool = True,
     diagnostics: dict[str, list[Any]] | None = None,
+    on_rollout: Callable[[int, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, Params]:
     """The paper's protocol: sample, adapt, sample again, ``steps`` times.
 
@@ -296,7 +297,9 @@ def evaluate_adaptation(
     change (``step_norm``) and the policy's mean log σ over tasks before the step
     (``log_std_mean``), to see how far each adaptation step moves the policy, and per
     rollout the episodes per task (``episodes``) and the fraction of action components the
-    action box clipped (``clipped_fraction``).
+    action box clipped (``clipped_fraction``). ``on_rollout(k, returns)``, if given, is called
+    after each rollout with the step and its per-task returns (for progress reports: an Ant
+    evaluation takes minutes).
     """
     if len(lrs) < steps:
         raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
@@ -306,6 +309,8 @@ def evaluate_adaptation(
     for k in range(steps + 1):
         episodes = sampler.sample(tasks, policy, current, rng)
         returns[:, k] = episodes.task_returns().double().cpu().numpy()
+        if on_rollout is not None:
+            on_rollout(k, returns[:, k])
         if diagnostics is not None:
             diagnostics.setdefault("episodes", []).append(
                 torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())

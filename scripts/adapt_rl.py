@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
     result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
                             tasks=tasks, extra={"policy": loaded, "goals": source})
-    print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s)")
+    print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s) "
+          f"(evaluated in {result['eval_seconds']:.0f} s)")
     for k in result["steps"]:
         print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
               f"{result['returns_ci95'][k]:.2f}   (actions clipped by the box: "

@@ -97,6 +97,10 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
     assert (out / "returns.csv").read_text().count("\n") == 4
     assert (out / "adapted_policy.pt").is_file() and "after 2 step(s)" in proc.stdout
     assert (out / "returns.png").stat().st_size > 0 and res["plots"] == ["returns.png"]
+    # progress: one line per rollout as it finishes, with that rollout's mean return
+    for k, mean in enumerate(res["returns_mean"]):
+        assert f"rollout after {k} of 2 step(s) done, mean return {mean:.2f}" in proc.stderr
+    assert res["eval_seconds"] > 0 and "evaluated in" in proc.stdout
     run_script("adapt_rl.py", "--run-dir", str(nav_run), "--goal", "0.3", "-0.2",
                "--timesteps", "24", "--steps", "1", "--threads", "1")
     res = json.loads((nav_run / "adapt-goal-0.3_-0.2" / "results.json").read_text())
