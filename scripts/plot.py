@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotConfig, args=argv, description=__doc__)
     require(not cfg.labels or len(cfg.labels) == len(cfg.runs),
             f"got {len(cfg.labels)} --labels for {len(cfg.runs)} --runs; give one per run")
-    output_file(cfg.out)  # a folder given as --out fails before any work
     results = []
     runs = [run.parent if run.name == "results.json" else run for run in cfg.runs]
     for run in runs:
@@ -66,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = cfg.labels or [r["algo"] for r in results]
     families = {r["family"] for r in results}
     require(len(families) == 1, f"runs of different families ({sorted(families)}) in one plot")
+    output_file(cfg.out)  # after the inputs are checked: a bad input leaves no new folder
     classification = "accuracy_mean" in results[0]["test"]
     metric = "accuracy" if classification else "loss"
     ylabel = "test accuracy" if classification else "mean squared error"

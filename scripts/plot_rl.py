@@ -37,10 +37,10 @@ class PlotRLConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(PlotRLConfig, args=argv, description=__doc__)
-    output_file(cfg.out)  # a folder given as --out fails before any work
     loaded = load_evaluations(cfg.results, cfg.labels)
     envs = {r["env"] for r in loaded}
     require(len(envs) == 1, f"evaluations of different envs in one plot: {sorted(envs)}")
+    output_file(cfg.out)  # after the inputs are checked: a bad input leaves no new folder
     labels = cfg.labels or [r["label"] for r in loaded]
     plot_adaptation_curves(list(zip(labels, loaded)), cfg.out, metric="returns",
                            ylabel="average return", title=cfg.title or envs.pop())

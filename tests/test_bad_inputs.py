@@ -125,9 +125,11 @@ def test_the_wrong_script_for_a_run_folder(tmp_path):
                        str(tmp_path / "nav"))
     one_line_error(proc, "holds a train_rl.py run, not a train_supervised.py one")
     assert {p: p.read_bytes() for p in (tmp_path / "sin").rglob("*") if p.is_file()} == before
-    proc = call_script("plot.py", "--runs", str(tmp_path / "nav"), "--out", str(tmp_path / "p.png"))
+    proc = call_script("plot.py", "--runs", str(tmp_path / "nav"), "--out",
+                       str(tmp_path / "figs" / "p.png"))
     one_line_error(proc, "is not a train_supervised.py run; a train_rl.py run's adaptation is "
                          "plotted with plot_rl.py")
+    assert not (tmp_path / "figs").exists()  # a bad input leaves no folder behind
     proc = call_script("train_rl.py", *TINY_NAV, "--resume", "--out-dir",
                        str(tmp_path / "a" / "b"))
     one_line_error(proc, "nothing to resume: ")
@@ -143,14 +145,13 @@ def test_files_of_the_wrong_kind_for_the_evaluation_scripts(tmp_path):
     (tmp_path / "cut.json").write_text('{"returns_mean": [1')
     for bad, why in (("r.csv", "it is not JSON"), ("p.png", "it is not JSON"),
                      ("cut.json", "it is not JSON")):
-        for script, extra in (("plot_rl.py", ["--out", str(tmp_path / "f.png")]),
+        for script, extra in (("plot_rl.py", ["--out", str(tmp_path / "new" / "f.png")]),
                               ("goal_split.py", []),
                               ("seed_summary.py", ["--out-dir", str(tmp_path / "s")])):
             proc = call_script(script, "--results", str(tmp_path / bad), *extra)
             one_line_error(proc, f"cannot read {tmp_path / bad} as the results.json of adapt_rl"
                                  f".py or baselines_rl.py (pass their output folder): {why}")
-    proc = call_script("plot_rl.py", "--results", str(tmp_path / "r.csv"), "--out", str(tmp_path))
-    one_line_error(proc, f"--out {tmp_path} is a folder; give a file path")
+    assert not (tmp_path / "new").exists()  # a bad input leaves no folder behind
     proc = call_script("adapt_rl.py", "--checkpoint", str(tmp_path / "nav"))
     one_line_error(proc, "is a folder, not a checkpoint file")
     proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"), "--goals-file",
@@ -163,6 +164,8 @@ def test_files_of_the_wrong_kind_for_the_evaluation_scripts(tmp_path):
     evaluation = ["--num-tasks", "2", "--timesteps", "12", "--steps", "1", "--threads", "1"]
     assert call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"), *evaluation,
                        "--out-dir", str(tmp_path / "e")).returncode == 0
+    proc = call_script("plot_rl.py", "--results", str(tmp_path / "e"), "--out", str(tmp_path))
+    one_line_error(proc, f"--out {tmp_path} is a folder; give a file path")
     summary = ["--results", str(tmp_path / "e"), str(tmp_path / "e")]
     proc = call_script("seed_summary.py", *summary, "--out-dir", str(tmp_path / "s"))
     assert proc.returncode == 0, proc.stderr
