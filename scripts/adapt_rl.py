@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import tyro
@@ -29,6 +30,7 @@ from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
 from metarl.loop import load_latest_state
+from metarl.policies import GaussianMLPPolicy
 from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
@@ -87,20 +89,38 @@ class AdaptConfig:
     """Where to write (default: a new adapt-* folder in the run folder or beside the policy)."""
 
 
-def load_policy(cfg: AdaptConfig):
-    """The policy, its env, oracle flag, default α, a label, the folder to write beside, what
-    was loaded (recorded in results.json) and the inner update to adapt it with (a run's own,
-    :func:`inner_update_of`; the paper's for a baseline's policy file), from a run or a policy
-    file."""
+class LoadedPolicy(NamedTuple):
+    """A policy to adapt and what the evaluation needs to know about it."""
+
+    policy: GaussianMLPPolicy
+    env: str
+    """The env id it was trained on."""
+    oracle: bool
+    """Whether it sees the task in its observation (the oracle baseline)."""
+    alpha: float
+    """Its default first step size: a run's inner step size, a baseline's --alpha."""
+    label: str
+    """Its name in results.json and plots."""
+    where: Path
+    """The folder to write the evaluation beside."""
+    loaded: dict[str, Any]
+    """What was loaded (file, iteration, how it was selected), recorded in results.json."""
+    inner: dict[str, Any]
+    """The inner update to adapt it with: a run's own (:func:`inner_update_of`); empty for a
+    baseline's policy file (the paper's)."""
+
+
+def load_policy(cfg: AdaptConfig) -> LoadedPolicy:
+    """The policy given by --run-dir, --checkpoint or --policy, with what its evaluation needs."""
     given = [p for p in (cfg.run_dir, cfg.checkpoint, cfg.policy) if p is not None]
     require(len(given) == 1, "give exactly one of --run-dir, --checkpoint or --policy")
     if cfg.policy is not None:
         state = load_checkpoint(cfg.policy, map_location=cfg.device)
         check_kind(state, cfg.policy, POLICY)
         policy = policy_from_spec(state["policy_spec"], state["policy"])
-        return (policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
-                state.get("label", "policy"), cfg.policy.parent, {"source": str(cfg.policy)},
-                {})
+        return LoadedPolicy(policy, state["env"], bool(state["oracle"]), float(state["inner_lr"]),
+                            state.get("label", "policy"), cfg.policy.parent,
+                            {"source": str(cfg.policy)}, {})
     if cfg.run_dir is not None:
         if not (cfg.run_dir / "config.json").is_file():
             raise MetaRLError(f"{cfg.run_dir} holds no run (no config.json); pass a run folder")
@@ -128,8 +148,8 @@ def load_policy(cfg: AdaptConfig):
     loaded = {"source": str(source), "iteration": int(state["iteration"]),
               "selected_by": state.get("best", {}).get("selected_by") if source.name == "best.pt"
               else "checkpoint"}
-    return (policy, config["env"], False, float(config["inner_lr"]), "maml", where, loaded,
-            inner_update_of(config))
+    return LoadedPolicy(policy, config["env"], False, float(config["inner_lr"]), "maml", where,
+                        loaded, inner_update_of(config))
 
 
 @cli_errors
@@ -141,20 +161,21 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")
     if cfg.device.startswith("cuda"):
         require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
-    policy, env_id, oracle, alpha, label, where, loaded, inner = load_policy(cfg)
+    chosen = load_policy(cfg)
+    policy, env_id, oracle = chosen.policy, chosen.env, chosen.oracle
     policy.to(cfg.device)
     settings = EvalSettings(env=env_id, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
-                            alpha=cfg.alpha if cfg.alpha is not None else alpha,
+                            alpha=cfg.alpha if cfg.alpha is not None else chosen.alpha,
                             timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
-                            threads=cfg.threads, **inner)
+                            threads=cfg.threads, **chosen.inner)
     goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
-    out = cfg.out_dir or unique_path(where / name)
+    out = cfg.out_dir or unique_path(chosen.where / name)
     if out.exists() and any(out.iterdir()):
         raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing overwritten)")
     env = make_meta_env(env_id)
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
-    result = run_evaluation(policy, settings, out, label=cfg.label or label, oracle=oracle,
-                            tasks=tasks, extra={"policy": loaded, "goals": source})
+    result = run_evaluation(policy, settings, out, label=cfg.label or chosen.label, oracle=oracle,
+                            tasks=tasks, extra={"policy": chosen.loaded, "goals": source})
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s) "
           f"(evaluated in {result['eval_seconds']:.0f} s)")
     for k in result["steps"]:
