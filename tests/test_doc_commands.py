@@ -97,12 +97,12 @@ def documented_commands() -> list[tuple[str, str, list[str]]]:
         for span in re.findall(r"`([^`\n]+)`", text):
             for script, args in _script_calls(span, inline=True):
                 found.append((path.name, script, args))
-    for script in sorted((REPO / "scripts").glob("*.py")):
-        docstring = ast.get_docstring(ast.parse(script.read_text())) or ""
+    for source in sorted((REPO / "scripts").glob("*.py")):
+        docstring = ast.get_docstring(ast.parse(source.read_text())) or ""
         for line in docstring.replace("\\\n", " ").splitlines():
             if line.strip().startswith("python scripts/"):
                 for name, args in _script_calls(line, inline=False):
-                    found.append((f"scripts/{script.name}", name, args))
+                    found.append((f"scripts/{source.name}", name, args))
     return found
 
 

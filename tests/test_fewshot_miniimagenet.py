@@ -135,7 +135,7 @@ def test_bad_lists_duplicates_and_broken_cache(tmp_path):
 
 @pytest.mark.skipif(not (shared_data_dir("miniimagenet") / "train.csv").is_file(),
                     reason="shared MiniImagenet lists not present")
-def test_ravi_lists_have_the_published_sizes():
+def test_ravi_lists_have_the_published_sizes() -> None:
     seen: set[str] = set()
     for split in SPLITS:
         by_class = read_split_csv(shared_data_dir("miniimagenet") / f"{split}.csv")

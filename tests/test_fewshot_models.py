@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from metarl.supervised.models import BatchStatNorm2d, Conv4, conv4_miniimagenet,
 N_WAY, K_SHOT, K_QUERY, TASKS = 3, 2, 2, 3
 
 # Small widths and images keep these float64 checks fast; the arithmetic is the paper's.
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "stride": dict(in_channels=1, width=6, downsample="stride", image_size=12),
     "maxpool": dict(in_channels=3, width=5, downsample="maxpool", image_size=16),
 }

@@ -7,7 +7,7 @@ import re
 from .conftest import REPO
 
 
-def test_readme_python_example_runs():
+def test_readme_python_example_runs() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks, "README has no python example"
@@ -33,7 +33,7 @@ def test_ci_runs_the_readme_test_command():
     assert "test: install\n\t$(BIN)/python -m pytest\n" in makefile
 
 
-def test_env_examples_run():
+def test_env_examples_run() -> None:
     """The environment snippets of README.md and docs/envs.md run as written (the envs.md one
     for the sampler needs a policy and CUDA, so only its first, self-contained block runs)."""
     readme_blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -38,14 +39,15 @@ def replay_in_gymnasium(env_id, episodes: Episodes, tasks, horizon, env_kwargs=N
     """Re-run every episode of ``episodes.table`` in a plain Gymnasium env from its seed with
     its clipped actions, and check the rows' bookkeeping (mask, dones, timesteps) on the way."""
     env = gym.make(env_id, **(env_kwargs or {}))
-    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    box = cast(gym.spaces.Box, env.action_space)
+    low, high = box.low.astype(np.float64), box.high.astype(np.float64)
     names = list(episodes.reward_terms)
     covered = torch.zeros_like(episodes.mask, dtype=torch.bool)
     table = episodes.table
     for n in range(len(table.task)):
         i, j, start = int(table.task[n]), int(table.slot[n]), int(table.start[n])
         length = int(table.length[n])
-        env.unwrapped.set_task(tasks[i])
+        cast(Any, env.unwrapped).set_task(tasks[i])  # a metarl env
         obs, _ = env.reset(seed=int(table.seed[n]))
         total = 0.0
         for k in range(length):

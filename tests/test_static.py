@@ -20,6 +20,6 @@ def test_ruff_is_clean():
 
 
 def test_mypy_is_clean():
-    """``mypy`` with pyproject.toml's settings (metarl, envs, supervised, scripts)."""
+    """``mypy`` with pyproject.toml's settings (metarl, envs, supervised, scripts, tests)."""
     proc = _run("mypy")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
