@@ -7,7 +7,8 @@ so on for --steps steps. A meta-trained policy is adapted with its run's own inn
 (inner loss, discounting, GAE λ, advantage normalisation, horizon: the step it was trained
 for); a baseline's policy with the paper's. Returns per goal and step go to results.json and
 returns.csv, the curve of the mean return against gradient steps to returns.png, the adapted
-policies to adapted_policy.pt, and with --video a before/after animation per goal.
+policies to adapted_policy.pt, and with --video a before/after animation (GIF) of the first
+goal.
 
 Examples::
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import tyro
 
 from metarl.errors import MetaRLError, cli_errors
+from metarl.io import atomic_write_json, output_file
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS: dict[str, tuple[str, list[str]]] = {
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(cfg.workloads) - set(WORKLOADS)
     if unknown:
         raise MetaRLError(f"unknown workload(s) {sorted(unknown)}; choose from {list(WORKLOADS)}")
+    if cfg.out:
+        output_file(cfg.out)  # a folder given as --out fails before the runs
     rows = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     for name in cfg.workloads:
@@ -81,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"({rate / base:.2f}x of 1 rank)", flush=True)
     print(f"cores: {os.cpu_count()}")
     if cfg.out:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+        atomic_write_json(output_file(cfg.out), {"cores": os.cpu_count(), "rows": rows})
+        print(f"wrote {cfg.out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One leg of paper-protocol MAML-TRPO runs (by default AntVel and AntDir; HalfCheetahVel and
+# One leg of paper-protocol MAML-TRPO runs (by default AntDir; AntVel, HalfCheetahVel and
 # HalfCheetahDir ran this way) on a lent GPU machine (docs/gpu.md), run there from the
 # repository root with the wheels of docs/gpu.md carried:
 #

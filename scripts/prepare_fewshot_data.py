@@ -46,7 +46,8 @@ class MiniImagenet:
     """Folder with the JPEGs named as in the split lists (flat or in sub-folders)."""
     data_root: Path | None = None
     """Cache folder for the npz files (default: $METARL_MINIIMAGENET, else
-    ~/.cache/metarl/miniimagenet). Keep it out of the repository."""
+    ../shared/data/miniimagenet when it holds the cache, else ~/.cache/metarl/miniimagenet).
+    Keep it out of the repository."""
     csv_dir: Path | None = None
     """Folder with train.csv/val.csv/test.csv (default: the data root, else
     ../shared/data/miniimagenet)."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Reproduce the MAML paper's sinusoid results (section 5.1, Figures 2-3, appendix Table 2).
 
-Each algorithm is meta-trained with the paper's settings (one inner step of α = 0.01,
-meta-batch 25, Adam 1e-3, 70,000 iterations) with K = 5, 10 and 20 support points, and
+Each algorithm is meta-trained with the paper's settings (one inner step of α = 0.01, Reptile
+ten; meta-batch 25, Adam 1e-3, 70,000 iterations) with K = 5, 10 and 20 support points, and
 evaluated by fine-tuning on K points of the same 600 held-out tasks, after 0..10 gradient steps
 with the same α. ``--train-shots 10`` instead trains one model per algorithm with K = 10 and
 evaluates it at every K, as the paper's text describes (docs/results.md compares both). The

@@ -4,7 +4,8 @@
 Training warns when one step moves the pre-update policy π_θ by more than 5 δ (the first
 sign of every failed navigation seed, docs/results.md). This replays the run's iterations
 exactly -- its config.json, from its newest checkpoint before --first (or from the start; a
-resumed run draws exactly what the original did) -- in memory: the run's folder is only read.
+resumed run draws exactly what the original did) -- in memory: the run's files are only
+read, and the results go to a new anatomy-<first>-<last> folder inside it (or --out-dir).
 For each iteration from --first to --last it measures the step TRPO proposes
 (metarl/step_anatomy.py): the quadratic KL models of the adapted and the pre-update policies,
 and the three factors by which π_θ's exceeds the constraint's -- the inner step's Jacobian

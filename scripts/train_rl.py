@@ -10,7 +10,8 @@ Examples::
 The run folder gets config.json, checkpoints/ (the newest ones, and best.pt: the policy
 selected by --select-best, which adapt_rl.py evaluates), tb/ (TensorBoard), metrics.jsonl,
 results.json and training.png (returns before and after adaptation, validation returns, KL,
-line search, time split, against the iteration).
+line search, against the iteration; the time split into sampling / inner / outer is in
+metrics.jsonl and TensorBoard).
 """
 
 from __future__ import annotations

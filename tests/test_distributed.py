@@ -3,6 +3,7 @@ reported instead of hanging."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import socket
@@ -17,7 +18,7 @@ from metarl.checkpoint import load_checkpoint
 from metarl.errors import MetaRLError
 from metarl.functional import flatten, params_of
 
-from .conftest import REPO
+from .conftest import REPO, run_script
 from .test_maml_trpo import synthetic
 
 
@@ -161,3 +162,16 @@ def test_main_only_error_reaches_every_rank(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+def test_bench_distributed_smoke(tmp_path):
+    """scripts/bench_distributed.py end to end with tiny budgets: 1 and 2 ranks of the real
+    training script under torchrun, rates and speed-ups printed and written."""
+    out = tmp_path / "bench" / "dist.json"
+    proc = run_script("bench_distributed.py", "--ranks", "1", "2", "--workloads", "sinusoid",
+                      "--iterations", "sinusoid", "4", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["workload"], r["ranks"], r["iterations"]) for r in rows] == [
+        ("sinusoid", 1, 4), ("sinusoid", 2, 4)]
+    assert rows[0]["speedup"] == 1.0 and all(r["iterations_per_second"] > 0 for r in rows)
+    assert "sinusoid    2 rank(s):" in proc.stdout

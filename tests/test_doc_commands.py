@@ -50,9 +50,9 @@ def _fenced_lines(text: str) -> Iterator[str]:
 
 
 def _script_calls(line: str, *, inline: bool) -> Iterator[tuple[str, list[str]]]:
-    """``(script, args)`` for each ``[VAR=x] [python] scripts/name.py args`` in one line; in an
-    inline span the ``scripts/`` may be left out, but a flag must be given (else it is a
-    mention of the script, not a command)."""
+    """``(script, args)`` for each ``[VAR=x] [python | torchrun …] scripts/name.py args`` in one
+    line; in an inline span the ``scripts/`` may be left out, but a flag must be given (else it
+    is a mention of the script, not a command)."""
     if any(p in line for p in PLACEHOLDERS):
         return
     try:
@@ -70,6 +70,9 @@ def _script_calls(line: str, *, inline: bool) -> Iterator[tuple[str, list[str]]]
             seg = seg[1:]
         if seg and Path(seg[0]).name in ("python", "python3"):
             seg = seg[1:]
+        elif seg and Path(seg[0]).name == "torchrun":  # its own options, up to the script
+            while seg and not seg[0].endswith(".py"):
+                seg = seg[1:]
         if not seg or Path(seg[0]).name not in SCRIPTS:
             continue
         args = seg[1:]
@@ -119,6 +122,9 @@ def test_the_docs_show_commands_of_every_kind():
     assert len(COMMANDS) >= 50
     assert {"train_rl.py", "adapt_rl.py", "baselines_rl.py", "train_supervised.py",
             "reproduce_sinusoid.py", "evaluate.py", "plot_rl.py"} <= scripts
+    # README's torchrun lines (the torchrun options are dropped, the script's kept)
+    torchrun = [a for w, s, a in COMMANDS if w == "README.md" and "runs/sin-ddp" in a]
+    assert torchrun and torchrun[0][:2] == ["--preset", "sinusoid"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from metarl.supervised.miniimagenet import (
     read_split_csv,
 )
 
-from .conftest import Outcome, call_script, snapshot
+from .conftest import Outcome, call_script, run_script, snapshot
 
 # A miniature of the real lists: wnid-like classes, 4 images each, split 3 / 2 / 2.
 TINY = {"train": ["n01", "n02", "n03"], "val": ["n04", "n05"], "test": ["n06", "n07"]}
@@ -194,3 +194,24 @@ def test_a_moved_data_folder_resumes_and_evaluates_other_data_does_not(tmp_path)
     refused = train(3, first)
     assert refused.returncode == 2 and "different settings for data_root" in refused.stderr
     assert train(3, moved).returncode == 0
+
+
+def test_prepare_script_end_to_end(tmp_path):
+    """scripts/prepare_fewshot_data.py as a user runs it: MiniImagenet JPEGs into the cache the
+    training scripts read; Omniglot's converted sets are found and left alone."""
+    images, lists = write_dataset(tmp_path, per_class_folders=True)
+    proc = run_script("prepare_fewshot_data.py", "miniimagenet", "--images-dir", str(images),
+                      "--data-root", str(tmp_path / "cache"), "--csv-dir", str(lists))
+    assert f"ready: {tmp_path / 'cache'}" in proc.stdout
+    for split, classes in TINY.items():
+        assert load_split(split, tmp_path / "cache")["classes"].tolist() == classes
+    shared = shared_data_dir("omniglot")
+    if (shared / "images_background.npz").is_file():
+        folder = tmp_path / "omniglot"
+        folder.mkdir()
+        for name in ("images_background.npz", "images_evaluation.npz"):
+            (folder / name).symlink_to(shared / name)
+        proc = run_script("prepare_fewshot_data.py", "omniglot", "--data-root", str(folder))
+        assert f"ready: {folder}" in proc.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["images_background.npz",
+                                                             "images_evaluation.npz"]
