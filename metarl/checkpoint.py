@@ -147,12 +147,42 @@ class CheckpointDir:
         return sorted(found)
 
     def save(self, iteration: int, state: Mapping[str, Any]) -> Path:
-        """Write a checkpoint for ``iteration`` and delete all but the newest ``keep``."""
+        """Write a checkpoint for ``iteration`` and delete all but the newest ``keep`` of those
+        up to it. Files of later iterations (a damaged checkpoint the run resumed before, left
+        in place by :meth:`load_latest`) are not counted: they would otherwise push out the
+        checkpoint just written, and are replaced when the run reaches them."""
         path = self.path_for(iteration)
         save_checkpoint(path, state)
-        for _, old in self.list()[: -self.keep]:
+        for _, old in self.upto(iteration)[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
+
+    def upto(self, iteration: int) -> builtins.list[tuple[int, Path]]:
+        """``(iteration, path)`` of the checkpoints of iterations up to ``iteration``."""
+        return [(it, p) for it, p in self.list() if it <= iteration]
+
+    def set_aside_newer_best(self, iteration: int) -> str | None:
+        """On resume from ``iteration``: a ``best.pt`` of a later iteration belongs to the part
+        of the run that was lost (a hard kill after best.pt was written but before the next
+        checkpoint); the resumed run would compare its scores with the older best and could
+        replace it. It is renamed ``best-lost-iteration-<N>.pt`` (kept, not deleted); returns
+        the warning to show, or None."""
+        from metarl.rundir import unique_path
+
+        best = self.root / "best.pt"
+        if not best.is_file():
+            return None
+        try:
+            lost = int(load_checkpoint(best)["iteration"])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return None  # a damaged best.pt is reported where it is read
+        if lost <= iteration:
+            return None
+        aside = unique_path(self.root / f"best-lost-iteration-{lost}.pt")
+        best.rename(aside)
+        return (f"{best} (iteration {lost}) is newer than the checkpoint resumed from (iteration "
+                f"{iteration}): the run was killed before it saved that part; moved to "
+                f"{aside.name}, and the model selection continues from iteration {iteration}")
 
     def remove_stale_temporaries(self) -> None:
         """Delete temp files a killed save left behind (never a finished checkpoint)."""
@@ -161,15 +191,19 @@ class CheckpointDir:
                 p.unlink(missing_ok=True)
 
     def load_latest(
-        self, map_location: str | torch.device = "cpu"
+        self, map_location: str | torch.device = "cpu", *, clean: bool = False
     ) -> tuple[Path, dict[str, Any], builtins.list[str]] | None:
         """The newest checkpoint that verifies, plus warnings about newer damaged ones.
 
         Damaged files are left in place (never deleted), so nothing is lost; the warnings
         name them. Returns ``None`` when the folder holds no checkpoint at all; raises
-        :class:`CheckpointError` when it holds some but none verifies.
+        :class:`CheckpointError` when it holds some but none verifies. ``clean``: first delete
+        the temporaries of a killed save -- only for the process that owns the folder (a
+        resuming trainer, which holds its lock); a reader such as an evaluation next to a live
+        run would delete the file the trainer is writing.
         """
-        self.remove_stale_temporaries()
+        if clean:
+            self.remove_stale_temporaries()
         entries = self.list()
         if not entries:
             return None

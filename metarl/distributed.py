@@ -18,7 +18,8 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -169,6 +170,32 @@ def shutdown(ctx: DistContext) -> None:
     """
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(ctx: DistContext) -> Iterator[DistContext]:
+    """``with process_group(init_distributed(device)) as ctx:`` -- :func:`shutdown` once the
+    work is done: on return, and on a clean stop (SIGINT/SIGTERM: the training loop's
+    ``SystemExit(0)``, which every rank raises at the same iteration), but not after an
+    error (a peer may still sit in a collective)."""
+    try:
+        yield ctx
+    except SystemExit as stop:
+        if stop.code in (0, None):
+            shutdown(ctx)
+        raise
+    shutdown(ctx)
+
+
+def run_rank(main: Callable[[], object]) -> None:
+    """A training script's ``__main__``: ``main()``, then :func:`end_rank`, also after a clean
+    stop (``SystemExit(0)``), where the rank would otherwise meet the same teardown abort."""
+    try:
+        main()
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            raise
+    end_rank()
 
 
 def end_rank() -> None:

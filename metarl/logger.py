@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+from metarl.io import atomic_write_bytes
 
 
 class RunLogger:
@@ -26,19 +29,31 @@ class RunLogger:
         self._truncate_jsonl(start_step)
         from torch.utils.tensorboard import SummaryWriter
 
+        # TensorBoard hides events at steps >= purge_step; the checkpoint's own step was
+        # logged before the checkpoint was written, so it is kept (purge from the next one).
         self._writer = SummaryWriter(
-            log_dir=str(run_dir / "tb"), purge_step=start_step if start_step > 0 else None
+            log_dir=str(run_dir / "tb"), purge_step=start_step + 1 if start_step > 0 else None
         )
 
     def _truncate_jsonl(self, start_step: int) -> None:
+        """Cut metrics.jsonl back to ``start_step``, atomically (a stop signal during the
+        rewrite cannot lose the history). A line that does not parse (a write cut short by a
+        full disk or a crash) ends what is kept, with a warning, instead of blocking resume."""
         if not self.jsonl.exists():
             return
-        kept = [
-            line
-            for line in self.jsonl.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= start_step
-        ]
-        self.jsonl.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for number, line in enumerate(self.jsonl.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                step = json.loads(line).get("step", 0)
+            except (json.JSONDecodeError, AttributeError):
+                print(f"warning: {self.jsonl} line {number} is damaged; the metrics from there "
+                      "on are dropped (TensorBoard keeps them)", file=sys.stderr)
+                break
+            if step <= start_step:
+                kept.append(line)
+        atomic_write_bytes(self.jsonl, "".join(line + "\n" for line in kept).encode())
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Record ``scalars`` (tag -> value) at ``step``."""
@@ -55,7 +70,13 @@ class RunLogger:
         """All records logged so far (for training-curve plots)."""
         if not self.jsonl.exists():
             return []
-        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.jsonl.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # blank, or a write cut short (see _truncate_jsonl)
+        return records
 
     def close(self) -> None:
         if self._writer is not None:

@@ -67,17 +67,24 @@ class Trainable(Protocol):
 
 
 def load_latest_state(
-    checkpoints: CheckpointDir, kind: str, map_location: str | torch.device
+    checkpoints: CheckpointDir, kind: str, map_location: str | torch.device, *,
+    resuming: bool = False,
 ) -> tuple[Path, dict[str, Any]] | None:
-    """The newest valid checkpoint of ``kind`` (damaged newer ones are reported, kept)."""
-    found = checkpoints.load_latest(map_location=map_location)
-    if found is None:
-        return None
-    path, state, warnings = found
-    for w in warnings:
-        say(f"warning: {w}")
-    check_kind(state, path, kind)
-    return path, state
+    """The newest valid checkpoint of ``kind`` (damaged newer ones are reported, kept).
+    ``resuming``: the caller is the trainer that owns the folder (it holds the run lock), so
+    a killed save's temporaries are cleaned up first and a best.pt newer than the checkpoint
+    is set aside (:meth:`CheckpointDir.set_aside_newer_best`); readers change nothing."""
+    found = checkpoints.load_latest(map_location=map_location, clean=resuming)
+    if found is not None:
+        for w in found[2]:
+            say(f"warning: {w}")
+        check_kind(found[1], found[0], kind)
+    if resuming:
+        aside = checkpoints.set_aside_newer_best(
+            int(found[1]["iteration"]) if found is not None else 0)
+        if aside:
+            say(f"warning: {aside}")
+    return None if found is None else (found[0], found[1])
 
 
 def run_loop(
@@ -129,7 +136,8 @@ def run_loop(
                         raise MetaRLError(
                             f"{bad_steps} non-finite updates in a row at iteration "
                             f"{trainer.iteration}; stopping (the last good checkpoint is kept "
-                            "in checkpoints/); lower the learning rates"
+                            "in checkpoints/); start a new run in another --out-dir with lower "
+                            "learning rates (--resume would replay the same steps)"
                         )
                 trainer.iteration += 1
                 elapsed = time.perf_counter() - tic

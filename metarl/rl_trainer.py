@@ -110,6 +110,9 @@ class MetaRLTrainer:
         self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
         self._drift_warned = False
+        self._scored_policy: dict[str, torch.Tensor] | None = None
+        """With select_best train-return: θ as it was sampled this iteration, before the TRPO
+        step (the iteration's returns score it, not the stepped θ)."""
         self.before_outer: Callable[[PGBatch, PGBatch], None] | None = None
         """Called with (support, query) before each TRPO step (diagnostics, e.g.
         scripts/step_anatomy.py); it must leave the policy unchanged."""
@@ -137,7 +140,7 @@ class MetaRLTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, KIND, self.device)
+        found = load_latest_state(self.checkpoints, KIND, self.device, resuming=True)
         if found is None:
             return
         path, state = found
@@ -197,6 +200,9 @@ class MetaRLTrainer:
         query = prep(query_eps)
         if self.before_outer is not None:
             self.before_outer(support, query)
+        if cfg.select_best == "train-return" and self.dist.is_main:
+            self._scored_policy = {k: v.detach().clone()
+                                   for k, v in self.policy.state_dict().items()}
         stats = self.learner.step(support, query)
         t4 = time.perf_counter()
         scalars = self.dist.mean_scalars({
@@ -235,7 +241,9 @@ class MetaRLTrainer:
             say(f"warning: {message}")
             self._drift_warned = True
         if cfg.select_best == "train-return":
-            self._consider(self.history[-1]["returns/after_adaptation"])
+            # the returns were earned by the policy sampled this iteration, before its step
+            self._consider(self.history[-1]["returns/after_adaptation"],
+                           policy=self._scored_policy, iteration=self.iteration - 1)
         elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
             means = self.validate()
             score = float(np.mean(means[1:]))
@@ -245,12 +253,17 @@ class MetaRLTrainer:
                                         for k, v in enumerate(means)})
             self._consider(score)
 
-    def _consider(self, score: float) -> None:
-        """Keep the current policy as best.pt if ``score`` beats the best so far."""
+    def _consider(self, score: float, *, policy: dict[str, torch.Tensor] | None = None,
+                  iteration: int | None = None) -> None:
+        """Keep the scored policy as best.pt if ``score`` beats the best so far: the current
+        one, or ``policy`` as it was after ``iteration`` updates."""
         if math.isfinite(score) and score > self.best["score"]:
-            self.best = {"score": score, "iteration": self.iteration,
-                         "selected_by": self.cfg.select_best}
-            save_checkpoint(self.checkpoints.root / "best.pt", self.state())
+            at = self.iteration if iteration is None else iteration
+            self.best = {"score": score, "iteration": at, "selected_by": self.cfg.select_best}
+            state = self.state()
+            if policy is not None:
+                state.update(policy=policy, iteration=at)
+            save_checkpoint(self.checkpoints.root / "best.pt", state)
 
     def validate(self) -> list[float]:
         """Mean return over the validation goals after 0..eval_steps adaptation steps (the

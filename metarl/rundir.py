@@ -55,7 +55,7 @@ def check_writable(path: Path) -> None:
     """Raise a clear error if ``path`` (created if needed) cannot be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".metarl-write-test"
+        probe = path / f".metarl-write-test-{os.getpid()}"  # two launches race on one name
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:

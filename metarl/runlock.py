@@ -8,12 +8,15 @@ however it ends (a kill included), so a stale lock cannot outlive its run. The s
 :func:`metarl.errors.cli_errors` wrapper releases the locks when ``main`` returns, which
 matters when ``main`` runs inside a longer-lived process (tests, notebooks).
 
-Where ``fcntl`` is missing (Windows) folders are not locked.
+Where ``fcntl`` is missing (Windows) folders are not locked; where the filesystem refuses
+``flock`` the run goes on with a warning. On NFS the lock holds only among the processes of
+one machine.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from metarl.errors import MetaRLError
@@ -42,6 +45,11 @@ def lock_run_dir(path: Path) -> None:
             f"{path} is in use by another running process (a training run or its resume); "
             "wait for it to end or stop it, or choose another --out-dir (nothing was changed)"
         ) from None
+    except OSError as err:  # a filesystem without flock (some network/parallel filesystems)
+        os.close(fd)
+        print(f"warning: cannot lock {path} ({err.strerror or type(err).__name__}); make sure "
+              "no other process trains into it", file=sys.stderr)
+        return
     _HELD[key] = fd
 
 

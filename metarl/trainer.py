@@ -271,7 +271,7 @@ class MetaTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, SUPERVISED, self.device)
+        found = load_latest_state(self.checkpoints, SUPERVISED, self.device, resuming=True)
         if found is None:
             return
         path, state = found
@@ -279,7 +279,7 @@ class MetaTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it with the rest
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.val_history = list(state["val_history"])

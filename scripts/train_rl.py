@@ -24,7 +24,7 @@ import numpy as np
 
 from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
-from metarl.distributed import DistContext, end_rank, init_distributed, shutdown
+from metarl.distributed import DistContext, init_distributed, process_group, run_rank
 from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
@@ -50,8 +50,8 @@ def write_results(cfg: RLConfig, trainer: MetaRLTrainer, run_dir: Path, *,
     results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
                "finished": finished, "train_seconds": trainer.train_seconds,
                "last_10_iterations": summary, "config": cfg.identity(),
-               "checkpoint": str(trainer.checkpoints.list()[-1][1]), "best": trainer.best,
-               "validation": trainer.val_history}
+               "checkpoint": str(trainer.checkpoints.upto(trainer.iteration)[-1][1]),
+               "best": trainer.best, "validation": trainer.val_history}
     atomic_write_json(run_dir / "results.json", results)
     return summary
 
@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
     keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     cfg.validate()
-    ctx = init_distributed(cfg.device)
-    run(cfg, ctx)
-    shutdown(ctx)  # on success only: see metarl.distributed.shutdown
+    with process_group(init_distributed(cfg.device)) as ctx:
+        run(cfg, ctx)
 
 
 def run(cfg: RLConfig, ctx: DistContext) -> None:
@@ -100,5 +99,4 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
 
 
 if __name__ == "__main__":
-    main()
-    end_rank()  # torchrun ranks skip interpreter finalisation: metarl.distributed
+    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.distributed

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from metarl.allocator import keep_freed_memory
 from metarl.cli import parse_with_preset
-from metarl.distributed import end_rank
+from metarl.distributed import run_rank
 from metarl.errors import cli_errors
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.runner import train
@@ -45,5 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
-    end_rank()  # torchrun ranks skip interpreter finalisation: metarl.distributed
+    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.distributed

@@ -17,7 +17,7 @@ from metarl.checkpoint import (
     check_signature,
     load_checkpoint,
 )
-from metarl.distributed import DistContext, init_distributed, shutdown
+from metarl.distributed import DistContext, init_distributed, process_group
 from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state
@@ -41,10 +41,8 @@ def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | N
     the run folder and evaluates, and returns the results (other ranks return None).
     """
     cfg.validate()
-    ctx = init_distributed(cfg.device)
-    results = _train_rank(cfg, ctx, progress)
-    shutdown(ctx)  # on success only: see metarl.distributed.shutdown
-    return results
+    with process_group(init_distributed(cfg.device)) as ctx:
+        return _train_rank(cfg, ctx, progress)
 
 
 def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict[str, Any] | None:

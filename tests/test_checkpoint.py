@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from metarl.checkpoint import (
+    MAML_TRPO,
     CheckpointDir,
     check_signature,
     load_checkpoint,
@@ -64,6 +65,34 @@ def test_rotation_and_fallback_to_previous_good(tmp_path):
     assert newest.exists(), "a damaged checkpoint is reported, never deleted"
 
 
+def test_a_damaged_newer_checkpoint_does_not_push_out_the_new_ones(tmp_path):
+    """Resumed before a damaged newer file, the run's new checkpoints are kept (rotation
+    counts only files up to the iteration saved); the damaged one stays until replaced."""
+    ckpts = CheckpointDir(tmp_path, keep=1)
+    ckpts.save(10, {"iteration": 10})
+    ckpts.save(20, {"iteration": 20})  # keep=1 removed 10
+    ckpts.save(10, {"iteration": 10})  # the state a resume would write again after 10
+    ckpts.path_for(20).write_bytes(b"garbage")
+    path, state, warnings = ckpts.load_latest()
+    assert state["iteration"] == 10 and warnings
+    written = ckpts.save(11, {"iteration": 11})
+    assert written.is_file() and [it for it, _ in ckpts.list()] == [11, 20]
+    assert ckpts.upto(11) == [(11, written)]
+    ckpts.save(20, {"iteration": 20})  # reaching it replaces the damaged file
+    assert ckpts.load_latest()[1]["iteration"] == 20 and [it for it, _ in ckpts.list()] == [20]
+
+
+def test_readers_leave_a_live_saves_temporary_alone(tmp_path):
+    """Only the resuming trainer (``clean=True``) deletes a killed save's temporaries; an
+    evaluation reading the folder of a running trainer must not delete the file it writes."""
+    ckpts = CheckpointDir(tmp_path)
+    ckpts.save(1, {"iteration": 1})
+    temporary = tmp_path / ".ckpt_00000002.pt.x1y2.tmp"
+    temporary.write_bytes(b"half a checkpoint")
+    assert ckpts.load_latest()[1]["iteration"] == 1 and temporary.exists()
+    assert ckpts.load_latest(clean=True)[1]["iteration"] == 1 and not temporary.exists()
+
+
 def test_all_damaged_is_an_error(tmp_path):
     ckpts = CheckpointDir(tmp_path, keep=2)
     ckpts.save(1, {"iteration": 1})
@@ -90,3 +119,23 @@ def test_atomic_writes_get_the_umask_permissions(tmp_path):
     os.umask(umask)
     atomic_write_json(tmp_path / "results.json", {"a": 1})
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_best_pt_from_the_lost_part_of_a_run_is_set_aside_on_resume(tmp_path, capsys):
+    """Killed after best.pt (iteration 20) but before checkpoint 20: the resume from 10 moves
+    that best.pt aside (kept) so the resumed selection starts from iteration 10's."""
+    from metarl.loop import load_latest_state
+
+    ckpts = CheckpointDir(tmp_path)
+    ckpts.save(10, {"kind": MAML_TRPO, "iteration": 10})
+    save_checkpoint(tmp_path / "best.pt", {"kind": MAML_TRPO, "iteration": 20})
+    found = load_latest_state(ckpts, MAML_TRPO, "cpu")  # a reader changes nothing
+    assert found is not None and (tmp_path / "best.pt").is_file()
+    found = load_latest_state(ckpts, MAML_TRPO, "cpu", resuming=True)
+    assert found is not None and found[1]["iteration"] == 10
+    assert not (tmp_path / "best.pt").exists()
+    assert load_checkpoint(tmp_path / "best-lost-iteration-20.pt")["iteration"] == 20
+    assert "newer than the checkpoint resumed from (iteration 10)" in capsys.readouterr().err
+    save_checkpoint(tmp_path / "best.pt", {"kind": MAML_TRPO, "iteration": 10})
+    load_latest_state(ckpts, MAML_TRPO, "cpu", resuming=True)  # not newer: kept
+    assert (tmp_path / "best.pt").is_file()

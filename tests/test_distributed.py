@@ -105,6 +105,33 @@ def test_end_rank_exits_a_torchrun_rank_after_flushing_and_leaves_one_process_al
         assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, out, "err"), world
 
 
+def test_a_clean_stop_also_leaves_the_process_group_and_ends_the_rank(monkeypatch):
+    """SIGINT/SIGTERM end training in SystemExit(0) on every rank: like a normal return, the
+    process group is left and the rank ended with end_rank (gloo's teardown abort otherwise);
+    after an error neither happens."""
+    import metarl.distributed as distributed
+
+    left = []
+    monkeypatch.setattr(distributed, "shutdown", lambda ctx: left.append(ctx))
+    ctx = distributed.DistContext()
+    with distributed.process_group(ctx):
+        pass
+    with pytest.raises(SystemExit), distributed.process_group(ctx):
+        raise SystemExit(0)
+    for failure in (SystemExit(1), RuntimeError("boom")):
+        with pytest.raises(type(failure)), distributed.process_group(ctx):
+            raise failure
+    assert left == [ctx, ctx]
+    code = ("from metarl.distributed import run_rank\n"
+            "def stop(): print('stopped', end=''); raise SystemExit({})\n"
+            "run_rank(stop); print(' and on')")
+    for world, status, out in (("2", 0, "stopped"), ("1", 0, "stopped and on"),
+                               ("2", 3, "stopped")):
+        proc = subprocess.run([sys.executable, "-c", code.format(status)], capture_output=True,
+                              text=True, cwd=REPO, env={**os.environ, "WORLD_SIZE": world})
+        assert (proc.returncode, proc.stdout.strip()) == (status, out), (world, status)
+
+
 def _dying_worker(rank: int, port: int, queue: mp.Queue) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

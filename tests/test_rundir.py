@@ -166,3 +166,23 @@ def test_a_script_gives_its_folder_up_when_main_ends(tmp_path):
     code = ("from metarl.rundir import prepare_run_dir\n"
             f"prepare_run_dir({str(tmp_path)!r}, {{'algo': 'maml'}}, resume=True)\n")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_filesystem_without_flock_warns_and_goes_on(tmp_path, monkeypatch, capsys):
+    """Some network filesystems refuse flock (ENOLCK/ENOSYS): the run is not blocked, the user
+    is told that the folder is not protected."""
+    import errno
+
+    from metarl import runlock
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runlock.fcntl, "flock", refuse)
+    try:
+        prepare_run_dir(tmp_path / "run", {"algo": "maml"}, resume=False)
+        assert "warning: cannot lock" in capsys.readouterr().err
+        assert (tmp_path / "run" / "config.json").is_file()
+        assert not list((tmp_path / "run").glob(".metarl-write-test*"))
+    finally:
+        runlock.release_run_dirs()

@@ -299,15 +299,22 @@ def test_adapt_rl_adapts_with_the_runs_inner_update(tmp_path):
 
 
 def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
-    cfg = RLConfig(iterations=3, meta_batch=2, episodes_per_task=2, horizon=8,
-                   hidden_sizes=(8,), threads=1, select_best="train-return")
+    """The policy kept is the one that earned the best return: θ as sampled in that
+    iteration, before its TRPO step (after ``best["iteration"]`` updates)."""
+    cfg = RLConfig(iterations=4, meta_batch=2, episodes_per_task=2, horizon=8,
+                   hidden_sizes=(8,), threads=1, select_best="train-return",
+                   checkpoint_every=1, keep_checkpoints=10)
     trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    initial = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     trainer.train()
     after = [h["returns/after_adaptation"] for h in trainer.history]
-    assert trainer.best["iteration"] == 1 + int(np.argmax(after))
+    assert trainer.best["iteration"] == int(np.argmax(after))
     assert trainer.best["score"] == max(after) and not trainer.val_history
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["iteration"] == trainer.best["iteration"]
+    at = best["iteration"]
+    scored = initial if at == 0 else load_checkpoint(trainer.checkpoints.path_for(at))["policy"]
+    assert all(torch.equal(best["policy"][k], scored[k]) for k in scored)
 
 
 def test_saturating_policy_is_logged_not_warned_about(tmp_path, capsys):

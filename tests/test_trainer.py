@@ -53,6 +53,16 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, algo):
         assert torch.equal(full[k], resumed[k]), k
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_resume_on_cuda(tmp_path):
+    """A CUDA run resumes (the checkpoint is loaded onto the GPU, torch's CPU RNG state with
+    it, which torch.set_rng_state refuses unless moved back)."""
+    cfg = small_cfg(tmp_path, device="cuda")
+    trained_params(replace(cfg, iterations=8), tmp_path / "part")
+    resumed = trained_params(cfg, tmp_path / "part", resume=True)
+    assert all(v.is_cuda for v in resumed.values())
+
+
 def nan_problem(cfg: SupervisedConfig, good_batches: int) -> SupervisedProblem:
     """The sinusoid problem, but every training batch after ``good_batches`` is NaN."""
     base = build_problem(cfg)

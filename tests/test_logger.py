@@ -1,0 +1,43 @@
+"""RunLogger on resume: metrics.jsonl and TensorBoard both keep exactly the steps up to the
+checkpoint, a damaged metrics line does not block the resume."""
+
+from __future__ import annotations
+
+import json
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from metarl.logger import RunLogger
+
+
+def _log(run, start, steps, scale):
+    logger = RunLogger(run, start_step=start)
+    for step in steps:
+        logger.log(step, {"train/loss": scale * step})
+    logger.close()
+
+
+def _tensorboard(run) -> dict[int, float]:
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars("train/loss")}
+
+
+def test_resume_keeps_the_checkpoint_step_and_replaces_the_rest(tmp_path):
+    _log(tmp_path, 0, range(1, 6), 1.0)  # a run that logged 1..5, then died after checkpoint 3
+    _log(tmp_path, 3, range(4, 7), 10.0)  # the resumed run logs 4..6 again
+    expected = {1: 1.0, 2: 2.0, 3: 3.0, 4: 40.0, 5: 50.0, 6: 60.0}
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {r["step"]: r["train/loss"] for r in records} == expected and len(records) == 6
+    assert _tensorboard(tmp_path) == expected  # step 3 (logged before its checkpoint) is kept
+
+
+def test_a_damaged_line_is_dropped_with_a_warning(tmp_path, capsys):
+    _log(tmp_path, 0, range(1, 4), 1.0)
+    with (tmp_path / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 4, "train/lo')  # a write cut short
+    assert [r["step"] for r in RunLogger(tmp_path, enabled=False).read()] == [1, 2, 3]
+    _log(tmp_path, 3, [4], 10.0)
+    assert "line 4 is damaged" in capsys.readouterr().err
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
