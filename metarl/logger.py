@@ -3,7 +3,8 @@
 Every scalar goes to both, so a user can watch a run in TensorBoard and a script can read the
 same numbers without TensorBoard. On resume, events after the checkpoint's step are purged
 (TensorBoard ``purge_step``) and ``metrics.jsonl`` is cut back to that step, so the logs of a
-resumed run read exactly like those of an uninterrupted one.
+resumed run read like those of an uninterrupted one (a stop between two logging steps writes
+the part of the window done so far as a row of its own, so the resumed run has one more).
 """
 
 from __future__ import annotations

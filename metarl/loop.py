@@ -131,7 +131,9 @@ def run_loop(
                     bad_steps += 1
                     say(f"warning: non-finite update at iteration {trainer.iteration}; step "
                         f"skipped ({bad_steps} in a row)")
-                    logger.log(trainer.iteration, {"train/skipped_nonfinite": 1.0})
+                    # at the step the iteration will have (a resume from the checkpoint
+                    # before it cuts the marker with the rest of that iteration's log)
+                    logger.log(trainer.iteration + 1, {"train/skipped_nonfinite": 1.0})
                     if bad_steps >= max_bad_steps:
                         raise MetaRLError(
                             f"{bad_steps} non-finite updates in a row at iteration "
@@ -157,6 +159,9 @@ def run_loop(
                 if trainer.iteration % checkpoint_every == 0:
                     save()
                 if ctx.any(stop.requested is not None):
+                    if window:  # the part of a logging window done so far is not lost
+                        logger.log(trainer.iteration,
+                                   {k: float(np.mean(v)) for k, v in window.items()})
                     path = save()
                     if ctx.is_main:
                         curves = plot_training_curves(logger.read(), run_dir / "training.png",

@@ -89,6 +89,10 @@ def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path, capsys):
     assert all(torch.isfinite(p).all() for p in trainer.params.values())
     assert [it for it, _ in trainer.checkpoints.list()][-1] == 6  # last good one kept
     assert "step skipped" in capsys.readouterr().err
+    # each skipped step is marked at the iteration it was (the 5th batch on: 5-7), so a
+    # resume from checkpoint 6 keeps the markers of 5 and 6 and cuts 7's with its log
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/skipped_nonfinite" in r] == [5, 6, 7]
 
 
 def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
@@ -110,6 +114,9 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
     assert "training curves so far" in err and (out / "training.png").stat().st_size > 0
     res = json.loads((out / "results.json").read_text())  # the run as it stands, no test numbers
     assert res["finished"] is False and res["iterations"] == saved[-1][0] >= 1
+    # the logging window in progress is written at the stop, not lost
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(rows[-1])["step"] == saved[-1][0]
     assert "test" not in res
 
 
