@@ -209,14 +209,33 @@ def open_run_dir(
     settings); rank 0 says so, and the caller stops there.
     """
     done = completed_results(out_dir, iterations) if resume else None
-    ctx.run_on_main(lambda: prepare_run_dir(out_dir, config, resume=resume, added=added,
-                                            resumable_fields=resumable_fields,
-                                            update=done is None))
+
+    def prepare() -> None:
+        prepare_run_dir(out_dir, config, resume=resume, added=added,
+                        resumable_fields=resumable_fields, update=done is None)
+        if resume and done is None:
+            _mark_unfinished(Path(out_dir) / "results.json")
+
+    ctx.run_on_main(prepare)
     ctx.barrier()
     if done is not None and ctx.is_main:
         print(f"{out_dir} is a finished run ({done['iterations']} iterations); nothing was "
               f"changed (raise --iterations above {done['iterations']} to train it further)")
     return done
+
+
+def _mark_unfinished(path: Path) -> None:
+    """A finished run's results.json, when the run is resumed to train further: it says
+    ``"finished": false`` from the start of the new leg (its best.pt and checkpoints change
+    from then on), until the leg ends and rewrites it."""
+    if not path.is_file():
+        return
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return  # rewritten when the leg ends or stops
+    if isinstance(results, dict) and is_finished(results):
+        atomic_write_json(path, {**results, "finished": False})
 
 
 def unique_path(path: Path) -> Path:

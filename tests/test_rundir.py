@@ -186,3 +186,19 @@ def test_a_filesystem_without_flock_warns_and_goes_on(tmp_path, monkeypatch, cap
         assert not list((tmp_path / "run").glob(".metarl-write-test*"))
     finally:
         runlock.release_run_dirs()
+
+
+def test_a_finished_run_resumed_to_train_further_is_marked_unfinished(tmp_path):
+    """From the start of the new leg (its best.pt and checkpoints change from then on), not
+    only at its end; a --resume that has nothing to train leaves results.json as it is."""
+    from metarl.distributed import DistContext
+    from metarl.rundir import open_run_dir
+
+    config = {"algo": "maml"}
+    prepare_run_dir(tmp_path, config, resume=False)
+    stored = {"iterations": 4, "finished": True, "test": {"loss_mean": [1.0]}}
+    (tmp_path / "results.json").write_text(json.dumps(stored))
+    assert open_run_dir(DistContext(), tmp_path, config, iterations=4, resume=True) == stored
+    assert json.loads((tmp_path / "results.json").read_text()) == stored
+    assert open_run_dir(DistContext(), tmp_path, config, iterations=8, resume=True) is None
+    assert json.loads((tmp_path / "results.json").read_text()) == {**stored, "finished": False}
