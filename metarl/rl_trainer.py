@@ -183,20 +183,20 @@ class MetaRLTrainer:
         cfg = self.cfg
         prep = functools.partial(to_pg_batch, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                                  normalize_advantages=cfg.normalize_advantages)
-        t0 = time.perf_counter()
+        t0 = self._clock()
         task_rng, rollout_rng = self.rngs()
         tasks = self.sampler.env.sample_tasks(cfg.meta_batch, task_rng)
         tasks = tasks[self.dist.shard(cfg.meta_batch)]
         theta = {k: v.detach() for k, v in self.policy.named_parameters()}
         support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
         simulated = self.sampler.last_steps_simulated
-        t1 = time.perf_counter()
+        t1 = self._clock()
         support = prep(support_eps)
         adapted = self.learner.adapted_for_sampling(support)
-        t2 = time.perf_counter()
+        t2 = self._clock()
         query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
         simulated += self.sampler.last_steps_simulated
-        t3 = time.perf_counter()
+        t3 = self._clock()
         query = prep(query_eps)
         if self.before_outer is not None:
             self.before_outer(support, query)
@@ -204,7 +204,7 @@ class MetaRLTrainer:
             self._scored_policy = {k: v.detach().clone()
                                    for k, v in self.policy.state_dict().items()}
         stats = self.learner.step(support, query)
-        t4 = time.perf_counter()
+        t4 = self._clock()
         scalars = self.dist.mean_scalars({
             "returns/before_adaptation": support_eps.task_returns().mean().item(),
             "returns/after_adaptation": query_eps.task_returns().mean().item(),
@@ -228,6 +228,14 @@ class MetaRLTrainer:
         scalars.update({f"trpo/{k}": v for k, v in stats.items()})
         self.history.append({"iteration": self.iteration + 1, **scalars})
         return scalars, stats.get("nonfinite", 0.0) == 0.0
+
+    def _clock(self) -> float:
+        """``time.perf_counter()`` once the GPU's queued work is done: without the sync, work
+        launched in one part of the iteration (adaptation) would be billed to the next
+        (sampling) in the time split."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def after_iteration(self, logger: RunLogger) -> None:
         """Model selection (see the module docstring) and the warning of a run going wrong

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import MetaRLError, cli_errors
-from metarl.io import atomic_write_json, output_file
+from metarl.benchmarking import machine, write_results
+from metarl.errors import MetaRLError, cli_errors, require
+from metarl.io import output_file
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS: dict[str, tuple[str, list[str]]] = {
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(cfg.workloads) - set(WORKLOADS)
     if unknown:
         raise MetaRLError(f"unknown workload(s) {sorted(unknown)}; choose from {list(WORKLOADS)}")
+    require(1 in cfg.ranks, "--ranks must include 1: the single process is the reference of "
+            "the speed-ups")
     if cfg.out:
         output_file(cfg.out)  # a folder given as --out fails before the runs
     rows = []
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in cfg.workloads:
         script, args = WORKLOADS[name]
         base = None
-        for n in cfg.ranks:
+        for n in sorted(cfg.ranks):  # 1 first: the reference
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                        f"--nproc_per_node={n}", str(REPO / "scripts" / script), *args,
@@ -84,8 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"({rate / base:.2f}x of 1 rank)", flush=True)
     print(f"cores: {os.cpu_count()}")
     if cfg.out:
-        atomic_write_json(output_file(cfg.out), {"cores": os.cpu_count(), "rows": rows})
-        print(f"wrote {cfg.out}")
+        write_results(cfg.out, {"cores": os.cpu_count(), "machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the same device in the same process, on the same model and meta-batches:
   optionally under ``torch.compile`` (``--compile``, ``--compile-mode reduce-overhead`` for CUDA
   graphs) and with TF32 tensor-core maths on CUDA (``--tf32``).
 
+The paths alternate in ``--rounds`` rounds and each draws the same sequence of meta-batches.
 Before timing, on one meta-batch: the same path (compiled if asked) run in float64 must match
 the float64 loop to 1e-10 (exactness), and the timed precision (float32, or TF32) must stay
 within a stated tolerance of it (see ``LOW_PRECISION_TOLERANCE``). The first call of the timed
@@ -27,8 +28,6 @@ Examples::
 from __future__ import annotations
 
 import copy
-import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import torch
 import tyro
 from torch import Tensor, nn
 
+from metarl.benchmarking import machine, write_results
 from metarl.errors import cli_errors, require
 from metarl.functional import Params, flatten, functional_loss, params_of
 from metarl.meta import grads_of, maml_objective
@@ -103,6 +103,9 @@ class BenchConfig:
     """Untimed iterations of each path before timing (after the compile call)."""
     repeats: int = 20
     """Timed iterations per path; the median is reported."""
+    rounds: int = 3
+    """The paths alternate in this many rounds (--repeats split between them), so that a
+    change of load during the run hits both alike."""
     threads: int | None = None
     """torch intra-op threads (default: torch's choice); note it when cores are shared."""
     seed: int = 0
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"unknown --setting {cfg.setting!r}; choose one of "
             + ", ".join(k for k, v in PRESETS.items() if v.get("family") in SHAPES))
     require(cfg.repeats >= 1 and cfg.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0")
+    require(cfg.rounds >= 1, "--rounds must be at least 1")
     preset = PRESETS[cfg.setting]
     n_way, k_shot, lr = preset["n_way"], preset["k_shot"], preset["inner_lr"]
     k_query = cfg.k_query or preset["k_query"]
@@ -212,13 +216,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator()
                            .manual_seed(cfg.seed)).to(device)
     sampler = EpisodeSampler(pixels, n_way, k_shot, k_query, dtype=dtype, name="synthetic")
-    rng = np.random.default_rng(cfg.seed)
 
     mode = cfg.compile_mode if cfg.compile else None
     vmap_objective = vmap_objective_for(model, steps, lr, mode)
     loop_objective = loop_objective_for(model, steps, lr)
 
     def make_step(fn: Callable[[Params, Any, Any], Tensor]) -> Callable[[], None]:
+        rng = np.random.default_rng(cfg.seed)  # every path draws the same meta-batches
+
         def step() -> None:
             batch = sampler.sample(meta_batch, rng)
             opt.zero_grad(set_to_none=True)
@@ -245,22 +250,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         floor = relative_error(meta_gradient(loop_objective, model, check_batch), reference)
         tolerance = max(LOW_PRECISION_TOLERANCE["tf32" if cfg.tf32 else "float32"], 10 * floor)
 
+    require(exact_error <= EXACT_TOLERANCE,
+            f"the float64 meta-gradient differs from the loop by {exact_error:.1e}, more than "
+            f"{EXACT_TOLERANCE:.0e}: the vmap path is not exact (nothing was timed)")
+    require(error <= tolerance, f"the {cfg.dtype}/{precision} meta-gradient differs from the "
+            f"float64 loop by {error:.1e}, more than the {tolerance:.1e} allowed (nothing was "
+            "timed)")
+
     paths = {"vmap": make_step(vmap_objective)}
     if cfg.loop:
         paths["loop"] = make_step(loop_objective)
-    ms: dict[str, float] = {}
-    warm_s: dict[str, float] = {}
-    for name, step in paths.items():
-        warm_s[name] = sum(time_steps(step, cfg.warmup, device))
-        ms[name] = 1e3 * statistics.median(time_steps(step, cfg.repeats, device))
+    warm_s = {name: sum(time_steps(step, cfg.warmup, device)) for name, step in paths.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    per_round = [cfg.repeats // cfg.rounds + (r < cfg.repeats % cfg.rounds)
+                 for r in range(cfg.rounds)]
+    for n in per_round:  # alternating, so that a change of load hits every path alike
+        for name, step in paths.items():
+            seconds[name] += time_steps(step, n, device)
+    ms = {name: 1e3 * statistics.median(s) for name, s in seconds.items()}
+    sample_rng = np.random.default_rng(cfg.seed)
     sample_ms = 1e3 * statistics.median(
-        time_steps(lambda: sampler.sample(meta_batch, rng), cfg.repeats, device))
+        time_steps(lambda: sampler.sample(meta_batch, sample_rng), cfg.repeats, device))
 
     result = {
         "setting": cfg.setting, "n_way": n_way, "k_shot": k_shot, "k_query": k_query,
         "meta_batch": meta_batch, "inner_steps": steps, "inner_lr": lr,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device": str(device), "machine": machine(),
         "dtype": cfg.dtype, "fp32_precision": precision, "threads": torch.get_num_threads(),
         "compile": cfg.compile, "compile_mode": cfg.compile_mode if cfg.compile else None,
         "ms_per_iteration": ms, "episode_sampling_ms": sample_ms,
@@ -270,10 +285,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "warmup_s": warm_s, "grad_rel_error_vs_float64_loop": error,
         "loop_rel_error_same_precision": floor, "tolerance": tolerance,
         "float64_rel_error_same_path": exact_error, "float64_tolerance": EXACT_TOLERANCE,
-        "torch": torch.__version__, "config": {k: str(v) for k, v in asdict(cfg).items()},
+        "config": {k: str(v) for k, v in asdict(cfg).items()},
     }
+    where = result["machine"]["gpu"] if device.type == "cuda" else result["machine"]["cpu"]
     print(f"{cfg.setting}: {n_way}-way {k_shot}-shot, {k_query} query/class, meta-batch "
-          f"{meta_batch}, {steps} inner step(s), second order; {result['device']}, "
+          f"{meta_batch}, {steps} inner step(s), second order; {where}, "
           f"{cfg.dtype} ({precision}), {torch.get_num_threads()} threads"
           + (f", torch.compile mode={cfg.compile_mode}" if cfg.compile else ""))
     for name, value in ms.items():
@@ -290,13 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  {cfg.dtype}/{precision}: {error:.1e} from the float64 loop (tolerance "
               f"{tolerance:.1e}; the loop itself in {cfg.dtype}/{precision}: {floor:.1e})")
     if cfg.out is not None:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(json.dumps(result, indent=2) + "\n")
-    require(exact_error <= EXACT_TOLERANCE,
-            f"the float64 meta-gradient differs from the loop by {exact_error:.1e}, more than "
-            f"{EXACT_TOLERANCE:.0e}: the vmap path is not exact")
-    require(error <= tolerance, f"the {cfg.dtype}/{precision} meta-gradient differs from the "
-            f"float64 loop by {error:.1e}, more than the {tolerance:.1e} allowed")
+        write_results(cfg.out, result)
     return result
 
 

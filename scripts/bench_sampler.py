@@ -25,11 +25,8 @@ ratios and writes ``--out`` (JSON).
 from __future__ import annotations
 
 import cProfile
-import datetime
 import io
-import json
 import os
-import platform
 import pstats
 import time
 import warnings
@@ -47,6 +44,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from mujoco.rollout import Rollout
 
 import metarl.envs  # noqa: F401  (registers the envs)
+from metarl.benchmarking import machine, write_results
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.functional import params_of
 from metarl.physics import Backend, available_cpus
@@ -213,25 +211,6 @@ def profile(name: str, run: Callable[[], int]) -> dict[str, float]:
     return split
 
 
-def machine() -> dict[str, object]:
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": model,
-        "cpus_available": available_cpus(),
-        "load_average_start": os.getloadavg(),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "mujoco": mujoco.__version__,
-        "gymnasium": gym.__version__,
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-
-
 @cli_errors
 def main(cfg: Config) -> dict:
     require(cfg.repeats >= 1 and cfg.steps >= 1, "repeats and steps must be at least 1")
@@ -264,6 +243,8 @@ def main(cfg: Config) -> dict:
             methods["subproc"] = subproc_vec_env(
                 gym_id, cfg.subproc_envs, cfg.baseline_steps, kwargs, cfg.seed
             )
+        for run in methods.values():  # untimed: thread pools, buffers, the first policy call
+            run()
         best: dict[str, tuple[float, float]] = {}
         for _ in range(cfg.repeats):  # interleaved, so that load changes hit every method
             for method, run in methods.items():
@@ -284,14 +265,12 @@ def main(cfg: Config) -> dict:
                 f" {rate / sync:5.2f} | {cpu_us:11.1f} |"
             )
         if cfg.profile:
-            rows["profile"] = profile(name, methods["sampler"])  # type: ignore[assignment]
+            for label in [m for m in methods if m.startswith("sampler")]:
+                rows[f"profile-{label}"] = profile(name, methods[label])  # type: ignore[assignment]
         results["results"][name] = rows  # type: ignore[index]
-    results["machine"]["load_average_end"] = os.getloadavg()  # type: ignore[index]
     print("\n".join(lines))
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {cfg.out}")
+    write_results(cfg.out, results)  # never over an earlier run's file
     return results
 
 

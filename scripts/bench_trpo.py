@@ -5,7 +5,10 @@ for each way of batching the tasks, against the plain per-task loop, in the same
 The data are synthetic episodes of the paper's shapes (default: HalfCheetah, 40 tasks × 20
 episodes × 200 steps, 17-D observations, 6-D actions, a 2×100 ReLU policy), so the timing does
 not depend on the simulator. Every variant starts from the same parameters and data; the
-parameters they end at are compared with the loop's.
+parameters they end at, and their times, are compared with the reference's: the plain loop
+with double-backprop products (``--modes loop --fishers autograd``), or the first variant asked
+for when that is left out. One untimed step per variant first, then the variants alternate
+``--repeats`` times (so that a change of load hits all alike); medians are reported.
 
 Example::
 
@@ -32,6 +35,7 @@ import torch
 import tyro
 
 from metarl.allocator import keep_freed_memory
+from metarl.benchmarking import machine, write_results
 from metarl.errors import cli_errors, require
 from metarl.functional import flatten
 from metarl.maml_rl import FISHER, MAMLTRPO, MODES, TRPOSettings
@@ -62,7 +66,8 @@ class BenchTRPOConfig:
     fishers: tuple[str, ...] = ("autograd", "gauss-newton")
     """KL Hessian-vector product variants to time."""
     repeats: int = 2
-    """Timed steps per variant (after one untimed warm-up step); the median is reported."""
+    """Timed steps per variant (after one untimed warm-up step each, the variants alternating);
+    the median is reported."""
     out: Path | None = None
     """Write the numbers to this JSON file."""
     compare_malloc: bool = False
@@ -107,36 +112,41 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    def one_step(mode: str, fisher: str) -> tuple[float, torch.Tensor, dict[str, float]]:
+        """Seconds of one outer step from the shared start, the parameters it ends at."""
+        policy = copy.deepcopy(base)
+        learner = MAMLTRPO(policy, inner_lr=0.1, mode=mode, trpo=TRPOSettings(fisher=fisher))
+        sync()
+        tic = time.perf_counter()
+        stats = learner.step(support, query)
+        sync()
+        return time.perf_counter() - tic, flatten(dict(policy.named_parameters())).detach(), stats
+
+    # the reference first: the plain loop with double-backprop products (else the first asked)
+    variants = sorted(((m, f) for m in cfg.modes for f in cfg.fishers),
+                      key=lambda v: v != ("loop", "autograd"))
+    reference_name = "/".join(variants[0])
+    finals, stats = {}, {}
+    for v in variants:  # one untimed warm-up step each; its parameters are compared
+        _, finals[v], stats[v] = one_step(*v)
+    times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    for _ in range(cfg.repeats):  # alternating, so that a change of load hits every variant
+        for v in variants:
+            times[v].append(one_step(*v)[0])
+    ref_seconds = float(np.median(times[variants[0]]))
     rows: list[dict[str, Any]] = []
-    reference = None
-    for mode in cfg.modes:
-        for fisher in cfg.fishers:
-            times, final = [], None
-            for r in range(cfg.repeats + 1):
-                policy = copy.deepcopy(base)
-                learner = MAMLTRPO(policy, inner_lr=0.1, mode=mode,
-                                   trpo=TRPOSettings(fisher=fisher))
-                sync()
-                tic = time.perf_counter()
-                stats = learner.step(support, query)
-                sync()
-                if r > 0:
-                    times.append(time.perf_counter() - tic)
-                final = flatten(dict(policy.named_parameters())).detach()
-            assert final is not None
-            if reference is None:
-                reference = final
-            diff = float((final - reference).abs().max())
-            seconds = float(np.median(times))
-            rows.append({"mode": mode, "fisher": fisher, "seconds": seconds,
-                         "accepted": stats["accepted"], "max_abs_diff_vs_first": diff})
-            print(f"{mode:8s} {fisher:13s} {seconds:8.3f} s/step   "
-                  f"(params vs {cfg.modes[0]}/{cfg.fishers[0]}: max |Δ| {diff:.1e})", flush=True)
-    loop = [r["seconds"] for r in rows if r["mode"] == "loop" and r["fisher"] == "autograd"]
-    if loop:
-        best = min(rows, key=lambda r: r["seconds"])
-        print(f"fastest: {best['mode']}/{best['fisher']}, {loop[0] / best['seconds']:.1f}x the "
-              f"plain per-task loop with double-backprop products ({loop[0]:.2f} s)")
+    print(f"reference: {reference_name}" + ("" if variants[0] == ("loop", "autograd") else
+                                           " (the plain loop with autograd products was not "
+                                           "asked for)"))
+    for (mode, fisher), final in finals.items():
+        seconds = float(np.median(times[(mode, fisher)]))
+        diff = float((final - finals[variants[0]]).abs().max())
+        rows.append({"mode": mode, "fisher": fisher, "seconds": seconds,
+                     "ratio_to_reference": ref_seconds / seconds, "reference": reference_name,
+                     "accepted": stats[(mode, fisher)]["accepted"],
+                     "max_abs_diff_vs_reference": diff})
+        print(f"{mode:8s} {fisher:13s} {seconds:8.3f} s/step  {ref_seconds / seconds:6.2f}x the "
+              f"reference   (params vs the reference's: max |Δ| {diff:.1e})", flush=True)
     default_rows = default_allocator_rows(argv) if cfg.compare_malloc else []
     for ours, theirs in zip(rows, default_rows, strict=False):
         ours["seconds_default_malloc"] = theirs["seconds"]
@@ -144,11 +154,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{theirs['seconds']:8.3f} s/step: ours {theirs['seconds'] / ours['seconds']:.2f}x "
               "faster")
     if cfg.out:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(json.dumps({"config": {k: str(v) for k, v in vars(cfg).items()},
-                                       "threads": torch.get_num_threads(),
-                                       "heap_allocator": heap, "rows": rows},
-                                      indent=2) + "\n")
+        write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
+                                "threads": torch.get_num_threads(), "heap_allocator": heap,
+                                "machine": machine(), "rows": rows})
 
 
 def default_allocator_rows(argv: list[str] | None) -> list[dict]:

@@ -15,7 +15,10 @@ def test_bench_sampler_writes_results(tmp_path):
         *("--repeats", "1", "--hidden-sizes", "8", "--threads", "2", "--out", str(out)),
         timeout=300,
     )
-    results = json.loads(out.read_text())["results"]
+    written = json.loads(out.read_text())
+    results = written["results"]
+    assert {"cpu", "torch", "mujoco", "load_average_start", "load_average_end"} <= set(
+        written["machine"])
     assert set(results) == {"HalfCheetah", "Ant"}
     for rows in results.values():
         assert set(rows) == {"ceiling", "sync", "sampler"}

@@ -33,6 +33,16 @@ def test_bench_runs_and_checks_the_meta_gradient(bench, tmp_path, capsys):
     assert set(result["ms_per_iteration"]) == {"vmap", "loop"}
     assert json.loads(out.read_text())["setting"] == "omniglot-5way-1shot"
     assert "ratio loop/vmap" in capsys.readouterr().out
+    assert result["machine"]["torch"] and result["config"]["rounds"] == "3"
+
+
+def test_a_failed_exactness_check_times_and_writes_nothing(bench, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.modules["bench_fewshot"], "EXACT_TOLERANCE", -1.0)
+    with pytest.raises(SystemExit):
+        bench(["--meta-batch", "2", "--repeats", "1", "--warmup", "0", "--dtype", "float64",
+               "--threads", "1", "--out", str(tmp_path / "bench.json")])
+    assert "the vmap path is not exact (nothing was timed)" in capsys.readouterr().err
+    assert not (tmp_path / "bench.json").exists()
 
 
 def test_bench_help_and_clear_errors(bench, capsys):

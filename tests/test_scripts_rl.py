@@ -407,7 +407,17 @@ def test_bench_trpo_smoke(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "b.json").read_text())
     rows = result["rows"]
-    assert len(rows) == 6 and all(r["max_abs_diff_vs_first"] < 1e-5 for r in rows)
+    assert len(rows) == 6 and all(r["max_abs_diff_vs_reference"] < 1e-5 for r in rows)
+    assert rows[0]["mode"] == "loop" and rows[0]["fisher"] == "autograd"  # the reference
+    assert rows[0]["ratio_to_reference"] == 1.0 and all(r["ratio_to_reference"] > 0 for r in rows)
+    assert "x the reference" in out.stdout and result["machine"]["torch"] == torch.__version__
+    # a second run never replaces the first's numbers
+    again = call_script("bench_trpo.py", "--tasks", "2", "--episodes", "2", "--horizon", "6",
+                        "--obs-dim", "3", "--act-dim", "2", "--repeats", "1", "--modes", "vmap",
+                        "--out", str(tmp_path / "b.json"))
+    assert again.returncode == 0 and json.loads((tmp_path / "b.json").read_text()) == result
+    assert json.loads((tmp_path / "b-2.json").read_text())["rows"][0]["reference"] == \
+        "vmap/autograd"
     # the reference run in a child process with glibc's default allocator
     assert all(r["seconds_default_malloc"] > 0 for r in rows) and "x faster" in out.stdout
     assert result["heap_allocator"] in (True, False)  # False off glibc

@@ -151,6 +151,11 @@ def test_benchmark_smoke(tmp_path):
     res = json.loads((tmp_path / "b.json").read_text())
     assert set(res["speedup_over_loop"]) == {"vmap", "stacked"}
     assert all(err < 1e-10 for err in res["grad_rel_error_float64"].values())
+    assert res["machine"]["cpus_available"] >= 1
+    # a preset of another family is refused, not silently used for its shapes
+    proc = call_script("bench_supervised.py", "--family", "omniglot", "--preset", "sinusoid")
+    assert proc.returncode == 2
+    assert "--preset sinusoid is for the sinusoid family, not omniglot" in proc.stderr
 
 
 def test_resuming_a_finished_run_changes_nothing(finished_run, tmp_path):
