@@ -27,7 +27,7 @@ with mujoco 3.3.0 and 4.0.0.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Literal
 
 import mujoco
@@ -224,6 +224,9 @@ class ThreadedMujocoBatch(MujocoBatch):
         self._futures = [submit(self._step_chunk, a, b, ctrl, active) for a, b in self._chunks]
 
     def step_wait(self) -> None:
+        # Every chunk ends before the step is forgotten: if one raised (or the wait was
+        # interrupted) while others still ran, a later reset would race them on their MjData.
+        wait(self._futures)
         futures, self._futures = self._futures, []
         for f in futures:
             f.result()
@@ -278,6 +281,7 @@ class RolloutMujocoBatch(MujocoBatch):
     def step_wait(self) -> None:
         if self._future is None:
             raise RuntimeError("step_wait() called without step_async()")
+        wait([self._future])  # ended before it is forgotten
         future, self._future = self._future, None
         future.result()
         self._state[:] = self._out[:, -1]

@@ -13,7 +13,8 @@ map one to one: ``mlp_extractor.policy_net.{0,2,...}`` → ``layers.{0,1,...}``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import gymnasium as gym
@@ -26,13 +27,17 @@ from metarl.policies import GaussianMLPPolicy
 
 
 class TaskMixture(gym.Wrapper):
-    """Draws a new task from the env's distribution at every reset (seeded, no globals)."""
+    """Draws a new task from the env's distribution at every reset (seeded, no globals).
 
-    def __init__(self, env: gym.Env, seed: int) -> None:
+    ``seed``: an int or a sequence of ints (e.g. ``[seed, rank]``: one independent task
+    stream per env of a vector env)."""
+
+    def __init__(self, env: gym.Env, seed: int | Sequence[int]) -> None:
         super().__init__(env)
         if not isinstance(env.unwrapped, MetaEnv):
             raise TypeError(f"{type(env.unwrapped).__name__} does not follow the task protocol")
-        self._task_rng = np.random.default_rng(seed)
+        self._task_rng = np.random.default_rng(list(seed) if isinstance(seed, Sequence)
+                                               else seed)
 
     def reset(self, **kwargs: Any):  # type: ignore[override]
         meta: MetaEnv = self.env.unwrapped  # type: ignore[assignment]
@@ -74,6 +79,24 @@ def check_ppo_dependencies(progress: bool) -> None:
                           + (" (or pass --no-progress)" if missing == ["rich"] else ""))
 
 
+def task_mixture_envs(env_id: str, *, oracle: bool, seed: int, n_envs: int) -> Any:
+    """PPO's vector env: ``n_envs`` copies of ``env_id``, each drawing its own stream of tasks
+    (task seed ``[seed, rank]``; one shared stream would run every copy through the same tasks
+    in lock-step and cut the tasks a PPO batch sees ``n_envs``-fold), each episode's return
+    recorded by SB3's ``Monitor``, the envs' own randomness seeded ``seed + rank``."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import metarl.envs  # noqa: F401  (registers the ids)
+
+    def make(rank: int) -> gym.Env:
+        return Monitor(TaskMixture(gym.make(env_id, oracle=oracle), [seed, rank]))
+
+    vec = DummyVecEnv([functools.partial(make, rank) for rank in range(n_envs)])
+    vec.seed(seed)
+    return vec
+
+
 def train_ppo(
     env_id: str,
     *,
@@ -87,15 +110,8 @@ def train_ppo(
 ) -> tuple[GaussianMLPPolicy, dict[str, float]]:
     """Train PPO on the task mixture of ``env_id``; return our policy and PPO's stats."""
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
 
-    import metarl.envs  # noqa: F401  (registers the ids)
-
-    def make(rank: int = 0) -> gym.Env:
-        env = gym.make(env_id, oracle=oracle)
-        return TaskMixture(env, seed * 1000 + rank)
-
-    vec = make_vec_env(lambda: make(), n_envs=n_envs, seed=seed)
+    vec = task_mixture_envs(env_id, oracle=oracle, seed=seed, n_envs=n_envs)
     act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
     model = PPO("MlpPolicy", vec, seed=seed, verbose=0, device="cpu",
                 policy_kwargs={"net_arch": {"pi": list(hidden_sizes), "vf": list(hidden_sizes)},

@@ -205,13 +205,15 @@ def run_evaluation(
         say(f"  {label}: rollout after {k} of {settings.steps} step(s) done, mean return "
             f"{float(step_returns.mean()):.2f} ({time.perf_counter() - tic:.0f} s)")
 
-    returns, adapted = evaluate_adaptation(
-        sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
-        rng=np.random.default_rng(settings.seed + 1), gamma=settings.gamma,
-        gae_lambda=settings.gae_lambda, normalize_advantages=settings.normalize_advantages,
-        diagnostics=diagnostics, on_rollout=report)
+    try:
+        returns, adapted = evaluate_adaptation(
+            sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
+            rng=np.random.default_rng(settings.seed + 1), gamma=settings.gamma,
+            gae_lambda=settings.gae_lambda, normalize_advantages=settings.normalize_advantages,
+            diagnostics=diagnostics, on_rollout=report)
+    finally:
+        sampler.close()  # its physics threads end with an error too
     eval_seconds = time.perf_counter() - tic
-    sampler.close()
     stats = [mean_ci95(returns[:, k]) for k in range(settings.steps + 1)]
     result = {
         "label": label, "env": settings.env, "oracle": oracle,

@@ -24,8 +24,10 @@ from metarl.policies import GaussianMLPPolicy
 
 
 def render_episode(env_id: str, task: Task, policy: GaussianMLPPolicy, params: Params, *,
-                   oracle: bool = False, seed: int = 0, max_frames: int = 200) -> list[np.ndarray]:
-    """RGB frames of one deterministic episode of ``task`` under ``params``."""
+                   oracle: bool = False, seed: int = 0,
+                   max_frames: int | None = None) -> list[np.ndarray]:
+    """RGB frames of one deterministic episode of ``task`` under ``params``: the start and
+    every step until the episode ends (the env's time limit), or ``max_frames`` frames."""
     import metarl.envs  # noqa: F401
 
     try:
@@ -38,7 +40,7 @@ def render_episode(env_id: str, task: Task, policy: GaussianMLPPolicy, params: P
                           "drop --video or set MUJOCO_GL=egl/osmesa") from None
     device = next(iter(params.values())).device
     done = False
-    while not done and len(frames) < max_frames:
+    while not done and (max_frames is None or len(frames) < max_frames):
         with torch.no_grad():
             o = torch.as_tensor(obs, dtype=torch.float32, device=device)
             action = policy.dist(params, o).mean.cpu().numpy()

@@ -384,3 +384,58 @@ def test_rollout_backend_refuses_ant():
         env.batched(2, backend="rollout")
     with pytest.raises(MetaRLError, match="unknown physics backend"):
         env.batched(2, backend="gpu")
+
+
+def test_a_failed_threaded_step_is_waited_for_before_it_is_forgotten(monkeypatch):
+    """When one chunk of a threaded step raises, step_wait returns only after the others have
+    ended (a reset right after would otherwise race them on their MjData)."""
+    import threading
+    import time
+
+    import mujoco
+
+    from metarl.physics import PhysicsPool, ThreadedMujocoBatch
+
+    model = mujoco.MjModel.from_xml_string(
+        "<mujoco><worldbody><body><joint name='j' type='slide'/><geom size='.1'/></body>"
+        "</worldbody><actuator><motor joint='j'/></actuator></mujoco>")
+    pool = PhysicsPool(num_threads=2)
+    batch = ThreadedMujocoBatch(model, 4, 1, pool)
+    finished = []
+    lock = threading.Lock()
+
+    def chunk(lo, hi, ctrl, active):
+        if lo == 0:
+            raise RuntimeError("chunk 0 failed")
+        time.sleep(0.3)
+        with lock:
+            finished.append(lo)
+
+    monkeypatch.setattr(batch, "_step_chunk", chunk)
+    batch.step_async(np.zeros((4, 1)), np.ones(4, dtype=bool))
+    with pytest.raises(RuntimeError, match="chunk 0 failed"):
+        batch.step_wait()
+    assert sorted(finished) == [lo for lo, _ in batch._chunks if lo != 0]
+    pool.close()
+
+
+def test_a_before_after_video_shows_the_whole_episode(tmp_path):
+    """adapt_rl.py --video: the start and every step up to the time limit (100 for
+    navigation, which renders without OpenGL), saved as an animated GIF."""
+    import torch
+    from PIL import Image
+
+    from metarl.policies import GaussianMLPPolicy
+    from metarl.video import render_episode, save_gif
+
+    env = make("metarl/Navigation2D-v0")
+    task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
+    policy = GaussianMLPPolicy(2, 2, (8,))
+    params = {k: v.detach() for k, v in policy.named_parameters()}
+    last_bias = [k for k in params if k.endswith("bias")][-1]
+    params[last_bias] = torch.tensor([0.02, -0.01])  # a mean action that moves the point
+    frames = render_episode("metarl/Navigation2D-v0", task, policy, params)
+    assert len(frames) == 101 and frames[0].ndim == 3
+    assert not np.array_equal(frames[0], frames[-1])
+    gif = save_gif(frames, tmp_path / "video.gif")
+    assert 1 < Image.open(gif).n_frames <= 101  # the GIF encoder merges repeated frames
