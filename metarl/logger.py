@@ -42,19 +42,27 @@ class RunLogger:
         full disk or a crash) ends what is kept, with a warning, instead of blocking resume."""
         if not self.jsonl.exists():
             return
-        kept = []
+        kept = [r for r in self._records(warn=True) if r.get("step", 0) <= start_step]
+        atomic_write_bytes(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+    def _records(self, *, warn: bool = False) -> list[dict[str, Any]]:
+        """The rows of metrics.jsonl up to the first that does not parse (a write cut short
+        by a full disk or a crash), which with ``warn`` is reported."""
+        records = []
         for number, line in enumerate(self.jsonl.read_text().splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                step = json.loads(line).get("step", 0)
-            except (json.JSONDecodeError, AttributeError):
-                print(f"warning: {self.jsonl} line {number} is damaged; the metrics from there "
-                      "on are dropped (TensorBoard keeps them)", file=sys.stderr)
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict):
+                if warn:
+                    print(f"warning: {self.jsonl} line {number} is damaged; the metrics from "
+                          "there on are dropped (TensorBoard keeps them)", file=sys.stderr)
                 break
-            if step <= start_step:
-                kept.append(line)
-        atomic_write_bytes(self.jsonl, "".join(line + "\n" for line in kept).encode())
+            records.append(record)
+        return records
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Record ``scalars`` (tag -> value) at ``step``."""
@@ -71,13 +79,7 @@ class RunLogger:
         """All records logged so far (for training-curve plots)."""
         if not self.jsonl.exists():
             return []
-        records = []
-        for line in self.jsonl.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # blank, or a write cut short (see _truncate_jsonl)
-        return records
+        return self._records()
 
     def close(self) -> None:
         if self._writer is not None:

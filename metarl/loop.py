@@ -116,6 +116,14 @@ def run_loop(
         return trainer.save() if ctx.is_main else None
 
     window: dict[str, list[float]] = {}
+
+    def flush_window() -> dict[str, float]:
+        """Log the window's means at the current iteration and start a new window."""
+        means = {k: float(np.mean(v)) for k, v in window.items()}
+        window.clear()
+        logger.log(trainer.iteration, means)
+        return means
+
     bad_steps = 0
     bar = tqdm(total=iterations, initial=trainer.iteration, disable=not (progress and ctx.is_main),
                desc=desc,
@@ -149,9 +157,7 @@ def run_loop(
                     window.setdefault(k, []).append(float(v))
                 window.setdefault("time/seconds_per_iteration", []).append(elapsed)
                 if trainer.iteration % log_every == 0:
-                    means = {k: float(np.mean(v)) for k, v in window.items()}
-                    window.clear()
-                    logger.log(trainer.iteration, means)
+                    means = flush_window()
                     shown = short_names({k: f"{v:.4g}" for k, v in means.items()
                                          if not k.startswith("time")})
                     bar.set_postfix(dict(list(shown.items())[:4]), refresh=False)
@@ -160,8 +166,7 @@ def run_loop(
                     save()
                 if ctx.any(stop.requested is not None):
                     if window:  # the part of a logging window done so far is not lost
-                        logger.log(trainer.iteration,
-                                   {k: float(np.mean(v)) for k, v in window.items()})
+                        flush_window()
                     path = save()
                     if ctx.is_main:
                         curves = plot_training_curves(logger.read(), run_dir / "training.png",
