@@ -23,15 +23,24 @@ import ctypes
 import ctypes.util
 import os
 
+from metarl.errors import require
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _ENV = "METARL_MALLOC"
+_CHOICES = ("heap", "default")
 
 
 def keep_freed_memory() -> bool:
     """Serve every allocation of this process from glibc's heap and never trim it; returns
-    True if applied (glibc, and ``METARL_MALLOC`` not set to ``default``), False otherwise."""
-    if os.environ.get(_ENV, "heap") == "default":
+    True if applied (glibc, and ``METARL_MALLOC`` not set to ``default``), False otherwise.
+
+    ``METARL_MALLOC`` must be unset, ``heap`` or ``default``: anything else is a typo that
+    would silently pick one of the two, so it is refused with a :class:`MetaRLError`."""
+    choice = os.environ.get(_ENV, "heap")
+    require(choice in _CHOICES, f"{_ENV}={choice!r} is not a known allocator setting: "
+            f"set it to 'heap' (the default) or 'default' (glibc's own), or unset it")
+    if choice == "default":
         return False
     name = ctypes.util.find_library("c")
     try:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One leg of paper-protocol MAML-TRPO runs (by default AntDir; AntVel, HalfCheetahVel and
-# HalfCheetahDir ran this way) on a lent GPU machine (docs/gpu.md), run there from the
-# repository root with the wheels of docs/gpu.md carried:
+# One leg of paper-protocol MAML-TRPO runs (HalfCheetahVel and HalfCheetahDir ran this way;
+# every run of docs/results.md has finished since) on a lent GPU machine (docs/gpu.md), and
+# the CUDA tests and GPU benchmarks, run there from the repository root with the wheels of
+# docs/gpu.md carried:
 #
-#     END=550 bash scripts/device_train.sh          # the device tool's timeout_s: 600
+#     TESTS=1 BENCH=1 bash scripts/device_train.sh                    # no training
+#     END=550 PRESETS="halfcheetah-vel" bash scripts/device_train.sh  # timeout_s: 600
 #
 # It installs the carried wheels and metarl into /tmp/site (metarl maps envs/ to metarl.envs,
 # so the source tree alone is not importable), unpacks the run folders committed in
@@ -13,8 +15,8 @@
 # results.json. The packed run folders, logs and machine facts come back through $OUT; copy
 # the <run>.tgz files into $ARCHIVES here and commit them, so the next leg (on the GPU or on
 # a CPU: docs/results.md) resumes where this one stopped.
-# PRESETS="ant-dir" (the default; AntVel on v1 finished on a CPU) names the train_rl.py
-# presets to run, at most two;
+# PRESETS names the train_rl.py presets to run, at most two (default: none, as every
+# paper-protocol run has finished: only the tests and benchmarks asked for run);
 # each run's folder is runs/<run>, <run> being the preset with "halfcheetah" shortened to
 # "hc" and, for HalfCheetah, "-v1" appended (runs/hc-vel-v1, runs/ant-dir): the presets run
 # the paper's time step, and hc-vel.tgz / hc-dir.tgz hold the finished runs on v0.
@@ -32,7 +34,7 @@ END=${END:-550}
 GRACE=${GRACE:-45}
 ARCHIVES=${ARCHIVES:-$REPO/docs/gpu-runs}
 DEV=${DEV:-cuda}
-PRESETS=${PRESETS:-ant-dir}
+PRESETS=${PRESETS:-}
 OUT=${OUT:?set OUT to the folder whose files come back}
 if [ -z "${SKIP_PIP:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -57,6 +59,12 @@ if [ -n "${BENCH:-}" ]; then
   timeout 100 python3 "$REPO/scripts/bench_sampler.py" --device "$DEV" --models HalfCheetah \
     --repeats 2 --baseline-steps 20 --out "$OUT/bench_sampler.json" >> "$OUT/bench.log" 2>&1
   cat "$OUT/bench.log"  # at most 8 files come back: bench.log holds both outputs
+fi
+if [ -z "$PRESETS" ]; then
+  echo "PRESETS is empty: nothing trained (name the train_rl.py presets to train, e.g." \
+       "PRESETS=\"halfcheetah-vel\")"
+  ls -l "$OUT"
+  exit 0
 fi
 mkdir -p runs
 run_name() {  # the run folder of preset $1 (see PRESETS above)

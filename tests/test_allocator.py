@@ -36,3 +36,12 @@ def probe(env: dict[str, str] | None = None) -> tuple[str, int]:
 def test_large_tensor_stays_on_the_heap_and_the_opt_out_keeps_glibc_defaults():
     assert probe() == ("True", 0)  # no new mmap'd block
     assert probe({"METARL_MALLOC": "default"}) == ("False", 1)  # glibc maps it
+
+
+def test_unknown_setting_is_refused_before_anything_changes(monkeypatch: pytest.MonkeyPatch):
+    from metarl.allocator import keep_freed_memory
+    from metarl.errors import MetaRLError
+
+    monkeypatch.setenv("METARL_MALLOC", "glibc")
+    with pytest.raises(MetaRLError, match="METARL_MALLOC='glibc'.*'heap'.*'default'"):
+        keep_freed_memory()

@@ -194,3 +194,18 @@ def test_damaged_checkpoints_when_evaluating(tmp_path):
     proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "nav"))
     one_line_error(proc, "is truncated")
     assert "use an earlier checkpoint of its run" in proc.stderr
+
+
+def test_unknown_allocator_setting(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("METARL_MALLOC", "glibc")
+    proc = call_script("train_supervised.py", *TINY_SIN, "--out-dir", str(tmp_path / "x"))
+    one_line_error(proc, "METARL_MALLOC='glibc' is not a known allocator setting")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bench_distributed_too_few_iterations(tmp_path):
+    out = tmp_path / "dist.json"
+    proc = call_script("bench_distributed.py", "--workloads", "sinusoid", "--iterations",
+                       "sinusoid", "1", "--out", str(out))
+    one_line_error(proc, "--iterations must be at least 2 per workload")
+    assert not out.exists()

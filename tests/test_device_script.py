@@ -85,3 +85,15 @@ def test_too_small_a_budget_is_refused(tmp_path):
     proc = leg(tmp_path / "w", tmp_path / "out", tmp_path / "none", iterations=1, end=2)
     assert proc.returncode == 2 and "raise END" in proc.stderr
     assert not (tmp_path / "w" / "runs" / "hc-vel-v1").exists()
+
+
+def test_no_presets_runs_the_tests_and_trains_nothing(tmp_path):
+    """Every paper-protocol run has finished, so the default leg trains nothing: TESTS=1
+    alone runs the CUDA tests (skipped here) and brings back machine.txt."""
+    proc = leg(tmp_path / "w", tmp_path / "out", tmp_path / "none", iterations=1, presets="",
+               tests=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing trained" in proc.stdout
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"machine.txt"}
+    assert "no CUDA device" in (tmp_path / "out" / "machine.txt").read_text()
+    assert not (tmp_path / "w" / "runs").exists()
