@@ -10,6 +10,7 @@ half-written one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -64,18 +65,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    """Write ``obj`` as indented, strict JSON, atomically.
+
+    A value that is not a finite number (the 95 % CI of a single goal, the mean of an empty
+    group, a diverged loss) is written as ``null``, as metrics.jsonl does: Python would write
+    the non-standard token ``NaN``, which ``jq``, JavaScript and most JSON parsers reject."""
+    text = json.dumps(_strict(obj), indent=2, sort_keys=False, allow_nan=False,
+                      default=_json_default) + "\n"
     atomic_write_bytes(path, text.encode())
 
 
+def _strict(obj: Any) -> Any:
+    """``obj`` with numpy/torch values made plain and every non-finite float made None."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):  # numpy and torch scalars and arrays
+        return _strict(obj.tolist())
+    return obj
+
+
 def _json_default(obj: Any) -> Any:
+    """What JSON cannot hold after :func:`_strict`: paths, as text; anything else is a bug."""
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 

@@ -121,6 +121,33 @@ def test_atomic_writes_get_the_umask_permissions(tmp_path):
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_results_json_is_strict_json_with_null_for_undefined_values(tmp_path):
+    """A single goal's CI is NaN; the file must still parse as standard JSON (no NaN token),
+    with numpy and torch values written as plain numbers and lists."""
+    import json
+    import math
+
+    import numpy as np
+
+    from metarl.io import atomic_write_json
+    from metarl.stats import mean_ci95
+
+    mean, ci = mean_ci95([3.5])
+    atomic_write_json(tmp_path / "results.json", {
+        "returns_mean": [mean], "returns_ci95": [ci], "inf": -math.inf,
+        "numpy": np.float32("nan"), "array": np.array([1.0, np.nan]),
+        "tensor": torch.tensor([2.0]), "count": np.int64(4)})
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def refuse(token: str) -> float:
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "returns_mean": [3.5], "returns_ci95": [None], "inf": None, "numpy": None,
+        "array": [1.0, None], "tensor": [2.0], "count": 4}
+
+
 def test_a_best_pt_from_the_lost_part_of_a_run_is_set_aside_on_resume(tmp_path, capsys):
     """Killed after best.pt (iteration 20) but before checkpoint 20: the resume from 10 moves
     that best.pt aside (kept) so the resumed selection starts from iteration 10's."""
