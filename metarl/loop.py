@@ -51,6 +51,9 @@ class Trainable(Protocol):
     """Completed iterations (restored on resume)."""
     train_seconds: float
     """Wall-clock seconds spent in :meth:`step` over the whole run, resumes included."""
+    bad_steps: int
+    """Non-finite (skipped) steps in a row up to ``iteration``; checkpointed, so that a
+    resume counts on towards ``max_bad_steps`` instead of starting again at 0."""
     checkpoints: CheckpointDir
 
     def step(self) -> tuple[Mapping[str, float], bool]:
@@ -124,7 +127,6 @@ def run_loop(
         logger.log(trainer.iteration, means)
         return means
 
-    bad_steps = 0
     bar = tqdm(total=iterations, initial=trainer.iteration, disable=not (progress and ctx.is_main),
                desc=desc,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -134,9 +136,10 @@ def run_loop(
                 tic = time.perf_counter()
                 scalars, ok = trainer.step()
                 if ok:
-                    bad_steps = 0
+                    trainer.bad_steps = 0
                 else:
-                    bad_steps += 1
+                    trainer.bad_steps += 1
+                    bad_steps = trainer.bad_steps
                     say(f"warning: non-finite update at iteration {trainer.iteration}; step "
                         f"skipped ({bad_steps} in a row)")
                     # at the step the iteration will have (a resume from the checkpoint

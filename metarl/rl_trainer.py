@@ -104,6 +104,7 @@ class MetaRLTrainer:
         self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
         self.iteration = 0
         self.train_seconds = 0.0
+        self.bad_steps = 0
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"score": -math.inf, "iteration": 0,
                                      "selected_by": cfg.select_best}
@@ -130,6 +131,7 @@ class MetaRLTrainer:
                             "hidden_sizes": list(self.policy.hidden_sizes),
                             "activation": self.policy.activation},
             "train_seconds": self.train_seconds,
+            "bad_steps": self.bad_steps,
             "history": self.history,
             "best": self.best,
             "val_history": self.val_history,
@@ -153,6 +155,7 @@ class MetaRLTrainer:
         self.policy.load_state_dict(state["policy"])
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
+        self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
         self.history = list(state["history"])
         self.best = dict(state.get("best", self.best))
         self.val_history = list(state.get("val_history", []))

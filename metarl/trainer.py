@@ -238,6 +238,7 @@ class MetaTrainer:
         self.rng = np.random.default_rng(train_seq)
         self.iteration = 0
         self.train_seconds = 0.0
+        self.bad_steps = 0
         self.val_history: list[dict[str, Any]] = []
         self.best_score = math.inf
         self.outer_step = make_outer_step(problem, cfg)
@@ -262,6 +263,7 @@ class MetaTrainer:
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
+            "bad_steps": self.bad_steps,
             "val_history": self.val_history,
             "best_score": self.best_score,
             "config": self.config_dict,
@@ -282,6 +284,7 @@ class MetaTrainer:
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it with the rest
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
+        self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
         self.val_history = list(state["val_history"])
         self.best_score = float(state["best_score"])
         say(f"resumed from {path} at iteration {self.iteration}")

@@ -505,3 +505,14 @@ def test_resuming_a_finished_run_changes_nothing(nav_run, tmp_path):
                "--resume", "--iterations", "3")
     res = json.loads((run / "results.json").read_text())
     assert res["iterations"] == 3 and res["finished"] is True
+
+
+def test_skipped_step_count_survives_a_resume(tmp_path):
+    """The count of non-finite steps in a row is part of the checkpoint (metarl/loop.py)."""
+    cfg = RLConfig(iterations=1, meta_batch=2, episodes_per_task=2, horizon=8,
+                   hidden_sizes=(8,), threads=1, eval_every=1000)
+    trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    trainer.bad_steps = 2
+    path = trainer.save()
+    resumed = MetaRLTrainer(cfg, tmp_path / "run", progress=False, resume=True)
+    assert (resumed.iteration, resumed.bad_steps) == (0, 2), path

@@ -93,6 +93,13 @@ def test_nonfinite_steps_are_skipped_then_training_stops(tmp_path, capsys):
     # resume from checkpoint 6 keeps the markers of 5 and 6 and cuts 7's with its log
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "train/skipped_nonfinite" in r] == [5, 6, 7]
+    # checkpoint 6 holds two skipped steps in a row: a resume counts on from there and stops
+    # at the same step as the run did, not three steps later
+    resumed = MetaTrainer(nan_problem(cfg, good_batches=0), cfg, tmp_path, progress=False,
+                          resume=True)
+    assert (resumed.iteration, resumed.bad_steps) == (6, 2)
+    with pytest.raises(MetaRLError, match="3 non-finite updates in a row at iteration 6"):
+        resumed.train()
 
 
 def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path):
