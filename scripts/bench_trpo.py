@@ -9,6 +9,7 @@ parameters they end at, and their times, are compared with the reference's: the 
 with double-backprop products (``--modes loop --fishers autograd``), or the first variant asked
 for when that is left out. One untimed step per variant first, then the variants alternate
 ``--repeats`` times (so that a change of load hits all alike); medians are reported.
+``--compare-malloc`` runs each round in two child processes instead, one per allocator.
 
 Example::
 
@@ -71,9 +72,10 @@ class BenchTRPOConfig:
     out: Path | None = None
     """Write the numbers to this JSON file."""
     compare_malloc: bool = False
-    """Also time every variant in a child process with glibc's default allocator
-    (``METARL_MALLOC=default``, large tensors mmap'd and unmapped each time) and print the
-    ratio to ours (the heap kept, metarl/allocator.py)."""
+    """Instead, time every variant in child processes with the heap kept (ours,
+    metarl/allocator.py) and with glibc's default allocator (``METARL_MALLOC=default``, large
+    tensors mmap'd and unmapped each time), alternating the two over ``--repeats`` rounds,
+    and print the ratio."""
 
 
 def synthetic(cfg: BenchTRPOConfig, policy: GaussianMLPPolicy, seed: int) -> PGBatch:
@@ -92,6 +94,47 @@ def synthetic(cfg: BenchTRPOConfig, policy: GaussianMLPPolicy, seed: int) -> PGB
     return PGBatch(*(t.to(dev) for t in (obs, act, adv, logp, mask)))
 
 
+def child_args(cfg: BenchTRPOConfig, out: Path) -> list[str]:
+    """The command line of one child run of ``cfg``'s benchmark: one timed step per variant
+    (after the untimed one), written to ``out``."""
+    args = ["--tasks", str(cfg.tasks), "--episodes", str(cfg.episodes), "--horizon",
+            str(cfg.horizon), "--obs-dim", str(cfg.obs_dim), "--act-dim", str(cfg.act_dim),
+            "--device", cfg.device, "--modes", *cfg.modes, "--fishers", *cfg.fishers,
+            "--repeats", "1", "--out", str(out)]
+    return args + (["--threads", str(cfg.threads)] if cfg.threads else [])
+
+
+def compare_allocators(cfg: BenchTRPOConfig) -> tuple[list[dict[str, Any]], bool]:
+    """Every variant timed in child processes with the heap kept and with glibc's defaults,
+    alternating over ``cfg.repeats`` rounds (the order flipped every round), so that a change
+    of load hits both allocators alike; the median per variant and allocator is kept.
+    Returns the rows (heap times as ``seconds``, ratios to the reference from them) and
+    whether the heap children could keep the heap (False off glibc)."""
+    runs: dict[str, list[list[dict[str, Any]]]] = {"heap": [], "default": []}
+    heap_applied = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(cfg.repeats):
+            for setting in ("heap", "default") if r % 2 == 0 else ("default", "heap"):
+                out = Path(tmp) / f"{setting}-{r}.json"
+                subprocess.run([sys.executable, __file__, *child_args(cfg, out)], check=True,
+                               env={**os.environ, "METARL_MALLOC": setting},
+                               stdout=subprocess.DEVNULL)
+                result = json.loads(out.read_text())
+                runs[setting].append(result["rows"])
+                heap_applied = heap_applied or (setting == "heap" and result["heap_allocator"])
+                print(f"round {r + 1}/{cfg.repeats}: {setting:7s} allocator done", flush=True)
+    rows = []
+    for k, first in enumerate(runs["heap"][0]):
+        heap_s = float(np.median([rs[k]["seconds"] for rs in runs["heap"]]))
+        default_s = float(np.median([rs[k]["seconds"] for rs in runs["default"]]))
+        diff = max(rs[k]["max_abs_diff_vs_reference"] for key in runs for rs in runs[key])
+        rows.append({**first, "seconds": heap_s, "seconds_default_malloc": default_s,
+                     "max_abs_diff_vs_reference": diff})
+    for row in rows:
+        row["ratio_to_reference"] = rows[0]["seconds"] / row["seconds"]
+    return rows, heap_applied
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(BenchTRPOConfig, args=argv, description=__doc__)
@@ -104,6 +147,18 @@ def main(argv: list[str] | None = None) -> None:
         require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.compare_malloc:
+        compared, heap = compare_allocators(cfg)
+        report(compared)
+        for row in compared:
+            print(f"{row['mode']:8s} {row['fisher']:13s} glibc default allocator "
+                  f"{row['seconds_default_malloc']:8.3f} s/step: the heap kept "
+                  f"{row['seconds_default_malloc'] / row['seconds']:.2f}x faster")
+        if cfg.out:
+            write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
+                                    "threads": cfg.threads, "heap_allocator": heap,
+                                    "machine": facts, "rows": compared})
+        return
     torch.manual_seed(0)
     base = GaussianMLPPolicy(cfg.obs_dim, cfg.act_dim)
     support, query = synthetic(cfg, base, 1), synthetic(cfg, base, 2)
@@ -136,38 +191,30 @@ def main(argv: list[str] | None = None) -> None:
             times[v].append(one_step(*v)[0])
     ref_seconds = float(np.median(times[variants[0]]))
     rows: list[dict[str, Any]] = []
-    print(f"reference: {reference_name}" + ("" if variants[0] == ("loop", "autograd") else
-                                           " (the plain loop with autograd products was not "
-                                           "asked for)"))
     for (mode, fisher), final in finals.items():
         seconds = float(np.median(times[(mode, fisher)]))
-        diff = float((final - finals[variants[0]]).abs().max())
         rows.append({"mode": mode, "fisher": fisher, "seconds": seconds,
                      "ratio_to_reference": ref_seconds / seconds, "reference": reference_name,
                      "accepted": stats[(mode, fisher)]["accepted"],
-                     "max_abs_diff_vs_reference": diff})
-        print(f"{mode:8s} {fisher:13s} {seconds:8.3f} s/step  {ref_seconds / seconds:6.2f}x the "
-              f"reference   (params vs the reference's: max |Δ| {diff:.1e})", flush=True)
-    default_rows = default_allocator_rows(argv) if cfg.compare_malloc else []
-    for ours, theirs in zip(rows, default_rows, strict=False):
-        ours["seconds_default_malloc"] = theirs["seconds"]
-        print(f"{ours['mode']:8s} {ours['fisher']:13s} glibc default allocator "
-              f"{theirs['seconds']:8.3f} s/step: ours {theirs['seconds'] / ours['seconds']:.2f}x "
-              "faster")
+                     "max_abs_diff_vs_reference": float((final - finals[variants[0]]).abs().max())})
+    report(rows)
     if cfg.out:
         write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
                                 "threads": torch.get_num_threads(), "heap_allocator": heap,
                                 "machine": facts, "rows": rows})
 
 
-def default_allocator_rows(argv: list[str] | None) -> list[dict]:
-    """The same benchmark in a child process with glibc's default allocator."""
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--compare-malloc"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "default.json"
-        subprocess.run([sys.executable, __file__, *args, "--out", str(out)], check=True,
-                       env={**os.environ, "METARL_MALLOC": "default"}, stdout=subprocess.DEVNULL)
-        return json.loads(out.read_text())["rows"]
+def report(rows: list[dict[str, Any]]) -> None:
+    """Print each variant's time, its ratio to the reference (the first row) and how far its
+    end parameters are from the reference's."""
+    first = rows[0]
+    print(f"reference: {first['reference']}" + (
+        "" if (first["mode"], first["fisher"]) == ("loop", "autograd") else
+        " (the plain loop with autograd products was not asked for)"))
+    for row in rows:
+        print(f"{row['mode']:8s} {row['fisher']:13s} {row['seconds']:8.3f} s/step  "
+              f"{row['ratio_to_reference']:6.2f}x the reference   (params vs the reference's: "
+              f"max |Δ| {row['max_abs_diff_vs_reference']:.1e})", flush=True)
 
 
 if __name__ == "__main__":

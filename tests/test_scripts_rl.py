@@ -418,8 +418,9 @@ def test_bench_trpo_smoke(tmp_path):
     assert again.returncode == 0 and json.loads((tmp_path / "b.json").read_text()) == result
     assert json.loads((tmp_path / "b-2.json").read_text())["rows"][0]["reference"] == \
         "vmap/autograd"
-    # the reference run in a child process with glibc's default allocator
+    # --compare-malloc: each round one child process per allocator, both timed
     assert all(r["seconds_default_malloc"] > 0 for r in rows) and "x faster" in out.stdout
+    assert out.stdout.index("round 1/1: heap") < out.stdout.index("round 1/1: default")
     assert result["heap_allocator"] in (True, False)  # False off glibc
 
 
