@@ -2,7 +2,8 @@
 
 A trainer supplies one iteration (:meth:`Trainable.step`) and its state; :func:`run_loop`
 adds the progress bar, TensorBoard/``metrics.jsonl`` logging (means over each logging
-window), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint, the
+window; the window in progress is part of the checkpoint and a run's last, partial window is
+logged at its end), periodic checkpoints, a clean stop on SIGINT/SIGTERM with a checkpoint, the
 training curves so far (``training.png``) and the caller's ``on_stop`` hook (the scripts
 write a results.json marked ``"finished": false`` there), and the non-finite-step guard
 (skipped steps are logged; after ``max_bad_steps`` in a row training stops with a clear
@@ -54,6 +55,10 @@ class Trainable(Protocol):
     bad_steps: int
     """Non-finite (skipped) steps in a row up to ``iteration``; checkpointed, so that a
     resume counts on towards ``max_bad_steps`` instead of starting again at 0."""
+    log_window: dict[str, list[float]]
+    """The scalars of the iterations since the last metrics record (one list per tag);
+    checkpointed, so that a run resumed after a kill logs the same records as one that was
+    never interrupted."""
     checkpoints: CheckpointDir
 
     def step(self) -> tuple[Mapping[str, float], bool]:
@@ -118,7 +123,7 @@ def run_loop(
     def save() -> Path | None:
         return trainer.save() if ctx.is_main else None
 
-    window: dict[str, list[float]] = {}
+    window = trainer.log_window
 
     def flush_window() -> dict[str, float]:
         """Log the window's means at the current iteration and start a new window."""
@@ -181,8 +186,14 @@ def run_loop(
                             f"training curves so far in {curves}; rerun with --resume to "
                             "continue")
                     raise SystemExit(0)
+        # the last iterations of a run whose length is not a multiple of log_every; the
+        # checkpoint of this iteration is (re)written with the window now empty, so that a
+        # later --resume with more iterations does not count them twice
+        flushed = bool(window)
+        if flushed:
+            flush_window()
         saved = trainer.checkpoints.list()
-        if ctx.is_main and (not saved or saved[-1][0] != trainer.iteration):
+        if ctx.is_main and (flushed or not saved or saved[-1][0] != trainer.iteration):
             save()
     finally:
         bar.close()

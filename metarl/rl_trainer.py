@@ -105,6 +105,7 @@ class MetaRLTrainer:
         self.iteration = 0
         self.train_seconds = 0.0
         self.bad_steps = 0
+        self.log_window: dict[str, list[float]] = {}
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"score": -math.inf, "iteration": 0,
                                      "selected_by": cfg.select_best}
@@ -132,6 +133,7 @@ class MetaRLTrainer:
                             "activation": self.policy.activation},
             "train_seconds": self.train_seconds,
             "bad_steps": self.bad_steps,
+            "log_window": {k: list(v) for k, v in self.log_window.items()},
             "history": self.history,
             "best": self.best,
             "val_history": self.val_history,
@@ -156,6 +158,7 @@ class MetaRLTrainer:
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
+        self.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
         self.history = list(state["history"])
         self.best = dict(state.get("best", self.best))
         self.val_history = list(state.get("val_history", []))

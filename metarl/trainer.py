@@ -239,6 +239,7 @@ class MetaTrainer:
         self.iteration = 0
         self.train_seconds = 0.0
         self.bad_steps = 0
+        self.log_window: dict[str, list[float]] = {}
         self.val_history: list[dict[str, Any]] = []
         self.best_score = math.inf
         self.outer_step = make_outer_step(problem, cfg)
@@ -264,6 +265,7 @@ class MetaTrainer:
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
             "bad_steps": self.bad_steps,
+            "log_window": {k: list(v) for k, v in self.log_window.items()},
             "val_history": self.val_history,
             "best_score": self.best_score,
             "config": self.config_dict,
@@ -285,6 +287,7 @@ class MetaTrainer:
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
         self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
+        self.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
         self.val_history = list(state["val_history"])
         self.best_score = float(state["best_score"])
         say(f"resumed from {path} at iteration {self.iteration}")

@@ -3,6 +3,7 @@ uninterrupted run; a damaged newest checkpoint falls back to the previous good o
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -51,6 +52,12 @@ def assert_same(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
+def logged(run_dir) -> list[dict]:
+    """metrics.jsonl without the wall-clock times (which differ from run to run)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
 def test_sigkill_then_resume_equals_uninterrupted_supervised(tmp_path):
     run_script("train_supervised.py", *SIN, "--out-dir", str(tmp_path / "straight"))
     kill_at_random_point("train_supervised.py", SIN, tmp_path / "killed", seed=1)
@@ -58,6 +65,8 @@ def test_sigkill_then_resume_equals_uninterrupted_supervised(tmp_path):
     assert not list((tmp_path / "killed" / "checkpoints").glob(".*.tmp")), "stale temp files"
     assert_same(final_state(tmp_path / "straight", "model"),
                 final_state(tmp_path / "killed", "model"))
+    # the log too: the checkpoint (every 25) holds the logging window in progress (every 50)
+    assert logged(tmp_path / "killed") == logged(tmp_path / "straight")
 
 
 def test_sigkill_then_resume_equals_uninterrupted_rl(tmp_path):
@@ -66,6 +75,7 @@ def test_sigkill_then_resume_equals_uninterrupted_rl(tmp_path):
     run_script("train_rl.py", *NAV, "--out-dir", str(tmp_path / "killed"), "--resume")
     assert_same(final_state(tmp_path / "straight", "policy"),
                 final_state(tmp_path / "killed", "policy"))
+    assert logged(tmp_path / "killed") == logged(tmp_path / "straight")
 
 
 def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):

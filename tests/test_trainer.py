@@ -171,3 +171,37 @@ def test_outer_step_uses_the_stacked_loss_and_matches_vmap(algo):
     assert calls, "the stacked loss was not used"
     for k in params:
         assert torch.allclose(g_stacked[k], g_plain[k], rtol=1e-10, atol=1e-14), k
+
+
+def test_log_window_survives_a_kill_and_the_tail_of_a_run_is_logged(tmp_path):
+    """Logging every 4 iterations, checkpoints every 2: a run killed after checkpoint 6 (its
+    window holding iterations 5-6) and resumed logs what the uninterrupted run logs; a run
+    whose length is not a multiple of 4 logs its last iterations, and trained on from there it
+    does not count them twice."""
+    def records(run_dir) -> list[dict]:
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "val/"))}
+                for r in rows if "train/query_loss" in r]
+
+    cfg = small_cfg(tmp_path, iterations=8, log_every=4, checkpoint_every=2, eval_every=0,
+                    keep_checkpoints=10)
+    trained_params(cfg, tmp_path / "straight")
+    straight = records(tmp_path / "straight")
+    assert [r["step"] for r in straight] == [4, 8]
+    # "killed" after checkpoint 6: the same run, its later checkpoint and log record removed
+    trained_params(cfg, tmp_path / "killed")
+    (tmp_path / "killed" / "checkpoints" / "ckpt_00000008.pt").unlink()
+    (tmp_path / "killed" / "checkpoints" / "best.pt").unlink(missing_ok=True)
+    (tmp_path / "killed" / "results.json").unlink(missing_ok=True)  # written by the script
+    log = tmp_path / "killed" / "metrics.jsonl"
+    log.write_text("".join(x + "\n" for x in log.read_text().splitlines()
+                           if json.loads(x)["step"] <= 6))
+    trained_params(cfg, tmp_path / "killed", resume=True)
+    assert records(tmp_path / "killed") == straight
+    # 6 iterations: the window of 5-6 is logged at 6; trained on to 8, it starts afresh
+    trained_params(replace(cfg, iterations=6), tmp_path / "short")
+    assert [r["step"] for r in records(tmp_path / "short")] == [4, 6]
+    trained_params(cfg, tmp_path / "short", resume=True)
+    steps = records(tmp_path / "short")
+    assert [r["step"] for r in steps] == [4, 6, 8] and steps[0] == straight[0]
+    assert steps[2]["train/query_loss"] != straight[1]["train/query_loss"]  # 7-8 alone
