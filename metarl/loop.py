@@ -74,6 +74,19 @@ class Trainable(Protocol):
         ...
 
 
+def loop_state(trainer: Trainable) -> dict[str, Any]:
+    """What :func:`run_loop` keeps on a trainer between iterations, for its checkpoint."""
+    return {"bad_steps": trainer.bad_steps,
+            "log_window": {k: list(v) for k, v in trainer.log_window.items()}}
+
+
+def restore_loop_state(trainer: Trainable, state: Mapping[str, Any]) -> None:
+    """Set :func:`loop_state`'s part of a checkpoint's ``state`` back on ``trainer``
+    (checkpoints written before it existed resume with none skipped and no window open)."""
+    trainer.bad_steps = int(state.get("bad_steps", 0))
+    trainer.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
+
+
 def load_latest_state(
     checkpoints: CheckpointDir, kind: str, map_location: str | torch.device, *,
     resuming: bool = False,
@@ -144,15 +157,14 @@ def run_loop(
                     trainer.bad_steps = 0
                 else:
                     trainer.bad_steps += 1
-                    bad_steps = trainer.bad_steps
                     say(f"warning: non-finite update at iteration {trainer.iteration}; step "
-                        f"skipped ({bad_steps} in a row)")
+                        f"skipped ({trainer.bad_steps} in a row)")
                     # at the step the iteration will have (a resume from the checkpoint
                     # before it cuts the marker with the rest of that iteration's log)
                     logger.log(trainer.iteration + 1, {"train/skipped_nonfinite": 1.0})
-                    if bad_steps >= max_bad_steps:
+                    if trainer.bad_steps >= max_bad_steps:
                         raise MetaRLError(
-                            f"{bad_steps} non-finite updates in a row at iteration "
+                            f"{trainer.bad_steps} non-finite updates in a row at iteration "
                             f"{trainer.iteration}; stopping (the last good checkpoint is kept "
                             "in checkpoints/); start a new run in another --out-dir with lower "
                             "learning rates (--resume would replay the same steps)"
@@ -164,7 +176,9 @@ def run_loop(
                 for k, v in scalars.items():
                     window.setdefault(k, []).append(float(v))
                 window.setdefault("time/seconds_per_iteration", []).append(elapsed)
-                if trainer.iteration % log_every == 0:
+                # the run's last iteration closes its window too (its length need not be a
+                # multiple of log_every), before the checkpoint, which then holds it empty
+                if trainer.iteration % log_every == 0 or trainer.iteration == iterations:
                     means = flush_window()
                     shown = short_names({k: f"{v:.4g}" for k, v in means.items()
                                          if not k.startswith("time")})
@@ -186,14 +200,8 @@ def run_loop(
                             f"training curves so far in {curves}; rerun with --resume to "
                             "continue")
                     raise SystemExit(0)
-        # the last iterations of a run whose length is not a multiple of log_every; the
-        # checkpoint of this iteration is (re)written with the window now empty, so that a
-        # later --resume with more iterations does not count them twice
-        flushed = bool(window)
-        if flushed:
-            flush_window()
         saved = trainer.checkpoints.list()
-        if ctx.is_main and (flushed or not saved or saved[-1][0] != trainer.iteration):
+        if ctx.is_main and (not saved or saved[-1][0] != trainer.iteration):
             save()
     finally:
         bar.close()

@@ -48,7 +48,7 @@ from metarl.distributed import DistContext
 from metarl.envs.base import Task
 from metarl.functional import Params, expand
 from metarl.logger import RunLogger
-from metarl.loop import load_latest_state, run_loop, say
+from metarl.loop import load_latest_state, loop_state, restore_loop_state, run_loop, say
 from metarl.maml_rl import MAMLTRPO
 from metarl.pg import PGBatch
 from metarl.policies import GaussianMLPPolicy
@@ -132,8 +132,7 @@ class MetaRLTrainer:
                             "hidden_sizes": list(self.policy.hidden_sizes),
                             "activation": self.policy.activation},
             "train_seconds": self.train_seconds,
-            "bad_steps": self.bad_steps,
-            "log_window": {k: list(v) for k, v in self.log_window.items()},
+            **loop_state(self),
             "history": self.history,
             "best": self.best,
             "val_history": self.val_history,
@@ -157,8 +156,7 @@ class MetaRLTrainer:
         self.policy.load_state_dict(state["policy"])
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
-        self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
-        self.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
+        restore_loop_state(self, state)
         self.history = list(state["history"])
         self.best = dict(state.get("best", self.best))
         self.val_history = list(state.get("val_history", []))

@@ -36,7 +36,7 @@ from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import Params, concat_examples, params_of, tree_map
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
-from metarl.loop import load_latest_state, run_loop, say
+from metarl.loop import load_latest_state, loop_state, restore_loop_state, run_loop, say
 from metarl.meta import (
     MetaOutput,
     assign_gradients,
@@ -264,8 +264,7 @@ class MetaTrainer:
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "train_seconds": self.train_seconds,
-            "bad_steps": self.bad_steps,
-            "log_window": {k: list(v) for k, v in self.log_window.items()},
+            **loop_state(self),
             "val_history": self.val_history,
             "best_score": self.best_score,
             "config": self.config_dict,
@@ -286,8 +285,7 @@ class MetaTrainer:
         torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it with the rest
         self.iteration = int(state["iteration"])
         self.train_seconds = float(state["train_seconds"])
-        self.bad_steps = int(state.get("bad_steps", 0))  # absent from older checkpoints
-        self.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
+        restore_loop_state(self, state)
         self.val_history = list(state["val_history"])
         self.best_score = float(state["best_score"])
         say(f"resumed from {path} at iteration {self.iteration}")

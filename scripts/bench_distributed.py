@@ -51,14 +51,16 @@ def log_args(script: str, iterations: int) -> list[str]:
 
 def seconds_per_iteration(run_dir: Path) -> float:
     """Mean seconds per meta-iteration over the run's log windows after the first, from the
-    ``time/seconds_per_iteration`` each window of metrics.jsonl records (windows are equal)."""
+    ``time/seconds_per_iteration`` each window of metrics.jsonl records, each weighted by its
+    iterations (the last window is shorter when ``--log-every`` does not divide the run)."""
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    times = [r["time/seconds_per_iteration"] for r in records
-             if "time/seconds_per_iteration" in r]
-    if len(times) < 2:
-        raise MetaRLError(f"{run_dir} logged {len(times)} timed window(s); the first is the "
+    windows = [(r["step"], r["time/seconds_per_iteration"]) for r in records
+               if "time/seconds_per_iteration" in r]
+    if len(windows) < 2:
+        raise MetaRLError(f"{run_dir} logged {len(windows)} timed window(s); the first is the "
                           "warm-up, so at least two are needed: raise --iterations")
-    return sum(times[1:]) / len(times[1:])
+    spans = [(end - start, mean) for (start, _), (end, mean) in zip(windows, windows[1:])]
+    return sum(n * mean for n, mean in spans) / sum(n for n, _ in spans)
 
 
 @dataclass

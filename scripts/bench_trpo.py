@@ -147,18 +147,21 @@ def main(argv: list[str] | None = None) -> None:
         require(torch.cuda.is_available(), "--device cuda asked for but no GPU; use cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.compare_malloc:
-        compared, heap = compare_allocators(cfg)
-        report(compared)
-        for row in compared:
-            print(f"{row['mode']:8s} {row['fisher']:13s} glibc default allocator "
-                  f"{row['seconds_default_malloc']:8.3f} s/step: the heap kept "
-                  f"{row['seconds_default_malloc'] / row['seconds']:.2f}x faster")
-        if cfg.out:
-            write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
-                                    "threads": cfg.threads, "heap_allocator": heap,
-                                    "machine": facts, "rows": compared})
-        return
+    rows, heap = compare_allocators(cfg) if cfg.compare_malloc else (time_variants(cfg), heap)
+    report(rows)
+    for row in rows if cfg.compare_malloc else []:
+        print(f"{row['mode']:8s} {row['fisher']:13s} glibc default allocator "
+              f"{row['seconds_default_malloc']:8.3f} s/step: the heap kept "
+              f"{row['seconds_default_malloc'] / row['seconds']:.2f}x faster")
+    if cfg.out:
+        write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
+                                "threads": torch.get_num_threads(), "heap_allocator": heap,
+                                "machine": facts, "rows": rows})
+
+
+def time_variants(cfg: BenchTRPOConfig) -> list[dict[str, Any]]:
+    """Every variant's median seconds per step in this process, its ratio to the reference's
+    and how far its end parameters are from the reference's."""
     torch.manual_seed(0)
     base = GaussianMLPPolicy(cfg.obs_dim, cfg.act_dim)
     support, query = synthetic(cfg, base, 1), synthetic(cfg, base, 2)
@@ -197,11 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                      "ratio_to_reference": ref_seconds / seconds, "reference": reference_name,
                      "accepted": stats[(mode, fisher)]["accepted"],
                      "max_abs_diff_vs_reference": float((final - finals[variants[0]]).abs().max())})
-    report(rows)
-    if cfg.out:
-        write_results(cfg.out, {"config": {k: str(v) for k, v in vars(cfg).items()},
-                                "threads": torch.get_num_threads(), "heap_allocator": heap,
-                                "machine": facts, "rows": rows})
+    return rows
 
 
 def report(rows: list[dict[str, Any]]) -> None:
