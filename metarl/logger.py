@@ -18,6 +18,32 @@ from typing import Any
 from metarl.io import atomic_write_bytes
 
 
+def read_metrics(run_dir: Path, *, warn: bool = False) -> list[dict[str, Any]]:
+    """The rows of ``<run_dir>/metrics.jsonl`` (none if it does not exist), without opening
+    anything for writing: for plots, benchmarks and other readers next to a live run.
+
+    Reading stops at the first line that does not parse (a write cut short by a full disk or
+    a crash), which with ``warn`` is reported on stderr."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if warn:
+                print(f"warning: {path} line {number} is damaged; the metrics from there on "
+                      "are dropped (TensorBoard keeps them)", file=sys.stderr)
+            break
+        records.append(record)
+    return records
+
+
 class RunLogger:
     """Scalars to TensorBoard (``<run>/tb``) and JSON lines (``<run>/metrics.jsonl``)."""
 
@@ -42,27 +68,9 @@ class RunLogger:
         full disk or a crash) ends what is kept, with a warning, instead of blocking resume."""
         if not self.jsonl.exists():
             return
-        kept = [r for r in self._records(warn=True) if r.get("step", 0) <= start_step]
+        kept = [r for r in read_metrics(self.jsonl.parent, warn=True)
+                if r.get("step", 0) <= start_step]
         atomic_write_bytes(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept).encode())
-
-    def _records(self, *, warn: bool = False) -> list[dict[str, Any]]:
-        """The rows of metrics.jsonl up to the first that does not parse (a write cut short
-        by a full disk or a crash), which with ``warn`` is reported."""
-        records = []
-        for number, line in enumerate(self.jsonl.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
-                if warn:
-                    print(f"warning: {self.jsonl} line {number} is damaged; the metrics from "
-                          "there on are dropped (TensorBoard keeps them)", file=sys.stderr)
-                break
-            records.append(record)
-        return records
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Record ``scalars`` (tag -> value) at ``step``."""
@@ -77,9 +85,7 @@ class RunLogger:
 
     def read(self) -> list[dict[str, Any]]:
         """All records logged so far (for training-curve plots)."""
-        if not self.jsonl.exists():
-            return []
-        return self._records()
+        return read_metrics(self.jsonl.parent)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -229,6 +229,8 @@ def run_evaluation(
         "step_norm_per_task": diagnostics.get("step_norm", []),
         "log_std_mean_before_step": diagnostics.get("log_std_mean", []),
         "clipped_fraction": diagnostics.get("clipped_fraction", []),
+        "reward_terms_per_task": _by_term(diagnostics.get("reward_terms", [])),
+        "terminated_fraction_per_task": diagnostics.get("terminated", []),
         "eval_seconds": eval_seconds,
         **(extra or {}),
         "plots": ["returns.png"],
@@ -251,6 +253,11 @@ def run_evaluation(
         "kind": ADAPTED, "params": adapted, "tasks": result["tasks"],
         "policy_spec": policy_spec(policy), "env": settings.env, "oracle": oracle})
     return result
+
+
+def _by_term(rollouts: Sequence[dict[str, list[float]]]) -> dict[str, list[list[float]]]:
+    """``[{term: [per task]}]`` per rollout as ``{term: [[per task]] per rollout}``."""
+    return {name: [r[name] for r in rollouts] for name in (rollouts[0] if rollouts else {})}
 
 
 def load_evaluation(path: Path) -> dict[str, Any]:
@@ -282,6 +289,25 @@ def _group_stats(rows: np.ndarray, num_steps: int) -> dict[str, Any]:
             "ci95": [c for _, c in stats]}
 
 
+def _group_diagnostics(result: dict[str, Any], members: np.ndarray) -> dict[str, Any]:
+    """Per adaptation step, the mean over a group of goals (``members``: a bool mask over
+    them) of each reward term's per-step mean (``terms``) and of the fraction of episodes the
+    env ended (``terminated``); empty for evaluations written before these were recorded,
+    NaN for an empty group."""
+    def means(per_rollout: list[list[float]]) -> list[float]:
+        rows = np.asarray(per_rollout, dtype=np.float64)[:, members]
+        return [float(r.mean()) if r.size else math.nan for r in rows]
+
+    terms = result.get("reward_terms_per_task") or {}
+    terminated = result.get("terminated_fraction_per_task") or []
+    out: dict[str, Any] = {}
+    if terms:
+        out["terms"] = {name: means(v) for name, v in terms.items()}
+    if terminated:
+        out["terminated"] = means(terminated)
+    return out
+
+
 def _returns_and_tasks(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """An evaluation's returns (goals × steps) and task vectors (goals × task dims)."""
     returns = np.asarray(result["returns_per_task"], dtype=np.float64)
@@ -300,8 +326,10 @@ def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str,
     far = np.linalg.norm(tasks, axis=1) >= distance
     return {"distance": distance, "steps": result["steps"],
             "median": np.median(returns, axis=0).tolist(),
-            "near": _group_stats(returns[~far], returns.shape[1]),
-            "far": _group_stats(returns[far], returns.shape[1])}
+            "near": {**_group_stats(returns[~far], returns.shape[1]),
+                     **_group_diagnostics(result, ~far)},
+            "far": {**_group_stats(returns[far], returns.shape[1]),
+                    **_group_diagnostics(result, far)}}
 
 
 MAX_TASK_GROUPS = 8
@@ -323,7 +351,8 @@ def split_by_task_value(result: dict[str, Any]) -> dict[str, Any]:
             f"the evaluation has {len(values)} distinct goals (more than {MAX_TASK_GROUPS}): "
             "its task space is continuous; split it by --distance instead")
     inverse = inverse.reshape(-1)
-    groups = [{"task": value.tolist(), **_group_stats(returns[inverse == i], returns.shape[1])}
+    groups = [{"task": value.tolist(), **_group_stats(returns[inverse == i], returns.shape[1]),
+               **_group_diagnostics(result, inverse == i)}
               for i, value in enumerate(values)]
     balanced = np.mean([g["mean"] for g in groups], axis=0)
     return {"steps": result["steps"], "groups": groups, "balanced_mean": balanced.tolist()}

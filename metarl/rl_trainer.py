@@ -321,8 +321,11 @@ def evaluate_adaptation(
     If ``diagnostics`` is given, it receives per step the norm of each task's parameter
     change (``step_norm``) and the policy's mean log σ over tasks before the step
     (``log_std_mean``), to see how far each adaptation step moves the policy, and per
-    rollout the episodes per task (``episodes``) and the fraction of action components the
-    action box clipped (``clipped_fraction``). ``on_rollout(k, returns)``, if given, is called
+    rollout the episodes per task (``episodes``), the fraction of action components the
+    action box clipped (``clipped_fraction``), each reward term's mean per step per task
+    (``reward_terms``: ``{name: [per task]}``, e.g. AntVel's speed error) and the fraction of
+    each task's episodes the env ended (``terminated``: falls, goals reached).
+    ``on_rollout(k, returns)``, if given, is called
     after each rollout with the step and its per-task returns (for progress reports: an Ant
     evaluation takes minutes).
     """
@@ -341,6 +344,10 @@ def evaluate_adaptation(
                 torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())
             diagnostics.setdefault("clipped_fraction", []).append(
                 sampler.clipped_fraction(episodes))
+            diagnostics.setdefault("reward_terms", []).append(
+                {name: v.tolist() for name, v in episodes.task_reward_terms().items()})
+            diagnostics.setdefault("terminated", []).append(
+                episodes.task_terminated_fraction().tolist())
         if k < steps:
             batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda,
                                 normalize_advantages=normalize_advantages)

@@ -152,6 +152,25 @@ class Episodes(NamedTuple):
         counts = torch.bincount(table.task, minlength=num_tasks).clamp_min(1)
         return totals / counts
 
+    def task_reward_terms(self) -> dict[str, Tensor]:
+        """``{name: [T]}``: each reward term's mean per environment step over a task's steps.
+
+        Where a return comes from: for AntVel ``reward_forward`` is ``-|vₓ - v*|``, so its
+        per-step mean is the speed error itself, which the return mixes with the bonus, the
+        costs and the episode lengths."""
+        steps = self.mask.sum((1, 2)).clamp_min(1.0)
+        return {name: (term * self.mask).sum((1, 2)) / steps
+                for name, term in self.reward_terms.items()}
+
+    def task_terminated_fraction(self) -> Tensor:
+        """``[T]``: the fraction of each task's episodes the environment ended (a fall, a goal
+        reached) rather than the horizon."""
+        num_tasks = self.rewards.shape[0]
+        table = self.table
+        ended = torch.zeros(num_tasks, device=table.returns.device).index_add_(
+            0, table.task, table.terminated.to(table.returns.dtype))
+        return ended / torch.bincount(table.task, minlength=num_tasks).clamp_min(1)
+
 
 @dataclass
 class _Group:

@@ -5,7 +5,8 @@ For each goal (one given with --goal, a --goals-file, or --num-tasks goals drawn
 the policy rolls out --timesteps steps of episodes, takes a REINFORCE step (α, then α/2), and
 so on for --steps steps. A meta-trained policy is adapted with its run's own inner update
 (inner loss, discounting, GAE λ, advantage normalisation, horizon: the step it was trained
-for); a baseline's policy with the paper's. Returns per goal and step go to results.json and
+for); a baseline's policy with the paper's. Returns per goal and step go to results.json
+(with each reward term's mean per step and the share of episodes the env ended) and
 returns.csv, the curve of the mean return against gradient steps to returns.png, the adapted
 policies to adapted_policy.pt, and with --video a before/after animation (GIF) of the first
 goal.

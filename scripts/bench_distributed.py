@@ -27,6 +27,7 @@ import tyro
 from metarl.benchmarking import machine, write_results
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.io import output_file
+from metarl.logger import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 WORKLOADS: dict[str, tuple[str, list[str]]] = {
@@ -53,7 +54,7 @@ def seconds_per_iteration(run_dir: Path) -> float:
     """Mean seconds per meta-iteration over the run's log windows after the first, from the
     ``time/seconds_per_iteration`` each window of metrics.jsonl records, each weighted by its
     iterations (the last window is shorter when ``--log-every`` does not divide the run)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run_dir)
     windows = [(r["step"], r["time/seconds_per_iteration"]) for r in records
                if "time/seconds_per_iteration" in r]
     if len(windows) < 2:

@@ -27,7 +27,7 @@ from metarl.cli import parse_with_preset
 from metarl.distributed import DistContext, init_distributed, process_group, run_rank
 from metarl.errors import cli_errors
 from metarl.io import atomic_write_json
-from metarl.logger import RunLogger
+from metarl.logger import read_metrics
 from metarl.plotting import plot_training_curves
 from metarl.rl_config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
@@ -83,7 +83,7 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     if not ctx.is_main:  # rank 0 alone writes the results
         return
     summary = write_results(cfg, trainer, run_dir, finished=True)
-    records = RunLogger(run_dir, enabled=False).read()
+    records = read_metrics(run_dir)
     plot_training_curves(records, run_dir / "training.png", title=f"MAML-TRPO on {cfg.env}")
     print(f"\nMAML-TRPO on {cfg.env}: {trainer.iteration} iterations in "
           f"{trainer.train_seconds:.0f} s")

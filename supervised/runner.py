@@ -19,7 +19,7 @@ from metarl.checkpoint import (
 )
 from metarl.distributed import DistContext, init_distributed, process_group
 from metarl.errors import CheckpointError, MetaRLError
-from metarl.logger import RunLogger
+from metarl.logger import read_metrics
 from metarl.loop import load_latest_state
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
 from metarl.rundir import CONFIG_NAME, RESUMABLE, never_started, open_run_dir
@@ -148,7 +148,7 @@ def plot_run(
 ) -> list[Path]:
     """training.png, adaptation.png and (sinusoid) predictions.png for one run."""
     label = f"{results['algo']} ({results['family']}, K={results['k_shot']})"
-    out = [plot_training_curves(RunLogger(run_dir, enabled=False).read(),
+    out = [plot_training_curves(read_metrics(run_dir),
                                 run_dir / "training.png", title=label)]
     test = results["test"]
     metric = "accuracy" if "accuracy_mean" in test else "loss"

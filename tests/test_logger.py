@@ -7,7 +7,7 @@ import json
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from metarl.logger import RunLogger
+from metarl.logger import RunLogger, read_metrics
 
 
 def _log(run, start, steps, scale):
@@ -36,8 +36,15 @@ def test_a_damaged_line_is_dropped_with_a_warning(tmp_path, capsys):
     _log(tmp_path, 0, range(1, 4), 1.0)
     with (tmp_path / "metrics.jsonl").open("a") as f:
         f.write('{"step": 4, "train/lo')  # a write cut short
-    assert [r["step"] for r in RunLogger(tmp_path, enabled=False).read()] == [1, 2, 3]
+    before = (tmp_path / "metrics.jsonl").read_bytes()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert (tmp_path / "metrics.jsonl").read_bytes() == before  # a reader changes nothing
+    assert capsys.readouterr().err == ""  # and warns only when asked
     _log(tmp_path, 3, [4], 10.0)
     assert "line 4 is damaged" in capsys.readouterr().err
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_reading_a_folder_without_metrics_opens_nothing(tmp_path):
+    assert read_metrics(tmp_path) == [] and list(tmp_path.iterdir()) == []

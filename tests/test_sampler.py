@@ -143,6 +143,33 @@ def test_navigation_terminations_are_masked_like_gymnasium():
     replay_in_gymnasium("metarl/Navigation2D-v0", episodes, tasks, 100, env_kwargs=kwargs)
 
 
+def test_task_reward_terms_and_terminated_fraction_match_a_loop_over_episodes():
+    """Per task: each term's mean per step and the share of episodes the env ended, against
+    sums over the episode table's own (start, length) spans."""
+    kwargs = {"goal_tolerance": 0.08}
+    sampler, policy = make_sampler("metarl/Navigation2D-v0", episodes=6, batch="steps",
+                                   env_kwargs=kwargs)
+    tasks = [Goal2D(0.1, 0.1), Goal2D(-0.1, 0.0), Goal2D(0.4, -0.4)]
+    episodes = sampler.sample(tasks, policy, params_of(policy), np.random.default_rng(4))
+    table = episodes.table
+    assert table.terminated.any() and not table.terminated.all()
+    terms = episodes.task_reward_terms()
+    ended = episodes.task_terminated_fraction()
+    for i in range(len(tasks)):
+        mine = [n for n in range(len(table.task)) if int(table.task[n]) == i]
+        spans = [(int(table.slot[n]), int(table.start[n]), int(table.length[n])) for n in mine]
+        steps = sum(length for _, _, length in spans)
+        for name, term in episodes.reward_terms.items():
+            total = sum(float(term[i, j, s:s + length].double().sum()) for j, s, length in spans)
+            assert terms[name][i].item() == pytest.approx(total / steps, rel=1e-6)
+        assert ended[i].item() == pytest.approx(
+            sum(bool(table.terminated[n]) for n in mine) / len(mine))
+    # navigation's only term is the reward itself: its mean per step is the return per step
+    np.testing.assert_allclose(terms["reward_distance"].numpy(),
+                               (episodes.rewards.sum((1, 2)) / episodes.mask.sum((1, 2))).numpy(),
+                               rtol=1e-6)
+
+
 def check_one_episode_per_row(episodes: Episodes) -> None:
     """``batch="episodes"``: row (i, j) is episode i·E + j, from step 0, masked after its end."""
     T, E, H = episodes.mask.shape

@@ -187,6 +187,17 @@ def test_baselines_and_figure(nav_run, tmp_path):
     assert split["near"]["count"] == 1 and split["far"]["count"] == 1
     assert split["near"]["mean"] == rand[0] and split["far"]["mean"] == rand[1]
     assert "1 goals nearer than 0.3, 1 farther" in proc.stdout
+    # the reward terms and terminations per goal and step, and their split
+    res = json.loads((tmp_path / "rand" / "results.json").read_text())
+    distance = np.asarray(res["reward_terms_per_task"]["reward_distance"])
+    assert distance.shape == (len(res["steps"]), 2) and (distance < 0).all()
+    assert np.asarray(res["terminated_fraction_per_task"]).shape == distance.shape
+    np.testing.assert_allclose(split["far"]["terms"]["reward_distance"], distance[:, 1])
+    np.testing.assert_allclose(split["near"]["terminated"],
+                               np.asarray(res["terminated_fraction_per_task"])[:, 0])
+    proc = run_script("goal_split.py", "--terms", "--results", str(tmp_path / "rand"),
+                      "--distance", "0.3")
+    assert "after 0 step(s), far: distance -" in proc.stdout and "terminated" in proc.stdout
     run_script("goal_split.py", "--by", "task", "--results", str(tmp_path / "rand"),
                "--out", str(tmp_path / "by-task.json"))
     by_task = json.loads((tmp_path / "by-task.json").read_text())[0]
@@ -218,6 +229,16 @@ def test_split_by_goal_distance_against_numpy():
     np.testing.assert_allclose(split["near"]["ci95"], 1.96 * returns[~far].std(0, ddof=1)
                                / np.sqrt((~far).sum()), rtol=1e-12)
     np.testing.assert_allclose(split["median"], np.median(returns, 0), rtol=1e-12)
+    assert "terms" not in split["far"]  # an evaluation from before they were recorded
+    forward = rng.normal(-1, 0.3, (3, 30))  # [steps, goals], as results.json holds them
+    ended = rng.uniform(0, 1, (3, 30))
+    split = split_by_goal_distance({"tasks": tasks.tolist(), "returns_per_task": returns.tolist(),
+                                    "steps": [0, 1, 2],
+                                    "reward_terms_per_task": {"reward_forward": forward.tolist()},
+                                    "terminated_fraction_per_task": ended.tolist()}, 0.4)
+    np.testing.assert_allclose(split["far"]["terms"]["reward_forward"], forward[:, far].mean(1),
+                               rtol=1e-12)
+    np.testing.assert_allclose(split["near"]["terminated"], ended[:, ~far].mean(1), rtol=1e-12)
 
 
 def test_split_by_task_value_against_numpy():
