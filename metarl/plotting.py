@@ -31,8 +31,12 @@ def save_figure(fig: Any, path: Path) -> Path:
 
 
 def plot_training_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
-    """One panel per logged quantity (``train/*``, ``val/*``) against the iteration."""
-    tags = sorted({k for r in records for k in r if k != "step" and not k.startswith("time/")})
+    """One panel per logged quantity (``train/*``, ``val/*``) against the iteration.
+
+    The time split and the RL reward terms (``reward_terms/*``, up to ten for the Ant) stay in
+    TensorBoard and metrics.jsonl: as panels they would double the figure."""
+    tags = sorted({k for r in records for k in r
+                   if k != "step" and not k.startswith(("time/", "reward_terms/"))})
     n = max(len(tags), 1)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols

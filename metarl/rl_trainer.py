@@ -228,6 +228,10 @@ class MetaRLTrainer:
             "time/sampling": (t1 - t0) + (t3 - t2),
             "time/inner": t2 - t1,
             "time/outer": t4 - t3,
+            # each reward term's mean per env step (AntVel's reward_forward: the speed error)
+            **{f"reward_terms/{name}_{when}_adaptation": value.mean().item()
+               for when, eps in (("before", support_eps), ("after", query_eps))
+               for name, value in eps.task_reward_terms().items()},
         })
         scalars.update({f"trpo/{k}": v for k, v in stats.items()})
         self.history.append({"iteration": self.iteration + 1, **scalars})

@@ -41,6 +41,10 @@ def test_train_rl_writes_everything(nav_run):
     ended = [r["episodes/terminated_before_adaptation"] for r in logged
              if "episodes/terminated_before_adaptation" in r]
     assert len(ended) == 2 and all(0.0 <= x <= 1.0 for x in ended)
+    distance = [(r["reward_terms/reward_distance_before_adaptation"],
+                 r["reward_terms/reward_distance_after_adaptation"]) for r in logged
+                if "reward_terms/reward_distance_before_adaptation" in r]
+    assert len(distance) == 2 and all(x < 0 and y < 0 for x, y in distance)
     # validation every iteration: returns after 0..2 steps, the best policy kept as best.pt
     assert [v["iteration"] for v in res["validation"]] == [1, 2]
     assert all(len(v["returns"]) == 3 for v in res["validation"])
