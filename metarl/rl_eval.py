@@ -255,6 +255,25 @@ def run_evaluation(
     return result
 
 
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """An evaluation for the terminal: per adaptation step the mean return ± 95% CI, the
+    share of action components the box clipped and of episodes the env ended (falls, goals
+    reached); then, where the reward has several terms, each one's mean per env step (for
+    AntVel ``reward_forward`` is the speed error): where the return comes from."""
+    ended = result["terminated_fraction_per_task"]
+    lines = [f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
+             f"{result['returns_ci95'][k]:.2f}   (actions clipped by the box: "
+             f"{100 * result['clipped_fraction'][k]:.0f} %; episodes the env ended: "
+             f"{100 * float(np.mean(ended[k])):.0f} %)" for k in result["steps"]]
+    terms = result["reward_terms_per_task"]
+    if len(terms) > 1:  # a single term is the reward itself
+        lines.append("  reward terms per env step, mean over goals, after "
+                     + " / ".join(str(k) for k in result["steps"]) + " step(s):")
+        lines += [f"    {name:<16}" + "".join(f"{float(np.mean(v)):9.3f}" for v in per_step)
+                  for name, per_step in terms.items()]
+    return lines
+
+
 def _by_term(rollouts: Sequence[dict[str, list[float]]]) -> dict[str, list[list[float]]]:
     """``[{term: [per task]}]`` per rollout as ``{term: [[per task]] per rollout}``."""
     return {name: [r[name] for r in rollouts] for name in (rollouts[0] if rollouts else {})}

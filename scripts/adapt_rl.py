@@ -41,6 +41,7 @@ from metarl.rl_eval import (
     make_meta_env,
     policy_from_spec,
     run_evaluation,
+    summary_lines,
 )
 from metarl.rundir import unique_path
 from metarl.video import render_episode, save_gif
@@ -180,10 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                             tasks=tasks, extra={"policy": chosen.loaded, "goals": source})
     print(f"{result['label']} on {env_id}: mean return over {result['num_tasks']} goal(s) "
           f"(evaluated in {result['eval_seconds']:.0f} s)")
-    for k in result["steps"]:
-        print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
-              f"{result['returns_ci95'][k]:.2f}   (actions clipped by the box: "
-              f"{100 * result['clipped_fraction'][k]:.0f} %)")
+    print("\n".join(summary_lines(result)))
     if cfg.video:
         state = load_checkpoint(out / "adapted_policy.pt", map_location=cfg.device)
         after = {k: v[0] for k, v in state["params"].items()}

@@ -35,6 +35,7 @@ from metarl.rl_eval import (
     make_meta_env,
     policy_spec,
     run_evaluation,
+    summary_lines,
 )
 from metarl.rundir import prepare_run_dir
 
@@ -134,9 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                             tasks=tasks, extra={"train_seconds": train_seconds, "goals": source,
                                                 **extra})
     print(f"{cfg.baseline} on {cfg.env} (trained in {train_seconds:.0f} s): mean return")
-    for k in result["steps"]:
-        print(f"  after {k} step(s): {result['returns_mean'][k]:9.2f} ± "
-              f"{result['returns_ci95'][k]:.2f}")
+    print("\n".join(summary_lines(result)))
     print(f"policy: {out / 'policy.pt'}\nresults: {out / 'results.json'}")
 
 

@@ -405,6 +405,16 @@ def test_halfcheetah_smoke(tmp_path):
     run_script("train_rl.py", "--preset", "halfcheetah-vel", *TINY, "--out-dir", str(out))
     res = json.loads((out / "results.json").read_text())
     assert np.isfinite(res["last_10_iterations"]["returns/after_adaptation"])
+    # the evaluation's reward terms: HalfCheetah never ends an episode early, so each goal's
+    # return is the horizon times the sum of its terms' means per step
+    proc = run_script("adapt_rl.py", "--run-dir", str(out), "--num-tasks", "2", "--timesteps",
+                      "24", "--steps", "1", "--threads", "1", "--out-dir", str(tmp_path / "ev"))
+    assert "reward terms per env step" in proc.stdout and "reward_ctrl" in proc.stdout
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    terms = {k: np.asarray(v) for k, v in ev["reward_terms_per_task"].items()}
+    assert set(terms) == {"reward_forward", "reward_ctrl"}
+    np.testing.assert_allclose(12 * sum(terms.values()).T, ev["returns_per_task"], rtol=1e-5)
+    assert np.asarray(ev["terminated_fraction_per_task"]).sum() == 0
 
 
 @pytest.mark.parametrize(
