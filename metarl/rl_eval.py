@@ -61,10 +61,16 @@ class EvalSettings:
     gamma: float = 0.99
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
+    repeats: int = 1
+    """Independent draws per goal (rollouts and adaptation steps alike), averaged: one
+    evaluation of 40 navigation goals moves its 2-step mean with an sd of 0.1-0.6 from rollout
+    sampling alone (docs/results.md), as large as the differences one may want to read."""
 
     def __post_init__(self) -> None:
         if self.batch not in BATCHES:
             raise MetaRLError(f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
+        if self.repeats < 1:
+            raise MetaRLError(f"--repeats must be at least 1, got {self.repeats}")
 
     def inner_update(self) -> dict[str, Any]:
         """The inner-update settings, as results.json records them."""
@@ -205,15 +211,23 @@ def run_evaluation(
         say(f"  {label}: rollout after {k} of {settings.steps} step(s) done, mean return "
             f"{float(step_returns.mean()):.2f} ({time.perf_counter() - tic:.0f} s)")
 
+    repeats = settings.repeats
     try:
-        returns, adapted = evaluate_adaptation(
-            sampler, learner, params, tasks, steps=settings.steps, lrs=lrs,
-            rng=np.random.default_rng(settings.seed + 1), gamma=settings.gamma,
-            gae_lambda=settings.gae_lambda, normalize_advantages=settings.normalize_advantages,
-            diagnostics=diagnostics, on_rollout=report)
+        draws, adapted = evaluate_adaptation(
+            sampler, learner, params, [t for t in tasks for _ in range(repeats)],
+            steps=settings.steps, lrs=lrs, rng=np.random.default_rng(settings.seed + 1),
+            gamma=settings.gamma, gae_lambda=settings.gae_lambda,
+            normalize_advantages=settings.normalize_advantages, diagnostics=diagnostics,
+            on_rollout=report)
     finally:
         sampler.close()  # its physics threads end with an error too
     eval_seconds = time.perf_counter() - tic
+    # goal-major draws [goals, repeats, steps + 1]: each goal's mean over its draws
+    by_draw = draws.reshape(len(tasks), repeats, -1)
+    returns = by_draw.mean(1)
+    if repeats > 1:
+        diagnostics = _mean_over_draws(diagnostics, repeats)
+        adapted = {k: v[::repeats] for k, v in adapted.items()}  # each goal's first draw
     stats = [mean_ci95(returns[:, k]) for k in range(settings.steps + 1)]
     result = {
         "label": label, "env": settings.env, "oracle": oracle,
@@ -232,6 +246,9 @@ def run_evaluation(
         "reward_terms_per_task": _by_term(diagnostics.get("reward_terms", [])),
         "terminated_fraction_per_task": diagnostics.get("terminated", []),
         "eval_seconds": eval_seconds,
+        "repeats": repeats,
+        # per draw, the mean over goals: what one evaluation with --repeats 1 would report
+        **({"returns_mean_per_draw": by_draw.mean(0).tolist()} if repeats > 1 else {}),
         **(extra or {}),
         "plots": ["returns.png"],
     }
@@ -265,6 +282,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
              f"{result['returns_ci95'][k]:.2f}   (actions clipped by the box: "
              f"{100 * result['clipped_fraction'][k]:.0f} %; episodes the env ended: "
              f"{100 * float(np.mean(ended[k])):.0f} %)" for k in result["steps"]]
+    per_draw = result.get("returns_mean_per_draw")
+    if per_draw:
+        sd = np.std(np.asarray(per_draw, dtype=np.float64), axis=0, ddof=1)
+        lines.append(f"  ({len(per_draw)} draws per goal, averaged; one draw's mean over the "
+                     "goals varies with sd " + " / ".join(f"{x:.2f}" for x in sd)
+                     + " after " + " / ".join(str(k) for k in result["steps"]) + " step(s))")
     terms = result["reward_terms_per_task"]
     if len(terms) > 1:  # a single term is the reward itself
         lines.append("  reward terms per env step, mean over goals, after "
@@ -272,6 +295,19 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         lines += [f"    {name:<16}" + "".join(f"{float(np.mean(v)):9.3f}" for v in per_step)
                   for name, per_step in terms.items()]
     return lines
+
+
+def _mean_over_draws(diagnostics: dict[str, list[Any]], repeats: int) -> dict[str, list[Any]]:
+    """Per-task diagnostics of goal-major draws (``goals × repeats`` entries per rollout or
+    step) as each goal's mean over its draws; the per-rollout scalars are kept."""
+    def per_goal(values: Any) -> Any:
+        if isinstance(values, dict):
+            return {k: per_goal(v) for k, v in values.items()}
+        if isinstance(values, list):
+            return np.asarray(values, dtype=np.float64).reshape(-1, repeats).mean(1).tolist()
+        return values
+
+    return {name: [per_goal(v) for v in per_rollout] for name, per_rollout in diagnostics.items()}
 
 
 def _by_term(rollouts: Sequence[dict[str, list[float]]]) -> dict[str, list[list[float]]]:

@@ -80,6 +80,9 @@ class AdaptConfig:
     """steps: each adaptation step samples --timesteps environment steps per goal, episodes
     that end early followed by new ones (the paper's protocol, rllab's sampler); episodes:
     --timesteps / horizon episodes, however short."""
+    repeats: int = 1
+    """Independent draws per goal (rollouts and adaptation), averaged per goal; results.json
+    then also has each draw's mean over the goals (returns_mean_per_draw)."""
     device: str = "cpu"
     """cpu or cuda."""
     threads: int | None = None
@@ -170,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = EvalSettings(env=env_id, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha if cfg.alpha is not None else chosen.alpha,
                             timesteps=cfg.timesteps, batch=cfg.batch, device=cfg.device,
+                            repeats=cfg.repeats,
                             threads=cfg.threads, **chosen.inner)
     goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
     out = cfg.out_dir or unique_path(chosen.where / name)

@@ -78,6 +78,9 @@ class BaselineConfig:
     """steps: each adaptation step samples --timesteps environment steps per goal, episodes
     that end early followed by new ones (the paper's protocol, rllab's sampler); episodes:
     --timesteps / horizon episodes, however short."""
+    repeats: int = 1
+    """Independent draws per goal (rollouts and adaptation), averaged per goal; results.json
+    then also has each draw's mean over the goals (returns_mean_per_draw)."""
     threads: int | None = None
     """Physics threads for the evaluation."""
     torch_threads: int = 1
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     meta_env = make_meta_env(cfg.env)
     settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,
-                            threads=cfg.threads)
+                            threads=cfg.threads, repeats=cfg.repeats)
     goals, source, _ = chosen_goals(settings, goals_file=cfg.goals_file)
     tasks = draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
     if cfg.baseline != "random":

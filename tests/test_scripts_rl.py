@@ -129,6 +129,7 @@ def test_adapt_rl_sampled_and_given_goals(nav_run):
         (["--goal", "0.1"], "has 2 value(s)"),
         (["--steps", "-1"], "--steps must be >= 0"),
         (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
+        (["--repeats", "0"], "--repeats must be at least 1, got 0"),
     ],
 )
 def test_adapt_rl_bad_input(nav_run, args, message):
@@ -321,6 +322,43 @@ def test_adapt_rl_adapts_with_the_runs_inner_update(tmp_path):
     for change in ({"gamma": 0.9}, {"gae_lambda": 0.5}, {"normalize_advantages": False}):
         other = evaluation(str(change), **change)
         assert not np.allclose(other["step_norm_per_task"][0], paper["step_norm_per_task"][0])
+
+
+def test_repeats_average_independent_draws_of_each_goal(tmp_path):
+    """--repeats R equals an evaluation of every goal listed R times, averaged per goal."""
+    from metarl.envs import Goal2D
+    from metarl.policies import GaussianMLPPolicy
+    from metarl.rl_eval import EvalSettings, run_evaluation, summary_lines
+
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(2, 2, (16, 16))
+    goals = [Goal2D(0.2, 0.2), Goal2D(-0.3, 0.1)]
+    common = {"env": "metarl/Navigation2D-v0", "steps": 2, "timesteps": 24, "threads": 1,
+              "horizon": 12, "alpha": 0.5}
+    rep = run_evaluation(policy, EvalSettings(**common, repeats=3), tmp_path / "rep",
+                         label="rep", tasks=goals)
+    flat = run_evaluation(policy, EvalSettings(**common), tmp_path / "flat", label="flat",
+                          tasks=[g for g in goals for _ in range(3)])
+    draws = np.asarray(flat["returns_per_task"]).reshape(2, 3, 3)  # goals, draws, steps
+    assert not np.allclose(draws[:, 0], draws[:, 1])  # the draws are independent
+    np.testing.assert_allclose(rep["returns_per_task"], draws.mean(1), rtol=1e-12)
+    np.testing.assert_allclose(rep["returns_mean_per_draw"], draws.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(rep["returns_mean"], draws.mean((0, 1)), rtol=1e-12)
+    for name in ("step_norm_per_task", "terminated_fraction_per_task", "episodes_per_task"):
+        per_draw = np.asarray(flat[name], dtype=float).reshape(-1, 2, 3)
+        np.testing.assert_allclose(rep[name], per_draw.mean(2), rtol=1e-12, err_msg=name)
+    distance = np.asarray(flat["reward_terms_per_task"]["reward_distance"]).reshape(-1, 2, 3)
+    np.testing.assert_allclose(rep["reward_terms_per_task"]["reward_distance"], distance.mean(2),
+                               rtol=1e-12)
+    assert rep["tasks"] == [[0.2, 0.2], [-0.3, 0.1]] and rep["repeats"] == 3
+    assert "returns_mean_per_draw" not in flat and flat["repeats"] == 1
+    kept = load_checkpoint(tmp_path / "rep" / "adapted_policy.pt")["params"]
+    every = load_checkpoint(tmp_path / "flat" / "adapted_policy.pt")["params"]
+    for k, v in kept.items():  # each goal's first draw
+        torch.testing.assert_close(v, every[k][::3], rtol=0, atol=0)
+    assert "(3 draws per goal, averaged" in "\n".join(summary_lines(rep))
+    with pytest.raises(MetaRLError, match="--repeats must be at least 1"):
+        EvalSettings(**common, repeats=0)
 
 
 def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
