@@ -145,12 +145,16 @@ class Episodes(NamedTuple):
     def task_returns(self) -> Tensor:
         """``[T]``: the mean undiscounted return of each task's episodes (rllab's
         ``AverageReturn``)."""
+        return self._mean_per_task(self.table.returns)
+
+    def _mean_per_task(self, per_episode: Tensor) -> Tensor:
+        """``[T]``: the mean of a per-episode quantity (one entry per row of ``table``) over
+        each task's episodes."""
         num_tasks = self.rewards.shape[0]
-        table = self.table
-        totals = torch.zeros(num_tasks, device=table.returns.device).index_add_(
-            0, table.task, table.returns)
-        counts = torch.bincount(table.task, minlength=num_tasks).clamp_min(1)
-        return totals / counts
+        task = self.table.task
+        totals = torch.zeros(num_tasks, device=per_episode.device).index_add_(
+            0, task, per_episode.float())
+        return totals / torch.bincount(task, minlength=num_tasks).clamp_min(1)
 
     def task_reward_terms(self) -> dict[str, Tensor]:
         """``{name: [T]}``: each reward term's mean per environment step over a task's steps.
@@ -165,11 +169,7 @@ class Episodes(NamedTuple):
     def task_terminated_fraction(self) -> Tensor:
         """``[T]``: the fraction of each task's episodes the environment ended (a fall, a goal
         reached) rather than the horizon."""
-        num_tasks = self.rewards.shape[0]
-        table = self.table
-        ended = torch.zeros(num_tasks, device=table.returns.device).index_add_(
-            0, table.task, table.terminated.to(table.returns.dtype))
-        return ended / torch.bincount(table.task, minlength=num_tasks).clamp_min(1)
+        return self._mean_per_task(self.table.terminated)
 
 
 @dataclass
