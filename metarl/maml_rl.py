@@ -12,6 +12,12 @@ are taken through the inner update by double back-propagation. That constraint l
 pre-update policy π_θ free to move; ``TRPOSettings.trust_region = "adapted+initial"`` also
 counts KL(π_θold || π_θ) on the support observations.
 
+With more than one inner step the support data comes in one of two ways: every step on the
+one batch D_i (a :class:`PGBatch`), or step k on its own batch D_i^k sampled by the policy
+after k steps (a list of batches, ``RLConfig.inner_batches = "fresh"``: the original code's
+``num_grad_updates > 1`` and the test protocol). Either way the meta-gradient flows through
+every step; the sampling distributions' dependence on θ is dropped, as in the paper.
+
 The inner update runs in one of three equivalent ways (tested equal):
 
 * ``"stacked"`` (default): θ is broadcast to a ``[tasks, ...]`` stack and the sum of the
@@ -23,20 +29,23 @@ The inner update runs in one of three equivalent ways (tested equal):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import Tensor
 
-from metarl.adapt import LearningRate, adapt
+from metarl.adapt import LearningRate, adapt, step_sizes
 from metarl.functional import Params, expand, flatten, index_tasks, stack, unflatten
 from metarl.pg import INNER_LOSSES, PGBatch, mean_kl, surrogate_loss
 from metarl.policies import GaussianDist, GaussianMLPPolicy
 from metarl.trpo import conjugate_gradient, line_search
 
 MODES = ("stacked", "vmap", "loop")
+Support = PGBatch | Sequence[PGBatch]
+"""The inner loop's data: one batch for all ``inner_steps`` steps, or a list of k batches for
+k single steps, batch j sampled by the policy after j steps (see the module docstring)."""
 FISHER = ("gauss-newton", "autograd")
 TRUST_REGIONS = ("adapted", "adapted+initial")
 
@@ -138,24 +147,49 @@ class MAMLTRPO:
 
         return loss
 
-    def adapt(self, params: Params, support: PGBatch, *, first_order: bool | None = None,
+    def segments(self, support: Support) -> list[tuple[PGBatch, int, LearningRate]]:
+        """``support`` as (batch, steps, step sizes) runs of the inner loop: one run of
+        ``inner_steps`` for a single batch, one step per batch of a list (at most
+        ``inner_steps`` of them; fewer give the parameters the next batch is sampled with)."""
+        if isinstance(support, PGBatch):
+            return [(support, self.inner_steps, self.inner_lr)]
+        batches = list(support)
+        if not 1 <= len(batches) <= max(self.inner_steps, 1):
+            raise ValueError(f"got {len(batches)} support batches for {self.inner_steps} "
+                             "inner steps; give one batch per step (or a single batch)")
+        lrs = step_sizes(self.inner_lr, max(self.inner_steps, 1))
+        return [(b, 1, [lr]) for b, lr in zip(batches, lrs)]
+
+    @staticmethod
+    def first_batch(support: Support) -> PGBatch:
+        """The support batch sampled by θ itself (the only one with ``"shared"`` batches)."""
+        return support if isinstance(support, PGBatch) else support[0]
+
+    def adapt(self, params: Params, support: Support, *, first_order: bool | None = None,
               stacked: bool = False) -> Params:
         """Task-stacked adapted parameters θ'_i = adapt(θ, D_i), differentiable in θ.
 
         ``stacked=True`` means ``params`` already carry the task axis (one copy per task).
+        ``support`` is one batch or one batch per step (:meth:`segments`).
         """
         loss = self.task_loss()
         fo = self.first_order if first_order is None else first_order
-        kwargs: dict[str, Any] = {"steps": self.inner_steps, "lr": self.inner_lr,
-                                  "first_order": fo}
-        n = support.mask.shape[0]
+        runs = self.segments(support)
+        batches = [b for b, _, _ in runs]
+
+        def chain(p: Params, data: list[PGBatch]) -> Params:
+            for b, (_, steps, lr) in zip(data, runs):
+                p = adapt(loss, p, b, steps=steps, lr=lr, first_order=fo)
+            return p
+
+        n = batches[0].mask.shape[0]
         if stacked:
-            return adapt(loss, params, support, **kwargs)
+            return chain(params, batches)
         if self.mode == "stacked":
-            return adapt(loss, expand(params, n), support, **kwargs)
+            return chain(expand(params, n), batches)
         if self.mode == "vmap":
-            return torch.func.vmap(lambda b: adapt(loss, params, b, **kwargs))(support)
-        return stack([adapt(loss, params, index_tasks(support, i), **kwargs) for i in range(n)])
+            return torch.func.vmap(lambda data: chain(params, data))(batches)
+        return stack([chain(params, [index_tasks(b, i) for b in batches]) for i in range(n)])
 
     def adapt_stacked(self, stacked: Params, batch: PGBatch, lr: float) -> Params:
         """One first-order inner step from already task-stacked parameters (evaluation:
@@ -163,8 +197,9 @@ class MAMLTRPO:
         return {k: v.detach() for k, v in
                 adapt(self.task_loss(), stacked, batch, steps=1, lr=lr, first_order=True).items()}
 
-    def adapted_for_sampling(self, support: PGBatch) -> Params:
-        """θ'_i as constants, to roll out the query episodes with."""
+    def adapted_for_sampling(self, support: Support) -> Params:
+        """θ'_i as constants, to roll out the query episodes with (or, given the first k of
+        the fresh batches, the next support batch)."""
         params: Params = dict(self.policy.named_parameters())
         return {k: v.detach() for k, v in self.adapt(params, support, first_order=True).items()}
 
@@ -182,13 +217,13 @@ class MAMLTRPO:
         observations (``params`` unstacked: one θ for every task)."""
         return mean_kl(self.policy, expand(params, support.mask.shape[0]), old, support).mean()
 
-    def meta_loss(self, params: Params, support: PGBatch, query: PGBatch) -> Tensor:
+    def meta_loss(self, params: Params, support: Support, query: PGBatch) -> Tensor:
         """L(θ): the query surrogate through the inner update (for tests and diagnostics)."""
         return self.surrogate(self.adapt(params, support), query)
 
     # ----------------------------------------------------------- outer step
     def kl_hessian_vector(
-        self, params: Params, adapted: Params, old: GaussianDist, support: PGBatch,
+        self, params: Params, adapted: Params, old: GaussianDist, support: Support,
         query: PGBatch,
     ) -> Callable[[Tensor], Tensor]:
         """``v ↦ ∇²_θ KL(π_old' || π_θ'(θ)) v`` at the current θ (see ``TRPOSettings.fisher``).
@@ -211,9 +246,11 @@ class MAMLTRPO:
             return flatten(torch.autograd.grad(adapted_out, leaves, grad_outputs=w,
                                                retain_graph=True))
 
-        n = support.mask.shape[0]
+        runs = self.segments(support)
+        n = runs[0][0].mask.shape[0]
         first_order = self.first_order
-        if first_order or (self.inner_steps == 1 and self.mode == "stacked"):
+        one_step = sum(steps for _, steps, _ in runs) == 1
+        if first_order or (one_step and self.mode == "stacked"):
             # One inner step: J_i = I − α ∇²L_i(θ) is symmetric, so J_i v = J_iᵀ v comes from
             # a reverse pass to a task-stacked copy of θ (per-task vector-Jacobian products)
             # -- cheaper than forward mode through the inner gradient. First order: J = I.
@@ -251,7 +288,7 @@ class MAMLTRPO:
             return GaussianDist(*(t.detach() for t in self.policy.dist(
                 {k: v.detach() for k, v in params.items()}, batch.observations)))
 
-    def propose(self, support: PGBatch, query: PGBatch) -> Proposal:
+    def propose(self, support: Support, query: PGBatch) -> Proposal:
         """The TRPO step before its line search: the meta-gradient, the conjugate-gradient
         direction and the full trust-region step ``β s`` (``None`` when not finite)."""
         s = self.trpo
@@ -259,12 +296,13 @@ class MAMLTRPO:
         leaves = list(params.values())
         adapted = self.adapt(params, support)
         old = self.frozen_dist(adapted, query)
-        old_initial = self.frozen_dist(expand(params, support.mask.shape[0]), support)
+        first = self.first_batch(support)
+        old_initial = self.frozen_dist(expand(params, first.mask.shape[0]), first)
         loss = self.surrogate(adapted, query)
         grad = self.reduce(flatten(torch.autograd.grad(loss, leaves, retain_graph=True)))
         hvps = [self.kl_hessian_vector(params, adapted, old, support, query)]
         if s.trust_region == "adapted+initial":
-            hvps.append(self.initial_kl_hessian_vector(params, old_initial, support))
+            hvps.append(self.initial_kl_hessian_vector(params, old_initial, first))
 
         def fisher_vector(v: Tensor) -> Tensor:
             return self.reduce(cast(Tensor, sum(hvp(v) for hvp in hvps))) + s.cg_damping * v
@@ -277,7 +315,7 @@ class MAMLTRPO:
         return Proposal(params, adapted, old, old_initial, self.reduce(loss.detach()).item(),
                         grad, full_step)
 
-    def step(self, support: PGBatch, query: PGBatch) -> dict[str, float]:
+    def step(self, support: Support, query: PGBatch) -> dict[str, float]:
         """One TRPO meta-update of ``policy`` in place; returns diagnostics.
 
         A line-search candidate is scored on parameter dicts, never on the live policy; the
@@ -289,6 +327,7 @@ class MAMLTRPO:
         s = self.trpo
         prop = self.propose(support, query)
         params, old, old_initial = prop.params, prop.old, prop.old_initial
+        first = self.first_batch(support)
         keys = list(params)
         with_initial = s.trust_region == "adapted+initial"
         loss_before = prop.loss
@@ -312,7 +351,7 @@ class MAMLTRPO:
                 cand_adapted = self.adapt(cand, support, first_order=True)
                 kl = self.kl(cand_adapted, old, query)
                 if with_initial:
-                    kl = kl + self.initial_kl(cand, old_initial, support)
+                    kl = kl + self.initial_kl(cand, old_initial, first)
                 values = torch.stack([self.surrogate(cand_adapted, query), kl])
                 obj, kl_value = self.reduce(values).tolist()
                 return obj, kl_value
@@ -323,7 +362,7 @@ class MAMLTRPO:
             with torch.no_grad():
                 # How far the pre-update policy moved (the whole constraint when it is in it).
                 kl_initial = self.reduce(self.initial_kl(candidate(result.step_fraction),
-                                                         old_initial, support)).item()
+                                                         old_initial, first)).item()
                 for k in keys:
                     params[k].sub_(result.step_fraction * full_step[k])
         return {**stats, "accepted": float(result.accepted), "ls_steps": float(result.steps_tried),

@@ -13,6 +13,7 @@ from metarl.maml_rl import FISHER, MODES, TRUST_REGIONS, TRPOSettings
 from metarl.pg import INNER_LOSSES
 
 BATCHES = ("steps", "episodes")
+INNER_BATCHES = ("shared", "fresh")
 SELECTIONS = ("validation", "train-return", "last")
 
 
@@ -39,6 +40,14 @@ class RLConfig:
     """REINFORCE steps in the inner loop during meta-training."""
     inner_lr: float = 0.1
     """Inner step size α (the paper: 0.1; the original navigation scripts use up to 0.5)."""
+    inner_batches: str = "shared"
+    """Where inner steps 2, 3, ... of meta-training get their episodes: shared (every step on
+    the one support batch sampled by θ) or fresh (step k on a new batch sampled by the policy
+    after k - 1 steps: the original code's num_grad_updates > 1, and how adapt_rl.py
+    evaluates); the meta-gradient flows through every step either way."""
+    later_inner_lr: float | None = None
+    """Step size of inner steps 2, 3, ... in meta-training (default: --inner-lr, as the
+    original code; the test protocol takes α/2)."""
     first_order: bool = False
     """First-order MAML: ignore second derivatives through the inner step."""
     inner_loss: str = "reinforce"
@@ -109,6 +118,9 @@ class RLConfig:
         require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
         require(self.select_best in SELECTIONS,
                 f"unknown --select-best {self.select_best!r}; choose {', '.join(SELECTIONS)}")
+        require(self.inner_batches in INNER_BATCHES,
+                f"unknown --inner-batches {self.inner_batches!r}; "
+                f"choose {' or '.join(INNER_BATCHES)}")
         require(self.batch in BATCHES,
                 f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
         t = self.trpo
@@ -134,9 +146,10 @@ class RLConfig:
         require(self.inner_steps >= 0, f"--inner-steps must be >= 0, got {self.inner_steps}")
         require(self.horizon is None or self.horizon >= 1,
                 f"--horizon must be at least 1, got {self.horizon}")
-        for name in ("inner_lr", "init_std"):
+        for name in ("inner_lr", "init_std", "later_inner_lr"):
             value = getattr(self, name)
-            require(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+            require(value is None or value > 0,
+                    f"--{name.replace('_', '-')} must be positive, got {value}")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1], got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
         require(all(h >= 1 for h in self.hidden_sizes), "--hidden-sizes must be positive")
@@ -146,6 +159,12 @@ class RLConfig:
             require(torch.cuda.is_available(),
                     "--device cuda was asked for but no CUDA GPU is available; use --device cpu")
 
+    def inner_lrs(self) -> float | list[float]:
+        """The meta-training inner step sizes: α for every step, or α then --later-inner-lr."""
+        if self.later_inner_lr is None or self.inner_steps <= 1:
+            return self.inner_lr
+        return [self.inner_lr] + [self.later_inner_lr] * (self.inner_steps - 1)
+
     def identity(self) -> dict[str, Any]:
         """The settings recorded in config.json (everything but the resume flag)."""
         d = asdict(self)
@@ -154,7 +173,8 @@ class RLConfig:
                 for k, v in d.items()}
 
 
-SETTINGS_ADDED_LATER = {"trpo.trust_region": "adapted"}
+SETTINGS_ADDED_LATER = {"trpo.trust_region": "adapted", "inner_batches": "shared",
+                        "later_inner_lr": None}
 """Settings that runs started before they existed used implicitly (kept resumable)."""
 
 
@@ -165,7 +185,8 @@ def config_from_identity(identity: dict[str, Any]) -> RLConfig:
     d = dict(identity)
     trpo = dict(d.pop("trpo", {}))
     for dotted, value in SETTINGS_ADDED_LATER.items():
-        trpo.setdefault(dotted.split(".", 1)[1], value)
+        section, _, name = dotted.rpartition(".")
+        (trpo if section == "trpo" else d).setdefault(name, value)
     known = {f.name for f in fields(RLConfig)}
     unknown = sorted(set(d) - known)
     if unknown:

@@ -49,7 +49,7 @@ from metarl.envs.base import Task
 from metarl.functional import Params, expand
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state, loop_state, restore_loop_state, run_loop, say
-from metarl.maml_rl import MAMLTRPO
+from metarl.maml_rl import MAMLTRPO, Support
 from metarl.pg import PGBatch
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_config import RLConfig
@@ -66,7 +66,7 @@ def build_policy(cfg: RLConfig, obs_dim: int, act_dim: int) -> GaussianMLPPolicy
 def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
     """The MAML-TRPO meta-learner a config describes."""
     return MAMLTRPO(
-        policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lr, first_order=cfg.first_order,
+        policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lrs(), first_order=cfg.first_order,
         inner_loss=cfg.inner_loss, mode=cfg.mode, trpo=replace(cfg.trpo),
     )
 
@@ -115,7 +115,7 @@ class MetaRLTrainer:
         self._scored_policy: dict[str, torch.Tensor] | None = None
         """With select_best train-return: θ as it was sampled this iteration, before the TRPO
         step (the iteration's returns score it, not the stepped θ)."""
-        self.before_outer: Callable[[PGBatch, PGBatch], None] | None = None
+        self.before_outer: Callable[[Support, PGBatch], None] | None = None
         """Called with (support, query) before each TRPO step (diagnostics, e.g.
         scripts/step_anatomy.py); it must leave the policy unchanged."""
         if resume:
@@ -187,20 +187,41 @@ class MetaRLTrainer:
         cfg = self.cfg
         prep = functools.partial(to_pg_batch, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                                  normalize_advantages=cfg.normalize_advantages)
-        t0 = self._clock()
+        spent = {"sampling": 0.0, "inner": 0.0, "outer": 0.0}
+        mark = self._clock()
+
+        def lap(part: str) -> None:
+            nonlocal mark
+            now = self._clock()
+            spent[part] += now - mark
+            mark = now
+
         task_rng, rollout_rng = self.rngs()
         tasks = self.sampler.env.sample_tasks(cfg.meta_batch, task_rng)
         tasks = tasks[self.dist.shard(cfg.meta_batch)]
         theta = {k: v.detach() for k, v in self.policy.named_parameters()}
         support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
         simulated = self.sampler.last_steps_simulated
-        t1 = self._clock()
-        support = prep(support_eps)
+        lap("sampling")
+        first = prep(support_eps)
+        support: Support = first
+        rollouts = [support_eps]
+        if cfg.inner_batches == "fresh" and cfg.inner_steps > 1:
+            # steps 2, 3, ... each on episodes of the policy after the steps before
+            batches = [first]
+            for _ in range(1, cfg.inner_steps):
+                partial = self.learner.adapted_for_sampling(batches)
+                lap("inner")
+                rollouts.append(self.sampler.sample(tasks, self.policy, partial, rollout_rng))
+                simulated += self.sampler.last_steps_simulated
+                lap("sampling")
+                batches.append(prep(rollouts[-1]))
+            support = batches
         adapted = self.learner.adapted_for_sampling(support)
-        t2 = self._clock()
+        lap("inner")
         query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
         simulated += self.sampler.last_steps_simulated
-        t3 = self._clock()
+        lap("sampling")
         query = prep(query_eps)
         if self.before_outer is not None:
             self.before_outer(support, query)
@@ -208,7 +229,7 @@ class MetaRLTrainer:
             self._scored_policy = {k: v.detach().clone()
                                    for k, v in self.policy.state_dict().items()}
         stats = self.learner.step(support, query)
-        t4 = self._clock()
+        lap("outer")
         scalars = self.dist.mean_scalars({
             "returns/before_adaptation": support_eps.task_returns().mean().item(),
             "returns/after_adaptation": query_eps.task_returns().mean().item(),
@@ -222,12 +243,13 @@ class MetaRLTrainer:
             "actions/clipped_before_adaptation": self.sampler.clipped_fraction(support_eps),
             "actions/clipped_after_adaptation": self.sampler.clipped_fraction(query_eps),
             # env steps per task and batch: simulated (dropped episodes' steps included) and kept
-            "steps/simulated_per_task": simulated / (2 * len(tasks)),
-            "steps/kept_per_task": (support_eps.mask.sum() + query_eps.mask.sum()).item()
-            / (2 * len(tasks)),
-            "time/sampling": (t1 - t0) + (t3 - t2),
-            "time/inner": t2 - t1,
-            "time/outer": t4 - t3,
+            "steps/simulated_per_task": simulated / ((len(rollouts) + 1) * len(tasks)),
+            "steps/kept_per_task": sum(e.mask.sum().item() for e in (*rollouts, query_eps))
+            / ((len(rollouts) + 1) * len(tasks)),
+            **{f"time/{part}": seconds for part, seconds in spent.items()},
+            # the returns of the fresh batches between the first and the last inner step
+            **{f"returns/after_{k}_inner_steps": eps.task_returns().mean().item()
+               for k, eps in enumerate(rollouts) if k > 0},
             # each reward term's mean per env step (AntVel's reward_forward: the speed error)
             **{f"reward_terms/{name}_{when}_adaptation": value.mean().item()
                for when, eps in (("before", support_eps), ("after", query_eps))

@@ -31,11 +31,11 @@ import torch
 from torch import Tensor
 
 from metarl.functional import expand, flatten, unflatten
-from metarl.maml_rl import MAMLTRPO, Proposal
+from metarl.maml_rl import MAMLTRPO, Proposal, Support
 from metarl.pg import PGBatch
 
 
-def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
+def quadratic_kls(learner: MAMLTRPO, support: Support, query: PGBatch,
                   proposal: Proposal, step: Tensor | None = None) -> dict[str, float]:
     """The four quadratic KL models of the module docstring for ``step`` (flat; default:
     the proposal's full step), plus the three gains and their product."""
@@ -45,7 +45,8 @@ def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
     step = step.detach()
     params, adapted, old = proposal.params, proposal.adapted, proposal.old
     keys = list(params)
-    n = support.mask.shape[0]
+    first = learner.first_batch(support)  # π_θ's own samples
+    n = first.mask.shape[0]
 
     def half_quadratic(hvp: Tensor) -> float:
         return 0.5 * float(torch.dot(step, hvp))
@@ -61,7 +62,7 @@ def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
     no_jacobian = 0.5 * float(sum((h * t).sum() for h, t in zip(h_prime, tangent)))
     initial_on_query = learner.frozen_dist(expand(params, n), query)
     on_query = learner.initial_kl_hessian_vector(params, initial_on_query, query)(step)
-    on_support = learner.initial_kl_hessian_vector(params, proposal.old_initial, support)(step)
+    on_support = learner.initial_kl_hessian_vector(params, proposal.old_initial, first)(step)
     out = {
         "kl_adapted": half_quadratic(constraint),
         "kl_adapted_no_jacobian": no_jacobian,
@@ -75,7 +76,7 @@ def quadratic_kls(learner: MAMLTRPO, support: PGBatch, query: PGBatch,
     return out
 
 
-def step_anatomy(learner: MAMLTRPO, support: PGBatch, query: PGBatch) -> dict[str, float]:
+def step_anatomy(learner: MAMLTRPO, support: Support, query: PGBatch) -> dict[str, float]:
     """Everything :func:`quadratic_kls` measures for the step TRPO would propose now, the
     step's norm per parameter tensor (``step_norm/<name>``) and how much of the
     meta-gradient is first order (``cos_first_order``: the cosine between ∇_θ L and the

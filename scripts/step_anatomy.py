@@ -35,6 +35,7 @@ from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import cli_errors, require
 from metarl.io import atomic_write_json
+from metarl.maml_rl import Support
 from metarl.pg import PGBatch
 from metarl.plotting import plot_step_anatomy
 from metarl.rl_config import config_from_identity
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = unique_path(cfg.out_dir or cfg.run_dir / f"anatomy-{cfg.first}-{last}")
     measured: dict[str, Any] = {}
 
-    def measure(support: PGBatch, query: PGBatch) -> None:
+    def measure(support: Support, query: PGBatch) -> None:
         if trainer.iteration + 1 >= cfg.first:
             measured.update(step_anatomy(trainer.learner, support, query))
 

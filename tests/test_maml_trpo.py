@@ -19,8 +19,9 @@ from .conftest import finite_difference_grad
 DT = torch.float64
 
 
-def synthetic(n_tasks=3, episodes=4, horizon=6, obs_dim=2, act_dim=2, seed=0):
-    """A small policy and random support/query data with some early-terminated episodes."""
+def synthetic(n_tasks=3, episodes=4, horizon=6, obs_dim=2, act_dim=2, seed=0, batches=2):
+    """A small policy and random support/query data with some early-terminated episodes
+    (``batches`` batches: support, query and, beyond two, more to chain as fresh support)."""
     torch.manual_seed(seed)
     policy = GaussianMLPPolicy(obs_dim, act_dim, hidden_sizes=(8, 8), activation="tanh").to(DT)
     g = torch.Generator().manual_seed(seed)
@@ -36,7 +37,7 @@ def synthetic(n_tasks=3, episodes=4, horizon=6, obs_dim=2, act_dim=2, seed=0):
         adv = torch.randn(shape, generator=g, dtype=DT) * mask
         return PGBatch(obs, act, adv, logp, mask)
 
-    return policy, batch(), batch()
+    return (policy, *(batch() for _ in range(batches)))
 
 
 @pytest.mark.parametrize("inner_loss", ["reinforce", "lvc"])
@@ -123,6 +124,60 @@ def test_batching_modes_agree(first_order):
     for mode in ("vmap", "loop"):
         for a, b in zip(results["stacked"], results[mode]):
             assert torch.allclose(a, b, rtol=1e-12, atol=1e-14), mode
+
+
+@pytest.mark.parametrize("mode", ["stacked", "vmap", "loop"])
+def test_fresh_batches_chain_one_step_per_batch(mode):
+    """Fresh support batches: step k on batch k, with its own step size, for every task;
+    against single-batch steps taken one after another per task."""
+    policy, b0, b1, query = synthetic(seed=4, batches=3)
+    learner = MAMLTRPO(policy, inner_steps=2, inner_lr=[0.3, 0.1], mode=mode)
+    params = params_of(policy)
+    adapted = learner.adapt(params, [b0, b1])
+    one = MAMLTRPO(policy, inner_steps=1, inner_lr=0.3)
+    for i in range(3):
+        task = [PGBatch(*(t[i:i + 1] for t in b)) for b in (b0, b1)]
+        p = {k: v[0] for k, v in one.adapt(params, task[0]).items()}
+        one.inner_lr = 0.1
+        p = {k: v[0] for k, v in one.adapt(p, task[1]).items()}
+        one.inner_lr = 0.3
+        for k in params:
+            assert torch.allclose(adapted[k][i], p[k], rtol=1e-12, atol=1e-14), (mode, k)
+    # the first k batches give the policy the next one is sampled with
+    after_one = learner.adapted_for_sampling([b0])
+    direct = MAMLTRPO(policy, inner_steps=1, inner_lr=0.3, mode=mode).adapted_for_sampling(b0)
+    assert all(torch.equal(after_one[k], direct[k]) for k in params)
+    with pytest.raises(ValueError, match="3 support batches for 2 inner steps"):
+        learner.adapt(params, [b0, b1, query])
+
+
+def test_fresh_meta_gradient_and_kl_curvature_match_finite_differences():
+    """Through two steps on two batches: the meta-gradient against float64 central
+    differences, and the Gauss-Newton KL product against double back-propagation."""
+    policy, b0, b1, query = synthetic(seed=6, batches=3)
+    learner = MAMLTRPO(policy, inner_steps=2, inner_lr=[0.3, 0.15])
+    params = params_of(policy)
+    loss = learner.meta_loss(params, [b0, b1], query)
+    analytic = flatten(torch.autograd.grad(loss, list(params.values())))
+    numeric = finite_difference_grad(lambda p: learner.meta_loss(p, [b0, b1], query).item(),
+                                     params)
+    assert torch.allclose(analytic, numeric, rtol=1e-6, atol=1e-9), (analytic - numeric).abs().max()
+    # the second batch matters: sharing the first would give another gradient
+    shared = flatten(torch.autograd.grad(learner.meta_loss(params, b0, query),
+                                         list(params.values())))
+    assert (shared - analytic).abs().max() > 1e-3
+    adapted = learner.adapt(params, [b0, b1])
+    old = learner.frozen_dist(adapted, query)
+    v = torch.randn(analytic.shape, generator=torch.Generator().manual_seed(8), dtype=DT)
+    products = {}
+    for fisher in ("autograd", "gauss-newton"):
+        learner.trpo.fisher = fisher
+        products[fisher] = learner.kl_hessian_vector(params, adapted, old, [b0, b1], query)(v)
+    assert torch.allclose(products["autograd"], products["gauss-newton"], rtol=1e-10,
+                          atol=1e-13)
+    stats = learner.step([b0, b1], query)
+    assert stats["accepted"] == 1.0 and stats["surrogate_after"] < stats["surrogate_before"]
+    assert stats["kl"] <= learner.trpo.max_kl
 
 
 def test_inner_step_is_reinforce_gradient_per_task():

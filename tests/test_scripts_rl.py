@@ -423,10 +423,12 @@ def test_drift_warning_is_given_once_in_training(tmp_path, capsys, monkeypatch):
     assert err.count("moved the pre-update policy") == 1 and f"at iteration {first} " in err
 
 
-def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("inner", [{}, {"inner_steps": 2, "inner_batches": "fresh",
+                                         "later_inner_lr": 0.05}])
+def test_rl_resume_reproduces_uninterrupted_run(tmp_path, inner):
     base = RLConfig(iterations=4, meta_batch=3, episodes_per_task=2, horizon=10,
                     hidden_sizes=(16,), threads=1, checkpoint_every=2, eval_every=1,
-                    eval_tasks=2, eval_timesteps=20)
+                    eval_tasks=2, eval_timesteps=20, **inner)
     full = MetaRLTrainer(base, tmp_path / "full", progress=False)
     full.train()
     MetaRLTrainer(replace(base, iterations=2), tmp_path / "part", progress=False).train()
@@ -436,6 +438,36 @@ def test_rl_resume_reproduces_uninterrupted_run(tmp_path):
     for (k, a), b in zip(full.policy.state_dict().items(), resumed.policy.state_dict().values()):
         assert torch.equal(a, b), k
     assert resumed.best == full.best and resumed.val_history == full.val_history
+
+
+def test_fresh_inner_batches_are_sampled_by_the_partly_adapted_policy(tmp_path):
+    """--inner-batches fresh: inner step k trains on episodes of the policy after k - 1
+    steps. The recorded log-probabilities of the second batch's actions must be those of the
+    once-adapted policy (and not of θ), and each batch's return is logged."""
+    cfg = RLConfig(iterations=1, meta_batch=3, episodes_per_task=2, horizon=10,
+                   hidden_sizes=(16,), threads=1, inner_steps=2, inner_batches="fresh",
+                   inner_lr=0.3, later_inner_lr=0.1, select_best="last")
+    trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)
+    seen = []
+    trainer.before_outer = lambda support, query: seen.append((support, query))
+    theta = {k: v.detach().clone() for k, v in trainer.policy.named_parameters()}
+    scalars, ok = trainer.step()
+    assert ok and trainer.learner.inner_lr == [0.3, 0.1]
+    (first, second), query = seen[0]
+    policy = trainer.policy
+
+    def behaviour(params, batch):
+        logp = policy.log_prob(params, batch.observations, batch.actions)
+        return torch.where(batch.mask > 0, logp, torch.zeros_like(logp))
+
+    once = trainer.learner.adapt(theta, [first])  # from θ before the iteration's TRPO step
+    twice = trainer.learner.adapt(theta, [first, second])
+    stacked_theta = {k: v.expand(3, *v.shape) for k, v in theta.items()}
+    for batch, params in ((first, stacked_theta), (second, once), (query, twice)):
+        torch.testing.assert_close(batch.log_probs * batch.mask, behaviour(params, batch))
+    assert not torch.allclose(second.log_probs * second.mask, behaviour(stacked_theta, second))
+    assert set(scalars) >= {"returns/before_adaptation", "returns/after_1_inner_steps",
+                            "returns/after_adaptation"}
 
 
 def test_halfcheetah_smoke(tmp_path):
@@ -463,6 +495,9 @@ def test_halfcheetah_smoke(tmp_path):
         (["--inner-loss", "dice"], "unknown --inner-loss 'dice'"),
         (["--meta-batch", "0"], "--meta-batch must be at least 1"),
         (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
+        (["--inner-batches", "reused"],
+         "unknown --inner-batches 'reused'; choose shared or fresh"),
+        (["--later-inner-lr", "0"], "--later-inner-lr must be positive, got 0.0"),
         (["--trpo.trust-region", "initial"],
          "unknown --trpo.trust-region 'initial'; choose adapted or adapted+initial"),
     ],

@@ -29,7 +29,8 @@ def exact_kls(learner: MAMLTRPO, support, query, proposal, step, eps: float) -> 
     theta = {k: v.detach() for k, v in proposal.params.items()}
     d = unflatten(step, theta)
     moved = {k: theta[k] + eps * d[k] for k in theta}
-    n = support.mask.shape[0]
+    first = learner.first_batch(support)
+    n = first.mask.shape[0]
     with torch.no_grad():
         on_query = GaussianDist(*learner.policy.dist(expand(theta, n), query.observations))
         return {
@@ -40,14 +41,16 @@ def exact_kls(learner: MAMLTRPO, support, query, proposal, step, eps: float) -> 
                 proposal.old, query).item(),
             "kl_initial_query": learner.initial_kl(moved, on_query, query).item(),
             "kl_initial_support": learner.initial_kl(moved, proposal.old_initial,
-                                                     support).item(),
+                                                     first).item(),
         }
 
 
-@pytest.mark.parametrize("steps", [1, 2])
-def test_quadratic_models_match_exact_kls(steps):
-    policy, support, query = synthetic()
+@pytest.mark.parametrize("steps,fresh", [(1, False), (2, False), (2, True)])
+def test_quadratic_models_match_exact_kls(steps, fresh):
+    policy, support, query, second = synthetic(batches=3)
     learner = MAMLTRPO(policy, inner_steps=steps, inner_lr=[0.4, 0.2][:steps])
+    if fresh:  # step 2 on its own batch (--inner-batches fresh)
+        support = [support, second]
     proposal = learner.propose(support, query)
     random_step = torch.randn(proposal.full_step.shape, dtype=torch.float64,
                               generator=torch.Generator().manual_seed(1))
@@ -104,7 +107,10 @@ def test_config_round_trips_through_config_json():
     identity = json.loads(json.dumps(cfg.identity()))
     assert config_from_identity(identity) == cfg
     del identity["trpo"]["trust_region"]  # a run started before the setting existed
-    assert config_from_identity(identity).trpo.trust_region == "adapted"
+    del identity["inner_batches"], identity["later_inner_lr"]
+    old = config_from_identity(identity)
+    assert old.trpo.trust_region == "adapted" and old.inner_batches == "shared"
+    assert old.later_inner_lr is None
     with pytest.raises(MetaRLError, match="does not know: warp"):
         config_from_identity({**identity, "warp": 9})
 
