@@ -26,10 +26,10 @@ demo: install
 	$(BIN)/python scripts/train_supervised.py --preset sinusoid-demo --k-shot 5 --out-dir $(DEMO_DIR)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n auto -m slow
 
 lint: install
 	$(BIN)/ruff check metarl envs supervised scripts tests

@@ -9,12 +9,14 @@ half-written one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from metarl.errors import MetaRLError
 
@@ -41,12 +43,18 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename + dir fsync).
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open ``path`` for writing in binary, atomically (temp file + fsync + rename + dir fsync).
 
-    The file gets the permissions a plain ``open(path, "w")`` would give (``0o666`` less the
-    umask), not the owner-only ones of the temporary file, so a run folder on a shared
-    filesystem stays readable by whoever could read it before.
+    What is written goes to a temporary file of a unique name in the target's folder; only
+    when the ``with`` block ends without an error is it fsync'ed and renamed over ``path``
+    (an error deletes it, and ``path`` keeps what it held). The unique name lets two writers
+    of the same file (two tests, two users converting one dataset) race safely: each renames
+    a complete file, the last one wins. The file gets the permissions a plain
+    ``open(path, "w")`` would give (``0o666`` less the umask), not the owner-only ones of the
+    temporary file, so a run folder on a shared filesystem stays readable by whoever could
+    read it before.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +62,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -62,6 +70,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_writer`)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from metarl.errors import MetaRLError, require
+from metarl.io import atomic_writer
 
 REPO = Path(__file__).resolve().parents[1]
 """The source checkout (``supervised/`` sits at its top level in an editable install)."""
@@ -49,14 +50,12 @@ def resolve_root(name: str, explicit: str | os.PathLike[str] | None, marker: str
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path:
-    """Save ``arrays`` (in their order) as ``path`` atomically: a temp file, then a rename, so
-    an interrupted conversion never leaves a truncated cache behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        save: Callable[..., None] = np.savez_compressed if compress else np.savez
+    """Save ``arrays`` (in their order) as ``path`` atomically (:func:`metarl.io.atomic_writer`),
+    so an interrupted conversion never leaves a truncated cache behind and two processes
+    converting at once do not write into one temporary file."""
+    save: Callable[..., None] = np.savez_compressed if compress else np.savez
+    with atomic_writer(path) as f:
         save(f, **arrays)
-    os.replace(tmp, path)
     return path
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from metarl.errors import MetaRLError, require
+from metarl.io import atomic_writer
 from metarl.supervised.datafiles import read_npz, resolve_root, write_npz
 
 SETS = ("images_background", "images_evaluation")
@@ -198,20 +199,16 @@ def download_release(name: str, folder: Path, timeout: float = 60.0) -> Path:
     """Download ``<name>.zip`` of the original release into ``folder``."""
     url = RELEASE_URL.format(name=name)
     target = folder / f"{name}.zip"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_writer(target) as f:
             while chunk := response.read(1 << 20):
                 f.write(chunk)
     except (urllib.error.URLError, OSError, TimeoutError) as err:
-        tmp.unlink(missing_ok=True)
         raise MetaRLError(
             f"could not download {url} ({err}); without a network, put images_background.zip "
             f"and images_evaluation.zip from github.com/brendenlake/omniglot (folder python/), "
             f"or their extracted folders, into {folder}"
         ) from None
-    os.replace(tmp, target)
     return target
 
 

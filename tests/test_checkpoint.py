@@ -121,6 +121,39 @@ def test_atomic_writes_get_the_umask_permissions(tmp_path):
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_an_atomic_writer_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    from metarl.io import atomic_writer
+
+    target = tmp_path / "cache.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="interrupted"), atomic_writer(target) as f:
+        f.write(b"half of the new")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_interleaved_writers_of_one_file_do_not_share_a_temporary(tmp_path):
+    """Two processes converting one dataset at once (or two test workers) each write their own
+    temporary file: the target ends as one complete version, never a mix of both."""
+    import numpy as np
+
+    from metarl.io import atomic_writer
+    from metarl.supervised.datafiles import write_npz
+
+    target = tmp_path / "set.npz"
+    with atomic_writer(target) as first, atomic_writer(target) as second:
+        first.write(b"A" * 1000)
+        second.write(b"B" * 10)
+        first.write(b"A" * 1000)
+    assert target.read_bytes() == b"A" * 2000  # the writer that finishes last wins
+    assert sorted(tmp_path.iterdir()) == [target]
+    arrays = {"images": np.arange(12, dtype=np.uint8).reshape(3, 4), "label": np.arange(3)}
+    write_npz(target, arrays, compress=True)
+    with np.load(target) as data:
+        assert list(data.files) == ["images", "label"]
+        np.testing.assert_array_equal(data["images"], arrays["images"])
+
+
 def test_results_json_is_strict_json_with_null_for_undefined_values(tmp_path):
     """A single goal's CI is NaN; the file must still parse as standard JSON (no NaN token),
     with numpy and torch values written as plain numbers and lists."""

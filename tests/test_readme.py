@@ -27,10 +27,10 @@ def test_ci_runs_the_readme_test_command():
     assert block, "README lost its spelled-out commands"
     commands = re.split(r"\n(?=python3 -m venv)", block.group(1).strip())
     test_command = commands[-1]
-    assert test_command.rstrip().endswith(".venv/bin/python -m pytest")
+    assert test_command.rstrip().endswith(".venv/bin/python -m pytest -n auto")
     assert test_command in ci
     makefile = (REPO / "Makefile").read_text()
-    assert "test: install\n\t$(BIN)/python -m pytest\n" in makefile
+    assert "test: install\n\t$(BIN)/python -m pytest -n auto\n" in makefile
 
 
 def test_env_examples_run() -> None:
