@@ -1,10 +1,10 @@
 """Crash-safe file writes, and reading and placing the files users pass in with one clear error.
 
-Every file a run writes that a user could lose (checkpoints, ``results.json``, ``config.json``)
-goes through :func:`atomic_write_bytes`: the bytes go to a temporary file in the same folder,
-are flushed and fsync'ed, and the temporary file is renamed over the target, then the folder
-itself is fsync'ed. A crash (even SIGKILL) leaves either the old file or the new one, never a
-half-written one.
+Every file a run writes that a user could lose (checkpoints, ``results.json``, ``config.json``,
+the dataset caches and downloads) goes through :func:`atomic_writer`: the bytes go to a
+temporary file of a unique name in the same folder, are flushed and fsync'ed, and the temporary
+file is renamed over the target, then the folder itself is fsync'ed. A crash (even SIGKILL)
+leaves either the old file or the new one, never a half-written one.
 """
 
 from __future__ import annotations
