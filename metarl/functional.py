@@ -59,6 +59,39 @@ def functional_loss(
     return loss
 
 
+def split_params(params: Mapping[str, Tensor], names: Iterable[str]) -> tuple[Params, Params]:
+    """``(params without names, params with names)``; a name ``params`` lacks is an error.
+
+    Used to separate the fast weights the inner loop adapts from outer-only parameters.
+    """
+    chosen = set(names)
+    missing = sorted(chosen - set(params))
+    if missing:
+        raise ValueError(f"no parameters named {', '.join(missing)} (have {', '.join(params)})")
+    return ({k: v for k, v in params.items() if k not in chosen},
+            {k: v for k, v in params.items() if k in chosen})
+
+
+def with_fixed(fn: Callable[[Params, Any], Any], fixed: Mapping[str, Tensor]
+               ) -> Callable[[Params, Any], Any]:
+    """``fn`` as a function of the other parameters, with ``fixed`` supplied as they are.
+
+    ``with_fixed(loss, {"b": b})(params, batch) == loss({**params, "b": b}, batch)``. The
+    inner loop (:func:`metarl.adapt.adapt`) differentiates and updates only the dict it is
+    given, so the fixed tensors are never adapted; they stay in the autograd graph, and the
+    outer gradient still reaches them (MAML's outer-only parameters, e.g. the original code's
+    batch-norm offsets).
+    """
+    if not fixed:
+        return fn
+    held = dict(fixed)
+
+    def fn_with_fixed(params: Params, batch: Any) -> Any:
+        return fn({**params, **held}, batch)
+
+    return fn_with_fixed
+
+
 def detach(params: Mapping[str, Tensor]) -> Params:
     """A copy of ``params`` cut from the autograd graph (values shared, not cloned)."""
     return {k: v.detach() for k, v in params.items()}

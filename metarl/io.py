@@ -4,16 +4,19 @@ Every file a run writes that a user could lose (checkpoints, ``results.json``, `
 the dataset caches and downloads) goes through :func:`atomic_writer`: the bytes go to a
 temporary file of a unique name in the same folder, are flushed and fsync'ed, and the temporary
 file is renamed over the target, then the folder itself is fsync'ed. A crash (even SIGKILL)
-leaves either the old file or the new one, never a half-written one.
+leaves either the old file or the new one, never a half-written one; the temporary a SIGKILL
+orphans is deleted by a later write of the same file once it is a day old.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +45,24 @@ def _umask() -> int:
 
 _FILE_MODE = 0o666 & ~_umask()
 
+STALE_TEMPORARY_SECONDS = 24 * 3600
+"""A writer's temporary file untouched for this long was left by a killed process."""
+
+
+def _sweep_stale_temporaries(target: Path) -> None:
+    """Delete temporaries of ``target`` that a killed writer left behind.
+
+    A SIGKILL between :func:`tempfile.mkstemp` and the rename leaves ``.<name>.<random>.tmp``
+    (GB-sized for a dataset cache). Only those of the same target and not modified for
+    :data:`STALE_TEMPORARY_SECONDS` go: a live writer's file is modified as it is written, so a
+    concurrent writer's temporary is never taken from under it.
+    """
+    now = time.time()
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # another sweeper was first, or no permission
+            if now - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                tmp.unlink()
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
@@ -54,10 +75,12 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     a complete file, the last one wins. The file gets the permissions a plain
     ``open(path, "w")`` would give (``0o666`` less the umask), not the owner-only ones of the
     temporary file, so a run folder on a shared filesystem stays readable by whoever could
-    read it before.
+    read it before. Temporaries a killed writer left for this ``path`` more than a day ago are
+    deleted first (:func:`_sweep_stale_temporaries`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_temporaries(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, _FILE_MODE)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from torch import nn
 
-from metarl.functional import LossFn, TaskLossesFn
+from metarl.functional import LossFn, Params, TaskLossesFn, split_params, with_fixed
 from metarl.meta import MetricFn
 
 
@@ -47,6 +47,10 @@ class SupervisedProblem:
         task_losses: optional ``loss_fn`` for task-stacked parameters (per-task losses);
             when present, the vectorised meta-gradient uses it instead of vmap
             (:func:`metarl.adapt.adapt_stacked`).
+        outer_only: names of parameters the inner loop leaves as they are; they are
+            meta-learned by the outer update alone (e.g. the original code's batch-norm
+            offsets, :func:`metarl.supervised.models.outer_only_names`). Empty: every
+            parameter is a fast weight.
     """
 
     model: nn.Module
@@ -54,3 +58,30 @@ class SupervisedProblem:
     metric_fn: MetricFn | None
     splits: dict[str, TaskSampler]
     task_losses: TaskLossesFn | None = None
+    outer_only: tuple[str, ...] = ()
+
+    def inner_view(self, params: Params) -> InnerView:
+        """The problem as the inner loop sees it, for parameters ``params`` (all of them).
+
+        The returned functions take the fast weights alone and supply ``params``'s
+        outer-only entries themselves, so that :func:`metarl.adapt.adapt` (and everything
+        built on it: the MAML objective, the evaluation curves) adapts the fast weights only,
+        while a loss computed through them still depends on -- and back-propagates to -- the
+        outer-only parameters. Without outer-only parameters this is the problem itself.
+        """
+        if not self.outer_only:
+            return InnerView(params, self.loss_fn, self.metric_fn, self.task_losses)
+        fast, fixed = split_params(params, self.outer_only)
+        metric_fn = None if self.metric_fn is None else with_fixed(self.metric_fn, fixed)
+        # the stacked loss would need task-stacked copies of the fixed tensors: use vmap
+        return InnerView(fast, with_fixed(self.loss_fn, fixed), metric_fn, None)
+
+
+class InnerView(NamedTuple):
+    """What :meth:`SupervisedProblem.inner_view` returns: the fast weights and the problem's
+    functions of them."""
+
+    fast: Params
+    loss_fn: LossFn
+    metric_fn: MetricFn | None
+    task_losses: TaskLossesFn | None

@@ -33,7 +33,7 @@ from metarl.checkpoint import (
 from metarl.distributed import DistContext
 from metarl.errors import require
 from metarl.evaluation import evaluate, tune_step_size
-from metarl.functional import Params, concat_examples, params_of, tree_map
+from metarl.functional import Params, concat_examples, detach, params_of, tree_map
 from metarl.io import atomic_write_json
 from metarl.logger import RunLogger
 from metarl.loop import load_latest_state, loop_state, restore_loop_state, run_loop, say
@@ -151,16 +151,23 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
     * reptile: θ − mean_i θ'_i, adapting on support ∪ query (Reptile has no query split);
     * pretrained: ∇_θ of the loss at θ itself on support ∪ query (joint training).
 
+    The problem's outer-only parameters (:attr:`SupervisedProblem.outer_only`) are held fixed
+    in the inner loop and receive the outer gradient through the query loss.
+
     With ``cfg.compile`` the pure part (objective or pseudo-gradient) goes through
     :func:`torch.compile`; Dynamo inlines the inner ``torch.func.grad``, so the compiled graph
     contains the inner gradient explicitly and the outer backward is an ordinary one.
     """
-    loss_fn, metric_fn = problem.loss_fn, problem.metric_fn
+    require(cfg.algo != "reptile" or not problem.outer_only,
+            "reptile cannot meta-learn outer-only parameters (its update θ − mean θ' is zero "
+            f"for parameters the inner loop does not adapt: {', '.join(problem.outer_only)}); "
+            "use maml or fomaml, or make every parameter a fast weight")
 
     def maybe_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
         return torch.compile(fn) if cfg.compile else fn
 
     if cfg.algo == "reptile":
+        loss_fn = problem.loss_fn
 
         def pseudo(params: Params, data: Any) -> Params:
             return reptile_pseudo_gradient(loss_fn, params, data, steps=cfg.inner_steps,
@@ -176,15 +183,16 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
         return reptile_step
 
     pretrained = cfg.algo == "pretrained"
-    # The stacked path (no vmap) is the faster eager one; under torch.compile the vmap path
-    # is compiled instead (AOTAutograd cannot double-backward through autograd.grad).
-    stacked = None if cfg.compile else problem.task_losses
 
     def objective(params: Params, support: Any, query: Any) -> MetaOutput:
-        return maml_objective(loss_fn, params, support, query,
+        view = problem.inner_view(params)  # the inner loop adapts the fast weights only
+        # The stacked path (no vmap) is the faster eager one; under torch.compile the vmap
+        # path is compiled instead (AOTAutograd cannot double-backward through autograd.grad).
+        return maml_objective(view.loss_fn, view.fast, support, query,
                               steps=0 if pretrained else cfg.inner_steps, lr=cfg.inner_lr,
-                              first_order=cfg.algo == "fomaml", metric_fn=metric_fn,
-                              vectorize=cfg.vectorize, stacked=stacked)
+                              first_order=cfg.algo == "fomaml", metric_fn=view.metric_fn,
+                              vectorize=cfg.vectorize,
+                              stacked=None if cfg.compile else view.task_losses)
 
     objective_c = maybe_compile(objective)
     prefix = "train/" if pretrained else "train/query_"
@@ -300,9 +308,9 @@ class MetaTrainer:
         """Adaptation curve on ``n_tasks`` tasks of ``split`` (same tasks for every run)."""
         require(split in self.problem.splits, f"this family has no {split!r} split")
         seed = self.cfg.eval_seed + {"train": 0, "val": 1, "test": 2}.get(split, 3)
+        view = self.problem.inner_view(detach(self.params))
         result = evaluate(
-            self.problem.loss_fn, self.problem.metric_fn, self.params,
-            self.problem.splits[split], n_tasks=n_tasks,
+            view.loss_fn, view.metric_fn, view.fast, self.problem.splits[split], n_tasks=n_tasks,
             steps=self.cfg.eval_inner_steps if steps is None else steps,
             lr=self.eval_lr if lr is None else lr, seed=seed, chunk=self.cfg.eval_chunk,
             vectorize=self.cfg.vectorize,
@@ -322,8 +330,9 @@ class MetaTrainer:
         if self.cfg.algo == "pretrained" and self.cfg.eval_inner_lr is None:
             split = "val" if "val" in self.problem.splits else "train"
             grid = [lr * f for f in (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)]
+            view = self.problem.inner_view(detach(self.params))
             lr, scores = tune_step_size(
-                self.problem.loss_fn, self.params, self.problem.splits[split],
+                view.loss_fn, view.fast, self.problem.splits[split],
                 candidates=grid, n_tasks=min(self.cfg.eval_tasks or 100, 200),
                 steps=self.cfg.eval_inner_steps, seed=self.cfg.eval_seed + 7,
             )

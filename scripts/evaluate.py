@@ -22,7 +22,7 @@ import tyro
 from metarl.allocator import keep_freed_memory
 from metarl.errors import MetaRLError, cli_errors, require
 from metarl.evaluation import evaluate
-from metarl.functional import params_of
+from metarl.functional import detach, params_of
 from metarl.io import atomic_write_json, read_json
 from metarl.plotting import plot_adaptation_curves
 from metarl.rundir import unique_path
@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     lr, lr_source = step_size(cfg, run_cfg)
     offset = {"train": 0, "val": 1, "test": 2}[cfg.split]
     seed = cfg.seed if cfg.seed is not None else run_cfg.eval_seed + offset
-    result = evaluate(problem.loss_fn, problem.metric_fn, params_of(problem.model),
-                      problem.splits[cfg.split], n_tasks=cfg.tasks, steps=cfg.steps, lr=lr,
-                      seed=seed, chunk=run_cfg.eval_chunk, vectorize=run_cfg.vectorize)
+    view = problem.inner_view(detach(params_of(problem.model)))  # adapts the fast weights only
+    result = evaluate(view.loss_fn, view.metric_fn, view.fast, problem.splits[cfg.split],
+                      n_tasks=cfg.tasks, steps=cfg.steps, lr=lr, seed=seed,
+                      chunk=run_cfg.eval_chunk, vectorize=run_cfg.vectorize)
     result["inner_lr_source"] = lr_source
     out = cfg.out or cfg.run_dir / f"eval-{cfg.split}-{cfg.steps}steps-{cfg.tasks}tasks.json"
     out = unique_path(out)

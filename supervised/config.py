@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from metarl.errors import MetaRLError, require
+from metarl.supervised.models import NORM_STYLES
 from metarl.supervised.presets import PRESETS
 from metarl.trainer import LoopConfig
 
@@ -30,6 +31,10 @@ class SupervisedConfig(LoopConfig):
     mlp_init: str = "torch"
     """Initialisation of the sinusoid MLP: torch (PyTorch's default) or maml (the original
     code's truncated normal, std 0.01, zero biases)."""
+    batch_norm: str = "fast"
+    """Batch norm's affine map (classification only): fast -- scale and shift, both adapted in
+    the inner loop; original -- a shift only, meta-learned by the outer update alone, as in
+    the original code (docs/conventions.md). original needs --algo maml, fomaml or pretrained."""
     data_root: Path | None = None
     """Dataset folder (classification only); see docs/data.md for the default location."""
     out_dir: Path = Path("runs/sinusoid-maml")
@@ -49,6 +54,16 @@ class SupervisedConfig(LoopConfig):
         require(self.n_way >= 2, f"--n-way must be at least 2, got {self.n_way}")
         require(self.mlp_init in ("torch", "maml"),
                 f"unknown --mlp-init {self.mlp_init!r}; choose torch or maml")
+        require(self.batch_norm in NORM_STYLES,
+                f"unknown --batch-norm {self.batch_norm!r}; choose {' or '.join(NORM_STYLES)}")
+        if self.batch_norm == "original":
+            require(self.family != "sinusoid",
+                    "--batch-norm original applies to omniglot and miniimagenet (the sinusoid "
+                    "MLP has no batch norm); leave it at fast")
+            require(self.algo != "reptile",
+                    "--batch-norm original makes the shifts outer-only parameters, which "
+                    "reptile cannot learn (θ − mean θ' is zero for them); use --algo maml or "
+                    "fomaml, or --batch-norm fast")
 
     def identity(self) -> dict[str, Any]:
         """The settings recorded in config.json (everything but the resume flag)."""

@@ -21,7 +21,12 @@ from metarl.functional import LossFn, Params, functional_loss
 from metarl.meta import MetricFn
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.miniimagenet import SPLITS, load_split
-from metarl.supervised.models import conv4_miniimagenet, conv4_omniglot
+from metarl.supervised.models import (
+    NormStyle,
+    conv4_miniimagenet,
+    conv4_omniglot,
+    outer_only_names,
+)
 from metarl.supervised.omniglot import OmniglotProtocol, omniglot_splits
 from metarl.tasks import SupervisedProblem
 
@@ -52,7 +57,8 @@ def classification_problem(
     """Wrap ``model`` and uint8 class tensors ``[classes, images, C, H, W]`` per split.
 
     Training episodes use ``k_query`` query images per class, validation and test episodes
-    ``eval_query``. The model is moved to ``device`` and ``dtype``.
+    ``eval_query``. The model is moved to ``device`` and ``dtype``; its outer-only parameters
+    (:func:`~metarl.supervised.models.outer_only_names`) become the problem's.
     """
     model.to(device=device, dtype=dtype)
     loss_fn: LossFn = functional_loss(model, nn.functional.cross_entropy)
@@ -67,7 +73,8 @@ def classification_problem(
         )
         for name, images in splits.items()
     }
-    return SupervisedProblem(model, loss_fn, accuracy_metric(model), samplers)
+    return SupervisedProblem(model, loss_fn, accuracy_metric(model), samplers,
+                             outer_only=outer_only_names(model))
 
 
 def _omniglot_splits(data_root: str | os.PathLike[str] | None) -> dict[str, np.ndarray]:
@@ -79,13 +86,13 @@ def _miniimagenet_splits(data_root: str | os.PathLike[str] | None) -> dict[str, 
 
 
 FAMILIES: dict[str, tuple[Callable[[str | os.PathLike[str] | None], dict[str, np.ndarray]],
-                          Callable[[int], nn.Module]]] = {
+                          Callable[[int, NormStyle], nn.Module]]] = {
     "omniglot": (_omniglot_splits, conv4_omniglot),
     "miniimagenet": (_miniimagenet_splits, conv4_miniimagenet),
 }
-"""Family name -> (its splits as uint8 class tensors, its conv4). Omniglot: MAML's character
-split with rotations and conv4-64 (strided); MiniImagenet: Ravi & Larochelle's split and
-conv4-32 (max-pool)."""
+"""Family name -> (its splits as uint8 class tensors, its conv4 for (n_way, norm)).
+Omniglot: MAML's character split with rotations and conv4-64 (strided); MiniImagenet: Ravi &
+Larochelle's split and conv4-32 (max-pool)."""
 
 
 def fewshot_problem(
@@ -98,11 +105,13 @@ def fewshot_problem(
     data_root: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    norm: NormStyle = "fast",
 ) -> SupervisedProblem:
-    """N-way K-shot classification on ``family`` (a key of :data:`FAMILIES`)."""
+    """N-way K-shot classification on ``family`` (a key of :data:`FAMILIES`), with the
+    batch-norm parametrisation ``norm`` (:data:`~metarl.supervised.models.NormStyle`)."""
     require(family in FAMILIES, f"unknown few-shot family {family!r}; choose one of "
             + ", ".join(FAMILIES))
     load, make_model = FAMILIES[family]
     return classification_problem(
-        make_model(n_way), load(data_root), n_way, k_shot, k_query, eval_query, device, dtype
+        make_model(n_way, norm), load(data_root), n_way, k_shot, k_query, eval_query, device, dtype
     )

@@ -69,6 +69,19 @@ class MLP(nn.Module):
         return x
 
 
+NormStyle = Literal["fast", "original"]
+"""How batch norm's affine map is parametrised and who learns it:
+
+* ``"fast"`` (our default): a scale γ and a shift β, both fast weights, adapted in the inner
+  loop like the convolution weights;
+* ``"original"``: a shift β only, held fixed by the inner loop and meta-learned by the outer
+  update alone -- the original code's ``tf.contrib.layers.batch_norm`` with its defaults
+  (``center=True, scale=False``), whose β lives outside the ``weights`` dict the inner loop
+  updates (cbfinn/maml ``utils.normalize``). See :func:`outer_only_names`.
+"""
+NORM_STYLES: tuple[str, ...] = ("fast", "original")
+
+
 class BatchStatNorm2d(nn.Module):
     """Batch normalisation from batch statistics only, with a learnable affine map.
 
@@ -76,7 +89,8 @@ class BatchStatNorm2d(nn.Module):
     over the batch and spatial axes of the input it is given. There are no running statistics:
     as in the original MAML code (``tf.contrib.layers.batch_norm`` in training mode, used at
     meta-test time too), every forward pass normalises with the statistics of its own batch, so
-    evaluation is transductive over a task's query set.
+    evaluation is transductive over a task's query set. With ``style="original"`` there is no
+    ``weight`` (γ = 1) and the ``bias`` is an outer-only parameter (:data:`NormStyle`).
 
     Why not ``nn.BatchNorm2d(track_running_stats=False)``: under :func:`torch.func.vmap` its
     fused kernel's batching rule gives a second-order meta-gradient that disagrees with the
@@ -85,17 +99,33 @@ class BatchStatNorm2d(nn.Module):
     vmap, ``torch.func.grad`` and double backward.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, style: NormStyle = "fast") -> None:
         super().__init__()
+        if style not in NORM_STYLES:
+            raise ValueError(f"batch-norm style must be one of {NORM_STYLES}, got {style!r}")
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
+        self.style = style
+        self.weight = nn.Parameter(torch.ones(channels)) if style == "fast" else None
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
         var = x.var(dim=(0, 2, 3), correction=0, keepdim=True)
-        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        scale = torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            scale = self.weight.view(1, -1, 1, 1) * scale
         return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+
+
+def outer_only_names(model: nn.Module) -> tuple[str, ...]:
+    """Names of ``model``'s parameters that the inner loop must leave as they are.
+
+    These are the shifts of its ``style="original"`` batch norms: the original code
+    meta-learns them with the outer optimiser only (:data:`NormStyle`). The names go into
+    :attr:`metarl.tasks.SupervisedProblem.outer_only`.
+    """
+    return tuple(f"{name}.bias" for name, module in model.named_modules()
+                 if isinstance(module, BatchStatNorm2d) and module.style == "original")
 
 
 Downsample = Literal["stride", "maxpool"]
@@ -114,8 +144,8 @@ class Conv4(nn.Module):
     The convolutions have no bias: batch norm subtracts the batch mean right after, so a bias
     there would have an identically zero gradient (the original code carries one anyway).
 
-    Parameter names: ``blocks.{i}.conv.weight``, ``blocks.{i}.norm.weight``/``.bias``,
-    ``head.weight``/``.bias``.
+    Parameter names: ``blocks.{i}.conv.weight``, ``blocks.{i}.norm.weight``/``.bias`` (no
+    ``.weight`` with ``norm="original"``, :data:`NormStyle`), ``head.weight``/``.bias``.
     """
 
     def __init__(
@@ -126,6 +156,7 @@ class Conv4(nn.Module):
         downsample: Downsample = "stride",
         image_size: int = 28,
         eps: float = 1e-5,
+        norm: NormStyle = "fast",
     ) -> None:
         super().__init__()
         if downsample not in ("stride", "maxpool"):
@@ -139,7 +170,7 @@ class Conv4(nn.Module):
             block.conv = nn.Conv2d(
                 in_channels if i == 0 else width, width, 3, stride=stride, padding=1, bias=False
             )
-            block.norm = BatchStatNorm2d(width, eps)
+            block.norm = BatchStatNorm2d(width, eps, norm)
             blocks.append(block)
             size = (size + 1) // 2 if downsample == "stride" else size // 2
         if size < 1:
@@ -166,11 +197,11 @@ class Conv4(nn.Module):
         return self.head(x)
 
 
-def conv4_omniglot(n_way: int) -> Conv4:
+def conv4_omniglot(n_way: int, norm: NormStyle = "fast") -> Conv4:
     """Conv4 for 28×28 grey Omniglot: 64 filters, stride-2 convolutions."""
-    return Conv4(1, n_way, width=64, downsample="stride", image_size=28)
+    return Conv4(1, n_way, width=64, downsample="stride", image_size=28, norm=norm)
 
 
-def conv4_miniimagenet(n_way: int) -> Conv4:
+def conv4_miniimagenet(n_way: int, norm: NormStyle = "fast") -> Conv4:
     """Conv4 for 84×84 RGB MiniImagenet: 32 filters (to reduce overfitting), 2×2 max-pool."""
-    return Conv4(3, n_way, width=32, downsample="maxpool", image_size=84)
+    return Conv4(3, n_way, width=32, downsample="maxpool", image_size=84, norm=norm)

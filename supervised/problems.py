@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 from metarl.errors import MetaRLError
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.fewshot import FAMILIES, fewshot_problem
+from metarl.supervised.models import NormStyle
 from metarl.supervised.sinusoid import sinusoid_problem
 from metarl.tasks import SupervisedProblem
 
@@ -18,7 +20,8 @@ def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:
                                 init=cfg.mlp_init)
     if cfg.family in FAMILIES:
         return fewshot_problem(cfg.family, cfg.n_way, cfg.k_shot, cfg.k_query, cfg.eval_query,
-                               data_root=cfg.data_root, device=cfg.device)
+                               data_root=cfg.data_root, device=cfg.device,
+                               norm=cast(NormStyle, cfg.batch_norm))
     raise MetaRLError(f"family {cfg.family!r} is not available in this build")
 
 

@@ -116,10 +116,11 @@ def _data_rules(cfg: SupervisedConfig, digest: str | None
     """
     identity = {**cfg.identity(), "data_digest": digest}
     stored = _stored_config(cfg.out_dir) if cfg.resume else {}
+    added = {"batch_norm": "fast"}  # runs from before --batch-norm had the fast form
     if "data_digest" in stored:
         check_data(stored, digest, cfg, f"resume {cfg.out_dir}")
-        return identity, {}, (*RESUMABLE, "data_root")
-    return identity, {"data_digest": digest}, RESUMABLE
+        return identity, added, (*RESUMABLE, "data_root")
+    return identity, {**added, "data_digest": digest}, RESUMABLE
 
 
 def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool) -> dict[str, Any]:

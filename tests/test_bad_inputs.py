@@ -42,6 +42,20 @@ def test_unknown_family(tmp_path):
     one_line_error(proc, "unknown --family 'mnist'; choose one of sinusoid")
 
 
+def test_batch_norm_setting_that_cannot_apply(tmp_path):
+    for args, fragment in [
+        (["--family", "omniglot", "--batch-norm", "frozen"],
+         "unknown --batch-norm 'frozen'; choose fast or original"),
+        (["--batch-norm", "original"],
+         "--batch-norm original applies to omniglot and miniimagenet"),
+        (["--family", "omniglot", "--algo", "reptile", "--batch-norm", "original"],
+         "which reptile cannot learn"),
+    ]:
+        proc = call_script("train_supervised.py", *args, "--out-dir", str(tmp_path / "x"))
+        one_line_error(proc, fragment)
+        assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_gpu(tmp_path):
     proc = call_script("train_supervised.py", "--device", "cuda", "--out-dir",

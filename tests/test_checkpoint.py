@@ -154,6 +154,29 @@ def test_interleaved_writers_of_one_file_do_not_share_a_temporary(tmp_path):
         np.testing.assert_array_equal(data["images"], arrays["images"])
 
 
+def test_a_killed_writers_temporary_is_swept_once_stale(tmp_path):
+    """A SIGKILL leaves ``.<name>.<random>.tmp``; the next write of that file deletes it once
+    it is more than a day old, and leaves a live writer's (recent) temporary and other files'
+    temporaries alone."""
+    import os
+    import time
+
+    from metarl.io import STALE_TEMPORARY_SECONDS, atomic_write_bytes
+
+    target = tmp_path / "set[1].npz"  # a name with glob characters
+    old = tmp_path / ".set[1].npz.k1ll3d00.tmp"
+    recent = tmp_path / ".set[1].npz.l1v3wr1t.tmp"
+    other = tmp_path / ".other.npz.k1ll3d00.tmp"
+    for path in (old, recent, other):
+        path.write_bytes(b"partial")
+    stale = time.time() - STALE_TEMPORARY_SECONDS - 60
+    for path in (old, other):
+        os.utime(path, (stale, stale))
+    atomic_write_bytes(target, b"complete")
+    assert target.read_bytes() == b"complete"
+    assert not old.exists() and recent.exists() and other.exists()
+
+
 def test_results_json_is_strict_json_with_null_for_undefined_values(tmp_path):
     """A single goal's CI is NaN; the file must still parse as standard JSON (no NaN token),
     with numpy and torch values written as plain numbers and lists."""

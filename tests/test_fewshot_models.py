@@ -1,17 +1,31 @@
-"""Conv4 and its batch norm: exact second-order meta-gradients under vmap (float64)."""
+"""Conv4 and its batch norm: exact second-order meta-gradients under vmap (float64), in both
+parametrisations (fast scale and shift; the original code's outer-only shift)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from metarl.functional import flatten, functional_loss, params_of
+from metarl.adapt import adapt
+from metarl.errors import MetaRLError
+from metarl.evaluation import per_task_curves
+from metarl.functional import detach, flatten, functional_loss, params_of
 from metarl.meta import grads_of, maml_objective
 from metarl.reference import loop_maml_loss
-from metarl.supervised.models import BatchStatNorm2d, Conv4, conv4_miniimagenet, conv4_omniglot
+from metarl.supervised.fewshot import accuracy_metric
+from metarl.supervised.models import (
+    BatchStatNorm2d,
+    Conv4,
+    conv4_miniimagenet,
+    conv4_omniglot,
+    outer_only_names,
+)
+from metarl.tasks import SupervisedProblem, TaskBatch
+from metarl.trainer import LoopConfig, make_outer_step
 
 N_WAY, K_SHOT, K_QUERY, TASKS = 3, 2, 2, 3
 
@@ -156,3 +170,134 @@ def test_paper_architectures():
 def test_conv4_rejects_unknown_downsampling():
     with pytest.raises(ValueError, match="downsample"):
         Conv4(1, 5, downsample="avgpool")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------
+# The original code's batch norm: no scale, a shift meta-learned by the outer update alone.
+
+def make_original(seed: int = 0) -> SupervisedProblem:
+    """A small stride Conv4 with ``norm="original"`` wrapped as a problem (no samplers)."""
+    torch.manual_seed(seed)
+    model = Conv4(n_classes=N_WAY, norm="original", **VARIANTS["stride"]).double()
+    with torch.no_grad():  # non-zero shifts, so that holding them fixed is visible
+        for block in model.blocks:
+            block.norm.bias.uniform_(-0.2, 0.2)
+    return SupervisedProblem(model, functional_loss(model, nn.functional.cross_entropy),
+                             accuracy_metric(model), {}, outer_only=outer_only_names(model))
+
+
+def hand_written_outer_only_loss(problem: SupervisedProblem, params, support, query, steps,
+                                 lr=0.4):
+    """Per-task loop with autograd.grad, adapting every parameter except the outer-only ones
+    (shares no code with SupervisedProblem.inner_view, with_fixed or adapt)."""
+    fast_keys = [k for k in params if k not in problem.outer_only]
+    total = torch.zeros((), dtype=torch.float64)
+    for i in range(TASKS):
+        p = dict(params)
+        for _ in range(steps):
+            loss = problem.loss_fn(p, (support[0][i], support[1][i]))
+            grads = torch.autograd.grad(loss, [p[k] for k in fast_keys], create_graph=True)
+            p.update({k: p[k] - lr * g for k, g in zip(fast_keys, grads)})
+        total = total + problem.loss_fn(p, (query[0][i], query[1][i]))
+    return total / TASKS
+
+
+def test_original_norm_has_no_scale_and_outer_only_shifts():
+    model = conv4_omniglot(5, norm="original")
+    names = set(dict(model.named_parameters()))
+    assert not any(n.endswith("norm.weight") for n in names)
+    assert outer_only_names(model) == tuple(f"blocks.{i}.norm.bias" for i in range(4))
+    assert outer_only_names(conv4_omniglot(5)) == ()
+    assert sum(p.numel() for p in model.parameters()) == 112_005 - 4 * 64
+    x = torch.randn(6, 4, 5, 5, dtype=torch.float64) * 3 + 1
+    norm = BatchStatNorm2d(4, style="original").double()
+    with torch.no_grad():
+        norm.bias.uniform_(-1, 1)
+    expected = nn.functional.batch_norm(x, None, None, None, norm.bias, training=True,
+                                        eps=norm.eps)
+    torch.testing.assert_close(norm(x), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="batch-norm style"):
+        BatchStatNorm2d(4, style="scale")  # type: ignore[arg-type]
+
+
+def test_inner_loop_leaves_outer_only_parameters_alone():
+    problem = make_original()
+    support, _ = make_tasks("stride")
+    params = params_of(problem.model)
+    view = problem.inner_view(params)
+    assert set(view.fast) == set(params) - set(problem.outer_only)
+    adapted = adapt(view.loss_fn, view.fast, (support[0][0], support[1][0]), steps=2, lr=0.4)
+    assert set(adapted) == set(view.fast)  # the shifts are not among the adapted weights
+    assert all(not torch.equal(adapted[k], params[k]) for k in adapted)
+    # and the view's loss is the loss at the adapted fast weights with the shifts unchanged
+    batch = (support[0][0], support[1][0])
+    full = {**adapted, **{k: params[k] for k in problem.outer_only}}
+    assert torch.equal(view.loss_fn(adapted, batch).detach(), problem.loss_fn(full, batch).detach())
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+@pytest.mark.parametrize("steps", [1, 2])
+def test_outer_step_with_outer_only_shifts_matches_a_hand_written_loop(vectorize, steps):
+    """The trainer's MAML gradient (shifts held in the inner loop, learned outside it)."""
+    problem = make_original()
+    support, query = make_tasks("stride")
+    params = params_of(problem.model)
+    cfg = LoopConfig(algo="maml", inner_steps=steps, inner_lr=0.4, vectorize=vectorize)
+    grads, _ = make_outer_step(problem, cfg)(params, TaskBatch(support, query))
+    reference = grads_of(hand_written_outer_only_loss(problem, params, support, query, steps),
+                         params)
+    assert rel_err(flatten(grads), flatten(reference)) < 1e-12
+    assert all(float(grads[k].norm()) > 0 for k in problem.outer_only)  # they do learn
+
+
+def test_outer_only_meta_gradient_matches_central_finite_differences():
+    problem = make_original()
+    support, query = make_tasks("stride")
+    params = params_of(problem.model)
+
+    def objective(p) -> torch.Tensor:
+        view = problem.inner_view(p)
+        return maml_objective(view.loss_fn, view.fast, support, query, steps=2, lr=0.4).loss
+
+    grad = grads_of(objective(params), params)
+    g = torch.Generator().manual_seed(3)
+    eps = 1e-6
+    for only_shifts in (True, False):
+        direction = {k: torch.randn(v.shape, generator=g, dtype=v.dtype)
+                     * (1.0 if k in problem.outer_only or not only_shifts else 0.0)
+                     for k, v in params.items()}
+        norm = flatten(direction).norm()
+        direction = {k: v / norm for k, v in direction.items()}
+        with torch.no_grad():
+            plus = float(objective({k: v + eps * direction[k] for k, v in params.items()}))
+            minus = float(objective({k: v - eps * direction[k] for k, v in params.items()}))
+        analytic = float(sum((grad[k] * direction[k]).sum() for k in params))
+        assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-6, abs=1e-9)
+
+
+def test_evaluation_curves_hold_outer_only_shifts():
+    """per_task_curves through the view equals adapting the fast weights by hand."""
+    problem = make_original()
+    support, query = make_tasks("stride")
+    params = params_of(problem.model)
+
+    class Fixed:
+        def sample(self, n_tasks, rng):
+            return TaskBatch(support, query)
+
+    view = problem.inner_view(detach(params))
+    curves = per_task_curves(view.loss_fn, view.metric_fn, view.fast, Fixed(), n_tasks=TASKS,
+                             steps=1, lr=0.4, rng=np.random.default_rng(0))
+    for i in range(TASKS):
+        p = {k: v.detach().requires_grad_() for k, v in params.items()}
+        fast_keys = [k for k in p if k not in problem.outer_only]
+        loss = problem.loss_fn(p, (support[0][i], support[1][i]))
+        grads = torch.autograd.grad(loss, [p[k] for k in fast_keys])
+        p.update({k: p[k] - 0.4 * g for k, g in zip(fast_keys, grads)})
+        expected = float(problem.loss_fn(p, (query[0][i], query[1][i])).detach())
+        assert curves["loss"][i, 1] == pytest.approx(expected, rel=1e-12)
+
+
+def test_reptile_refuses_outer_only_parameters():
+    with pytest.raises(MetaRLError, match="reptile cannot meta-learn outer-only"):
+        make_outer_step(make_original(), LoopConfig(algo="reptile"))
