@@ -187,7 +187,7 @@ def make_original(seed: int = 0) -> SupervisedProblem:
 
 
 def hand_written_outer_only_loss(problem: SupervisedProblem, params, support, query, steps,
-                                 lr=0.4):
+                                 lr=0.4, first_order=False):
     """Per-task loop with autograd.grad, adapting every parameter except the outer-only ones
     (shares no code with SupervisedProblem.inner_view, with_fixed or adapt)."""
     fast_keys = [k for k in params if k not in problem.outer_only]
@@ -196,7 +196,8 @@ def hand_written_outer_only_loss(problem: SupervisedProblem, params, support, qu
         p = dict(params)
         for _ in range(steps):
             loss = problem.loss_fn(p, (support[0][i], support[1][i]))
-            grads = torch.autograd.grad(loss, [p[k] for k in fast_keys], create_graph=True)
+            grads = torch.autograd.grad(loss, [p[k] for k in fast_keys],
+                                        create_graph=not first_order)
             p.update({k: p[k] - lr * g for k, g in zip(fast_keys, grads)})
         total = total + problem.loss_fn(p, (query[0][i], query[1][i]))
     return total / TASKS
@@ -248,6 +249,25 @@ def test_outer_step_with_outer_only_shifts_matches_a_hand_written_loop(vectorize
                          params)
     assert rel_err(flatten(grads), flatten(reference)) < 1e-12
     assert all(float(grads[k].norm()) > 0 for k in problem.outer_only)  # they do learn
+
+
+def test_fomaml_and_pretrained_outer_steps_with_outer_only_shifts():
+    """FOMAML: the inner gradients are constants, the shifts get the query loss's gradient at
+    the adapted weights; pretrained: plain joint training, the shifts a parameter like any."""
+    problem = make_original()
+    support, query = make_tasks("stride")
+    params = params_of(problem.model)
+    batch = TaskBatch(support, query)
+    grads, _ = make_outer_step(problem, LoopConfig(algo="fomaml", inner_steps=2,
+                                                   inner_lr=0.4))(params, batch)
+    reference = grads_of(hand_written_outer_only_loss(problem, params, support, query, 2,
+                                                      first_order=True), params)
+    assert rel_err(flatten(grads), flatten(reference)) < 1e-12
+    grads, _ = make_outer_step(problem, LoopConfig(algo="pretrained"))(params, batch)
+    both = tuple(torch.cat([s, q], dim=1) for s, q in zip(support, query))
+    joint = torch.stack([problem.loss_fn(params, (both[0][i], both[1][i]))
+                         for i in range(TASKS)]).mean()
+    assert rel_err(flatten(grads), flatten(grads_of(joint, params))) < 1e-12
 
 
 def test_outer_only_meta_gradient_matches_central_finite_differences():
