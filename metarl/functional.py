@@ -82,8 +82,6 @@ def with_fixed(fn: Callable[[Params, Any], Any], fixed: Mapping[str, Tensor]
     outer gradient still reaches them (MAML's outer-only parameters, e.g. the original code's
     batch-norm offsets).
     """
-    if not fixed:
-        return fn
     held = dict(fixed)
 
     def fn_with_fixed(params: Params, batch: Any) -> Any:

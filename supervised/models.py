@@ -8,7 +8,7 @@ stack under :func:`torch.func.vmap`) computes exactly the same function as the m
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -79,7 +79,7 @@ NormStyle = Literal["fast", "original"]
   (``center=True, scale=False``), whose β lives outside the ``weights`` dict the inner loop
   updates (cbfinn/maml ``utils.normalize``). See :func:`outer_only_names`.
 """
-NORM_STYLES: tuple[str, ...] = ("fast", "original")
+NORM_STYLES: tuple[str, ...] = get_args(NormStyle)
 
 
 class BatchStatNorm2d(nn.Module):
