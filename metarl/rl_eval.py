@@ -413,6 +413,18 @@ def split_by_task_value(result: dict[str, Any]) -> dict[str, Any]:
     return {"steps": result["steps"], "groups": groups, "balanced_mean": balanced.tolist()}
 
 
+def _shared_goals(results: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The goals (task vectors) every evaluation in ``results`` was made on, after checking
+    that they are the same goals in the same order."""
+    goals = np.asarray(results[0]["tasks"], dtype=np.float64)
+    for r in results[1:]:
+        other = np.asarray(r["tasks"], dtype=np.float64)
+        if other.shape != goals.shape or not np.allclose(other, goals):
+            raise MetaRLError("the evaluations were made on different goals; evaluate every "
+                              "policy with the same --seed and --num-tasks (or --goals-file)")
+    return goals
+
+
 def summarize_seeds(results: Sequence[dict[str, Any]],
                     reference: Sequence[float] | None = None) -> dict[str, Any]:
     """Across-seed spread of evaluations of independently trained policies on the same goals.
@@ -433,12 +445,7 @@ def summarize_seeds(results: Sequence[dict[str, Any]],
         if len(values) > 1:
             raise MetaRLError(f"the evaluations differ in {key}: {sorted(values)}; compare "
                               "evaluations made with the same adapt_rl.py settings")
-    goals = np.asarray(first["tasks"], dtype=np.float64)
-    for r in results[1:]:
-        other = np.asarray(r["tasks"], dtype=np.float64)
-        if other.shape != goals.shape or not np.allclose(other, goals):
-            raise MetaRLError("the evaluations were made on different goals; evaluate every "
-                              "policy with the same --seed and --num-tasks (or --goals-file)")
+    goals = _shared_goals(results)
     per_seed = np.asarray([r["returns_mean"] for r in results], dtype=np.float64)
     n = len(per_seed)
     out: dict[str, Any] = {
@@ -473,3 +480,31 @@ def policy_from_spec(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> Ga
                                spec["activation"])
     policy.load_state_dict(state)
     return policy
+
+
+def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Goal-for-goal comparison of two evaluations on the same goals: per adaptation step
+    (those both have), each one's mean return over the goals and the mean of the per-goal
+    differences a − b with its 95% CI.
+
+    Two evaluations on the same goals share the goals' difficulty (on 2D navigation a goal's
+    return before adaptation is nearly a function of its distance from the start), so the
+    paired difference has a far narrower interval than the two means' own CIs suggest: the
+    right test of "does policy a adapt as well as b" -- e.g. ours against the MAML paper's
+    per-goal data on the original code's test goals (docs/results.md). A CI that contains 0
+    means the goals cannot tell the two apart."""
+    goals = _shared_goals([a, b])
+    ra = np.asarray(a["returns_per_task"], dtype=np.float64).reshape(len(goals), -1)
+    rb = np.asarray(b["returns_per_task"], dtype=np.float64).reshape(len(goals), -1)
+    steps_a, steps_b = list(a["steps"]), list(b["steps"])
+    n = 0
+    while n < min(len(steps_a), len(steps_b)) and steps_a[n] == steps_b[n]:
+        n += 1
+    if n == 0:
+        raise MetaRLError(f"the evaluations share no adaptation steps ({steps_a} and "
+                          f"{steps_b}); compare evaluations that both start at 0 steps")
+    diff = [mean_ci95(ra[:, k] - rb[:, k]) for k in range(n)]
+    return {"steps": steps_a[:n], "num_goals": int(len(goals)),
+            "mean_a": ra[:, :n].mean(0).tolist(), "mean_b": rb[:, :n].mean(0).tolist(),
+            "difference": [m for m, _ in diff], "difference_ci95": [c for _, c in diff],
+            "a_higher": [int((ra[:, k] > rb[:, k]).sum()) for k in range(n)]}

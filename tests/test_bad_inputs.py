@@ -161,7 +161,8 @@ def test_files_of_the_wrong_kind_for_the_evaluation_scripts(tmp_path):
                      ("cut.json", "it is not JSON")):
         for script, extra in (("plot_rl.py", ["--out", str(tmp_path / "new" / "f.png")]),
                               ("goal_split.py", []),
-                              ("seed_summary.py", ["--out-dir", str(tmp_path / "s")])):
+                              ("seed_summary.py", ["--out-dir", str(tmp_path / "s")]),
+                              ("paired_compare.py", [str(tmp_path / bad)])):  # two of it
             proc = call_script(script, "--results", str(tmp_path / bad), *extra)
             one_line_error(proc, f"cannot read {tmp_path / bad} as the results.json of adapt_rl"
                                  f".py or baselines_rl.py (pass their output folder): {why}")

@@ -17,7 +17,12 @@ import torch
 from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.errors import MetaRLError
 from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
-from metarl.rl_eval import split_by_goal_distance, split_by_task_value, summarize_seeds
+from metarl.rl_eval import (
+    paired_difference,
+    split_by_goal_distance,
+    split_by_task_value,
+    summarize_seeds,
+)
 from metarl.rl_trainer import MetaRLTrainer, drift_warning
 
 from .conftest import REPO, TINY, call_script, run_script, snapshot
@@ -592,6 +597,53 @@ def test_seed_summary_script_and_mismatched_evaluations(tmp_path):
                        "--out-dir", str(tmp_path / "bad"))
     assert proc.returncode == 2 and "evaluations were made on different goals" in proc.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_paired_difference_against_a_per_goal_loop():
+    """Per step, the mean of the per-goal differences and its 1.96 s/√n half-width, computed
+    goal by goal; only the steps both evaluations have (the paper's data has five)."""
+    rng = np.random.default_rng(5)
+    goals = rng.uniform(-0.5, 0.5, (12, 2))
+    a = _fake_evaluation(rng, goals, "a/checkpoints/best.pt")
+    b = _fake_evaluation(rng, goals, "b/checkpoints/best.pt")
+    b["steps"] = [0, 1, 2, 3]
+    b["returns_per_task"] = [row + [-1.0] for row in b["returns_per_task"]]
+    out = paired_difference(a, b)
+    assert out["steps"] == [0, 1, 2] and out["num_goals"] == 12
+    for k in range(3):
+        diffs = [ra[k] - rb[k] for ra, rb in zip(a["returns_per_task"], b["returns_per_task"])]
+        mean = sum(diffs) / len(diffs)
+        sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+        assert out["difference"][k] == pytest.approx(mean, rel=1e-12)
+        assert out["difference_ci95"][k] == pytest.approx(1.96 * sd / len(diffs) ** 0.5,
+                                                          rel=1e-12)
+        assert out["a_higher"][k] == sum(d > 0 for d in diffs)
+        assert out["mean_a"][k] - out["mean_b"][k] == pytest.approx(mean, rel=1e-12)
+    with pytest.raises(MetaRLError, match="different goals"):
+        paired_difference(a, {**b, "tasks": goals[::-1].tolist()})
+    with pytest.raises(MetaRLError, match="share no adaptation steps"):
+        paired_difference(a, {**b, "steps": [1, 2, 3, 4]})
+
+
+def test_paired_compare_script(tmp_path):
+    rng = np.random.default_rng(6)
+    goals = rng.uniform(-0.5, 0.5, (8, 2))
+    files = []
+    for name in ("ours", "paper"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(_fake_evaluation(rng, goals, f"{name}/checkpoints/best.pt")))
+        files.append(str(path))
+    proc = run_script("paired_compare.py", "--results", *files, "--labels", "ours", "paper",
+                      "--out", str(tmp_path / "paired.json"))
+    assert "8 shared goals" in proc.stdout and "after 2 step(s)" in proc.stdout
+    out = json.loads((tmp_path / "paired.json").read_text())
+    assert out["labels"] == ["ours", "paper"] and len(out["difference"]) == 3
+    proc = call_script("paired_compare.py", "--results", files[0],
+                       "--out", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "exactly two evaluations" in proc.stderr
+    proc = call_script("paired_compare.py", "--results", *files,
+                       "--out", str(tmp_path / "paired.json"))
+    assert proc.returncode == 2 and "already exists" in proc.stderr
 
 
 def test_resuming_a_finished_run_changes_nothing(nav_run, tmp_path):
