@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     out["step_sizes"] = [a.get("step_sizes"), b.get("step_sizes")]
     print(f"{out['num_goals']} shared goals; step sizes: {first} {out['step_sizes'][0]}, "
           f"{second} {out['step_sizes'][1]}")
-    width = max(len(first), len(second), len("difference"))
+    width = max(len(first), len(second))
     for i, k in enumerate(out["steps"]):
         print(f"after {k} step(s): {first:>{width}} {out['mean_a'][i]:8.2f}   "
               f"{second:>{width}} {out['mean_b'][i]:8.2f}   difference "
