@@ -5,16 +5,23 @@ the dataset caches and downloads) goes through :func:`atomic_writer`: the bytes 
 temporary file of a unique name in the same folder, are flushed and fsync'ed, and the temporary
 file is renamed over the target, then the folder itself is fsync'ed. A crash (even SIGKILL)
 leaves either the old file or the new one, never a half-written one; the temporary a SIGKILL
-orphans is deleted by a later write of the same file once it is a day old.
+orphans is deleted by a later write of the same file once it is a day old. The rows appended to
+a log (``metrics.jsonl``) go through :func:`append_whole`: a row is written whole or not at all.
+
+A full disk (or a spent quota) is one clear line, :class:`DiskFullError`, naming the file, its
+folder and the space left there, and never a damaged file: what was being replaced keeps its
+content and a log keeps its whole rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +29,80 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from metarl.errors import MetaRLError
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""The ``errno`` values of a write that found no room: no space left, or the user's quota."""
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for a person: "0 bytes", "512 bytes", "12.0 KiB", "3.5 GiB"."""
+    if n < 1024:
+        return f"{n} bytes"
+    value, unit = n / 1024, "KiB"
+    for larger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{value:.1f} {unit}"
+
+
+class DiskFullError(MetaRLError):
+    """No room on the device (``ENOSPC``, or ``EDQUOT``) to write ``path``.
+
+    One line instead of a traceback, naming the folder and how much space is left there, so
+    that the user knows where to make room; ``advice`` says what to do then (the training
+    loop gives its own: which checkpoint a ``--resume`` continues from). ``path`` and
+    ``reason`` (the system's words, e.g. "No space left on device") are kept for that.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str,
+                 advice: str = "free some space and run the command again") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        folder = self.path.parent
+        try:
+            free = _size(shutil.disk_usage(folder).free)
+        except OSError:
+            free = "an unknown amount of space"
+        super().__init__(f"cannot write {self.path}: {reason.lower()} ({free} free in "
+                         f"{folder}); {advice}")
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` of a full disk or quota raised while writing ``path`` into
+    :class:`DiskFullError`; every other error passes unchanged."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(path, err.strerror or os.strerror(err.errno)) from None
+        raise
+
+
+def append_whole(path: str | os.PathLike[str], data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing) whole or not at all.
+
+    A write that the disk cuts short (a full disk) would leave a half row at the end of a log,
+    which every later reader would trip over; the file is instead truncated back to its size
+    before the write and the error raised (a full disk as :class:`DiskFullError`). One
+    ``O_APPEND`` write per row: nothing is buffered across rows, so a crash loses at most the
+    row being written.
+    """
+    with disk_full_as_error(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except BaseException:
+                with contextlib.suppress(OSError):  # shrinking a file needs no free space
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -76,22 +157,24 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     ``open(path, "w")`` would give (``0o666`` less the umask), not the owner-only ones of the
     temporary file, so a run folder on a shared filesystem stays readable by whoever could
     read it before. Temporaries a killed writer left for this ``path`` more than a day ago are
-    deleted first (:func:`_sweep_stale_temporaries`).
+    deleted first (:func:`_sweep_stale_temporaries`). A full disk raises
+    :class:`DiskFullError` once the temporary is deleted (its space is free again).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_temporaries(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_as_error(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_temporaries(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            os.fchmod(fd, _FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     _fsync_dir(target.parent)
 
 

@@ -5,6 +5,9 @@ same numbers without TensorBoard. On resume, events after the checkpoint's step 
 (TensorBoard ``purge_step``) and ``metrics.jsonl`` is cut back to that step, so the logs of a
 resumed run read like those of an uninterrupted one (a stop between two logging steps writes
 the part of the window done so far as a row of its own, so the resumed run has one more).
+Rows are appended whole or not at all (:func:`metarl.io.append_whole`), and a full disk is one
+:class:`metarl.io.DiskFullError` from either writer, never a traceback of TensorBoard's writer
+thread.
 """
 
 from __future__ import annotations
@@ -12,10 +15,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from metarl.io import atomic_write_bytes
+from metarl.io import (
+    DISK_FULL_ERRNOS,
+    DiskFullError,
+    append_whole,
+    atomic_write_bytes,
+    disk_full_as_error,
+)
 
 
 def read_metrics(run_dir: Path, *, warn: bool = False) -> list[dict[str, Any]]:
@@ -44,6 +54,27 @@ def read_metrics(run_dir: Path, *, warn: bool = False) -> list[dict[str, Any]]:
     return records
 
 
+def _quiet_full_disk_in_event_writer() -> None:
+    """Make :data:`threading.excepthook` leave out TensorBoard's event-writer thread dying of a
+    full disk (the hook in place handles everything else; installed once).
+
+    The thread would print a traceback of its own, while the same error reaches the training
+    loop from the writer's next call and becomes one line there."""
+    previous = threading.excepthook
+    if getattr(previous, "quiet_full_disk", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if (type(args.thread).__name__ == "_AsyncWriterThread"
+                and isinstance(args.exc_value, OSError)
+                and args.exc_value.errno in DISK_FULL_ERRNOS):
+            return
+        previous(args)
+
+    hook.quiet_full_disk = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class RunLogger:
     """Scalars to TensorBoard (``<run>/tb``) and JSON lines (``<run>/metrics.jsonl``)."""
 
@@ -56,10 +87,13 @@ class RunLogger:
         self._truncate_jsonl(start_step)
         from torch.utils.tensorboard import SummaryWriter
 
+        _quiet_full_disk_in_event_writer()
+
         # TensorBoard hides events at steps >= purge_step; the checkpoint's own step was
         # logged before the checkpoint was written, so it is kept (purge from the next one).
+        self._tb = run_dir / "tb"
         self._writer = SummaryWriter(
-            log_dir=str(run_dir / "tb"), purge_step=start_step + 1 if start_step > 0 else None
+            log_dir=str(self._tb), purge_step=start_step + 1 if start_step > 0 else None
         )
 
     def _truncate_jsonl(self, start_step: int) -> None:
@@ -73,22 +107,36 @@ class RunLogger:
         atomic_write_bytes(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
-        """Record ``scalars`` (tag -> value) at ``step``."""
+        """Record ``scalars`` (tag -> value) at ``step``; a full disk raises
+        :class:`DiskFullError` and leaves metrics.jsonl with whole rows only."""
         if not self.enabled:
             return
         clean = {k: float(v) for k, v in scalars.items()}
-        for tag, value in clean.items():
-            self._writer.add_scalar(tag, value, step)
+        with disk_full_as_error(self._tb):  # the writer thread's error surfaces here
+            for tag, value in clean.items():
+                self._writer.add_scalar(tag, value, step)
         record = {"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
-        with self.jsonl.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_whole(self.jsonl, (json.dumps(record) + "\n").encode())
 
     def read(self) -> list[dict[str, Any]]:
         """All records logged so far (for training-curve plots)."""
         return read_metrics(self.jsonl.parent)
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-            self._writer.close()
-            self._writer = None
+    def close(self, *, failing: bool = False) -> None:
+        """Flush and close the TensorBoard writer (a full disk: :class:`DiskFullError`).
+
+        ``failing``: an error is already on its way out (a full disk, a stop); closing then
+        raises nothing of its own over it, and the events TensorBoard could not write are lost
+        (metrics.jsonl holds every row up to the error)."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            with disk_full_as_error(self._tb):
+                try:
+                    writer.flush()
+                finally:
+                    writer.close()
+        except (OSError, DiskFullError):
+            if not failing:
+                raise

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from metarl.checkpoint import CheckpointDir, check_kind
 from metarl.distributed import DistContext
 from metarl.errors import MetaRLError
+from metarl.io import DiskFullError
 from metarl.logger import RunLogger
 from metarl.plotting import plot_training_curves
 from metarl.signals import StopRequest
@@ -108,6 +109,34 @@ def load_latest_state(
     return None if found is None else (found[0], found[1])
 
 
+def _stopped_by_full_disk(err: DiskFullError, trainer: Trainable,
+                          on_stop: Callable[[], object] | None) -> DiskFullError:
+    """The one line for a run that a full disk stopped, after ``on_stop`` (rank 0's
+    results.json, ``"finished": false``) was given its chance to write.
+
+    It says where the space ran out and how much is left, how far the run got and which
+    checkpoint a ``--resume`` continues from: the newest one written, which an interrupted save
+    never replaces. Without a checkpoint there is nothing to describe, and ``on_stop`` is not
+    called."""
+    kept = trainer.checkpoints.upto(trainer.iteration)
+    if not kept:
+        return DiskFullError(err.path, err.reason,
+                             f"training stopped at iteration {trainer.iteration}, before its "
+                             "first checkpoint; free some space and rerun with --resume")
+    results = ""
+    if on_stop is not None:
+        try:
+            on_stop()
+            results = ', and results.json says "finished": false'
+        except DiskFullError:
+            results = ", and results.json could not be written either"
+    iteration, path = kept[-1]
+    return DiskFullError(err.path, err.reason,
+                         f"training stopped at iteration {trainer.iteration}; its last good "
+                         f"checkpoint, {path} (iteration {iteration}), is kept{results}; free "
+                         "some space and rerun with --resume to continue from it")
+
+
 def run_loop(
     trainer: Trainable,
     *,
@@ -125,7 +154,8 @@ def run_loop(
 
     On a stop, the finished iteration is checkpointed, ``training.png`` drawn and ``on_stop``
     called (rank 0 only) before :class:`SystemExit` (status 0) is raised, so that a run stopped
-    by a scheduler leaves a complete record of how far it got.
+    by a scheduler leaves a complete record of how far it got. A full disk ends the run with
+    one :class:`DiskFullError` line after ``on_stop`` (:func:`_stopped_by_full_disk`).
 
     Under ``torch.distributed`` every rank runs this loop in step; only rank 0 logs and
     writes checkpoints, and a stop request on any rank stops all of them at the same iteration.
@@ -203,6 +233,11 @@ def run_loop(
         saved = trainer.checkpoints.list()
         if ctx.is_main and (not saved or saved[-1][0] != trainer.iteration):
             save()
+    except BaseException as err:
+        logger.close(failing=True)  # the error on its way out is the one to report
+        if isinstance(err, DiskFullError):
+            raise _stopped_by_full_disk(err, trainer, on_stop if ctx.is_main else None) from None
+        raise
     finally:
         bar.close()
         logger.close()
