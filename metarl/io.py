@@ -233,9 +233,48 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
     raise MetaRLError(f"cannot read {path} as {what}: {reason}")
 
 
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Why no file could be created in ``folder`` (e.g. "Read-only file system", "Not a
+    directory"), or None when one can. A folder that does not exist yet is judged by the
+    nearest one above it that does, and nothing is created: a command checks its outputs
+    before its work (an evaluation that runs for an hour and then cannot write its result
+    has lost that hour) without leaving a folder behind when it then fails for another reason.
+    The test is a real write (a temporary file, deleted at once): permission bits do not tell
+    a read-only filesystem or root's rights."""
+    where = Path(folder)
+    while not os.path.lexists(where) and where.parent != where:
+        where = where.parent
+    if not where.is_dir():
+        return os.strerror(errno.ENOTDIR)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".metarl-write-test-", dir=where)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def output_folder(path: str | os.PathLike[str], flag: str = "--out-dir", *,
+                  default: bool = False) -> Path:
+    """``path`` as a folder that outputs can be written into (it need not exist yet; nothing
+    is created), or a clear error when it is a file or cannot be written: checked before the
+    work whose results it will hold. ``default``: the path was not given by the user but is
+    where ``flag`` points when left out, and the error says to give ``flag``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MetaRLError(f"{flag} {path} is a file, not a folder; choose another path")
+    reason = unwritable_reason(path)
+    if reason is not None:
+        where = f"{path} (where outputs go without {flag})" if default else f"{flag} {path}"
+        raise MetaRLError(f"cannot write to {where} ({reason}); give {flag} a writable folder")
+    return path
+
+
 def output_file(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     """``path`` ready to be written as a file (its folder created), or a clear error when it
-    names a folder or its folder cannot be made."""
+    names a folder, its folder cannot be made or nothing can be written there (checked
+    before the work whose result it will hold)."""
     path = Path(path)
     if path.is_dir():
         raise MetaRLError(f"{flag} {path} is a folder; give a file path, e.g. "
@@ -245,4 +284,7 @@ def output_file(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     except OSError as err:
         raise MetaRLError(f"cannot create the folder of {flag} {path} "
                           f"({err.strerror or type(err).__name__}); choose another path") from None
+    reason = unwritable_reason(path.parent)
+    if reason is not None:
+        raise MetaRLError(f"cannot write {flag} {path} ({reason}); choose another path")
     return path

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from metarl.errors import MetaRLError, require
+from metarl.errors import MetaRLError, require, require_positive_number, require_seed
 from metarl.maml_rl import FISHER, MODES, TRUST_REGIONS, TRPOSettings
 from metarl.pg import INNER_LOSSES
 
@@ -147,9 +147,9 @@ class RLConfig:
         require(self.horizon is None or self.horizon >= 1,
                 f"--horizon must be at least 1, got {self.horizon}")
         for name in ("inner_lr", "init_std", "later_inner_lr"):
-            value = getattr(self, name)
-            require(value is None or value > 0,
-                    f"--{name.replace('_', '-')} must be positive, got {value}")
+            require_positive_number(getattr(self, name), f"--{name.replace('_', '-')}")
+        for name in ("seed", "eval_seed"):
+            require_seed(getattr(self, name), f"--{name.replace('_', '-')}")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1], got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
         require(all(h >= 1 for h in self.hidden_sizes), "--hidden-sizes must be positive")

@@ -28,7 +28,7 @@ import torch
 
 from metarl.checkpoint import ADAPTED, save_checkpoint
 from metarl.envs.base import MetaEnv, Task
-from metarl.errors import MetaRLError
+from metarl.errors import MetaRLError, require_positive_number, require_seed
 from metarl.functional import Params
 from metarl.io import atomic_write_bytes, atomic_write_json, read_json
 from metarl.loop import say
@@ -71,6 +71,8 @@ class EvalSettings:
             raise MetaRLError(f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
         if self.repeats < 1:
             raise MetaRLError(f"--repeats must be at least 1, got {self.repeats}")
+        require_positive_number(self.alpha, "--alpha")
+        require_seed(self.seed, "--seed")
 
     def inner_update(self) -> dict[str, Any]:
         """The inner-update settings, as results.json records them."""
@@ -103,6 +105,10 @@ def make_meta_env(env_id: str) -> MetaEnv:
     return env
 
 
+GOALS_FORMAT = "expected a JSON list such as [[0.1, -0.3], [0.2, 0.4]] or one goal per line"
+"""What a goals file holds, as the errors about one that cannot be read say."""
+
+
 def read_goals_file(path: Path) -> list[list[float]]:
     """Goals from a file: a JSON list of goals (``[[0.1, -0.3], ...]``, one number per task
     field, or ``[1.5, 0.3]`` for one-number tasks), or text with one goal per line (numbers
@@ -113,7 +119,11 @@ def read_goals_file(path: Path) -> list[list[float]]:
         raise MetaRLError(f"goals file {path} is a folder; give a JSON or text file of goals")
     if not path.is_file():
         raise MetaRLError(f"goals file {path} does not exist; give a JSON or text file of goals")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise MetaRLError(f"cannot read goals from {path}: it is not a text file (a binary file "
+                          f"passed by mistake?); {GOALS_FORMAT}") from None
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(text)
@@ -125,8 +135,7 @@ def read_goals_file(path: Path) -> list[list[float]]:
                      for line in text.splitlines()]
             goals = [g for g in goals if g]
     except (ValueError, TypeError) as err:
-        raise MetaRLError(f"cannot read goals from {path} ({err}); expected a JSON list such as "
-                          "[[0.1, -0.3], [0.2, 0.4]] or one goal per line") from None
+        raise MetaRLError(f"cannot read goals from {path} ({err}); {GOALS_FORMAT}") from None
     if not goals:
         raise MetaRLError(f"{path} holds no goals")
     return goals

@@ -16,7 +16,7 @@ from typing import Any
 
 from metarl.distributed import DistContext
 from metarl.errors import MetaRLError
-from metarl.io import atomic_write_json
+from metarl.io import atomic_write_json, unwritable_reason
 from metarl.runlock import lock_run_dir
 
 CONFIG_NAME = "config.json"
@@ -55,14 +55,14 @@ def check_writable(path: Path) -> None:
     """Raise a clear error if ``path`` (created if needed) cannot be written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".metarl-write-test-{os.getpid()}"  # two launches race on one name
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as err:
+        reason: str | None = err.strerror
+    else:
+        reason = unwritable_reason(path)
+    if reason is not None:
         raise MetaRLError(
-            f"cannot write to output directory {path} ({err.strerror}); "
-            "choose a writable --out-dir"
-        ) from None
+            f"cannot write to output directory {path} ({reason}); choose a writable --out-dir"
+        )
 
 
 def never_started(path: Path) -> bool:
@@ -238,13 +238,17 @@ def _mark_unfinished(path: Path) -> None:
         atomic_write_json(path, {**results, "finished": False})
 
 
-def unique_path(path: Path) -> Path:
-    """``path`` if free, else ``stem-2.ext``, ``stem-3.ext``... (never overwrite results)."""
+def unique_path(path: Path, *, folder: bool = False) -> Path:
+    """``path`` if free, else ``stem-2.ext``, ``stem-3.ext``... (never overwrite results).
+
+    A ``folder``'s name has no extension, whatever dots it holds (``adapt-goal-2.37``): its
+    number goes at the end (``adapt-goal-2.37-2``), not before the last dot."""
     if not path.exists():
         return path
+    stem, suffix = (path.name, "") if folder else (path.stem, path.suffix)
     n = 2
     while True:
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate = path.with_name(f"{stem}-{n}{suffix}")
         if not candidate.exists():
             return candidate
         n += 1

@@ -31,7 +31,7 @@ from metarl.checkpoint import (
     save_checkpoint,
 )
 from metarl.distributed import DistContext
-from metarl.errors import require
+from metarl.errors import require, require_positive_number, require_seed
 from metarl.evaluation import evaluate, tune_step_size
 from metarl.functional import Params, concat_examples, detach, params_of, tree_map
 from metarl.io import atomic_write_json
@@ -77,7 +77,8 @@ class LoopConfig:
     eval_every: int = 1000
     """Evaluate on validation tasks every this many iterations (0: never)."""
     eval_tasks: int = 100
-    """Validation tasks per periodic evaluation."""
+    """Validation tasks per periodic evaluation (at least 1: --eval-every 0 is how validation is
+    skipped)."""
     select_best: bool = True
     """Report the test results of the checkpoint with the best validation score (mean query
     loss over adaptation steps 1..eval_inner_steps), kept as checkpoints/best.pt, rather than
@@ -124,13 +125,19 @@ class LoopConfig:
             require(value >= 1, f"--{name.replace('_', '-')} must be at least 1, got {value}")
         require(self.threads is None or self.threads >= 1,
                 f"--threads must be at least 1, got {self.threads}")
-        for name in ("inner_steps", "eval_inner_steps", "eval_every", "eval_tasks"):
+        for name in ("inner_steps", "eval_inner_steps", "eval_every"):
             value = getattr(self, name)
             require(value >= 0, f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        for name in ("inner_lr", "outer_lr"):
-            value = getattr(self, name)
-            require(math.isfinite(value) and value > 0,
-                    f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        # No validation tasks would mean no validation at all, and a best.pt never chosen:
+        # that is asked for with --eval-every 0, never silently.
+        require(self.eval_tasks >= 1,
+                f"--eval-tasks must be at least 1, got {self.eval_tasks}; to train without "
+                "validation pass --eval-every 0 (the test results are then those of the last "
+                "iteration)")
+        for name in ("inner_lr", "outer_lr", "eval_inner_lr"):
+            require_positive_number(getattr(self, name), f"--{name.replace('_', '-')}")
+        for name in ("seed", "eval_seed"):
+            require_seed(getattr(self, name), f"--{name.replace('_', '-')}")
         require(self.algo != "reptile" or self.inner_steps >= 1,
                 "reptile needs --inner-steps >= 1 (its update is θ − mean θ')")
         require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),

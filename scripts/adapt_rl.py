@@ -31,6 +31,7 @@ import tyro
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
 from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
+from metarl.io import output_folder
 from metarl.loop import load_latest_state
 from metarl.policies import GaussianMLPPolicy
 from metarl.rl_eval import (
@@ -176,9 +177,15 @@ def main(argv: list[str] | None = None) -> None:
                             repeats=cfg.repeats,
                             threads=cfg.threads, **chosen.inner)
     goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
-    out = cfg.out_dir or unique_path(chosen.where / name)
-    if out.exists() and any(out.iterdir()):
-        raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing overwritten)")
+    # The output folder is checked before any rollout: an hour of evaluation is not to be
+    # lost to a folder it cannot write.
+    if cfg.out_dir is None:
+        out = output_folder(unique_path(chosen.where / name, folder=True), default=True)
+    else:
+        out = output_folder(cfg.out_dir)
+        if out.exists() and any(out.iterdir()):
+            raise MetaRLError(f"{out} is not empty; choose another --out-dir (nothing "
+                              "overwritten)")
     env = make_meta_env(env_id)
     tasks = draw_tasks(env, settings, goals)  # checks a given goal before any work is done
     result = run_evaluation(policy, settings, out, label=cfg.label or chosen.label, oracle=oracle,

@@ -27,7 +27,7 @@ import tyro
 
 from metarl.allocator import keep_freed_memory
 from metarl.checkpoint import POLICY, save_checkpoint
-from metarl.errors import cli_errors, require
+from metarl.errors import cli_errors, require, require_seed
 from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     require(cfg.baseline in BASELINES,
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")
+    require_seed(cfg.train_seed, "--train-seed")  # --seed and --alpha: by EvalSettings
     meta_env = make_meta_env(cfg.env)
     settings = EvalSettings(env=cfg.env, num_tasks=cfg.num_tasks, seed=cfg.seed, steps=cfg.steps,
                             alpha=cfg.alpha, timesteps=cfg.timesteps, batch=cfg.batch,

@@ -20,10 +20,16 @@ from pathlib import Path
 import tyro
 
 from metarl.allocator import keep_freed_memory
-from metarl.errors import MetaRLError, cli_errors, require
+from metarl.errors import (
+    MetaRLError,
+    cli_errors,
+    require,
+    require_positive_number,
+    require_seed,
+)
 from metarl.evaluation import evaluate
 from metarl.functional import detach, params_of
-from metarl.io import atomic_write_json, read_json
+from metarl.io import atomic_write_json, output_file, output_folder, read_json
 from metarl.plotting import plot_adaptation_curves
 from metarl.rundir import unique_path
 from metarl.supervised.config import SupervisedConfig
@@ -57,7 +63,8 @@ class EvalConfig:
     """Dataset folder, if it has moved since training (default: the run's); it must hold the
     data the run was trained on (checked by the digest in the run's config.json)."""
     out: Path | None = None
-    """Output JSON (default: <run-dir>/eval-<split>-<steps>steps-<tasks>tasks.json)."""
+    """Output JSON (default: <run-dir>/eval-<split>-<steps>steps-<tasks>tasks.json); a folder
+    gets the file of that default name."""
 
 
 def step_size(cfg: EvalConfig, run_cfg: SupervisedConfig) -> tuple[float, str]:
@@ -82,17 +89,38 @@ def step_size(cfg: EvalConfig, run_cfg: SupervisedConfig) -> tuple[float, str]:
     return run_cfg.inner_lr, "the run's --inner-lr"
 
 
+def output_paths(cfg: EvalConfig) -> tuple[Path, Path]:
+    """The result's JSON file and its figure, known writable before the evaluation runs (an
+    evaluation of 600 tasks should not be lost to a read-only folder). --out names the JSON
+    (an existing folder gets the default name inside it), else it goes into the run folder;
+    the figure goes beside it as .png. Neither overwrites an existing file
+    (:func:`unique_path`)."""
+    name = f"eval-{cfg.split}-{cfg.steps}steps-{cfg.tasks}tasks.json"
+    if cfg.out is None:
+        out = output_folder(cfg.run_dir, "--out", default=True) / name
+    else:
+        out = output_file(cfg.out / name if cfg.out.is_dir() else cfg.out)
+        require(out.suffix.lower() != ".png",
+                f"--out {out} would be the figure's name; give the JSON file's, e.g. "
+                f"{out.with_suffix('.json')} (the figure goes beside it)")
+    out = unique_path(out)
+    return out, unique_path(out.with_suffix(".png"))
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(EvalConfig, args=argv, description=__doc__)
     keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.tasks >= 1, f"--tasks must be at least 1, got {cfg.tasks}")
+    require_positive_number(cfg.inner_lr, "--inner-lr")
+    require_seed(cfg.seed, "--seed")
     run_cfg, problem, ckpt = load_run(cfg.run_dir, cfg.checkpoint, cfg.device,
                                       k_shot=cfg.k_shot, data_root=cfg.data_root)
     require(cfg.split in problem.splits,
             f"unknown --split {cfg.split!r}; choose one of {', '.join(problem.splits)}")
     lr, lr_source = step_size(cfg, run_cfg)
+    out, figure = output_paths(cfg)
     offset = {"train": 0, "val": 1, "test": 2}[cfg.split]
     seed = cfg.seed if cfg.seed is not None else run_cfg.eval_seed + offset
     view = problem.inner_view(detach(params_of(problem.model)))  # adapts the fast weights only
@@ -100,10 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                       n_tasks=cfg.tasks, steps=cfg.steps, lr=lr, seed=seed,
                       chunk=run_cfg.eval_chunk, vectorize=run_cfg.vectorize)
     result["inner_lr_source"] = lr_source
-    out = cfg.out or cfg.run_dir / f"eval-{cfg.split}-{cfg.steps}steps-{cfg.tasks}tasks.json"
-    out = unique_path(out)
     metric = "accuracy" if "accuracy_mean" in result else "loss"
-    figure = unique_path(out.with_suffix(".png"))
     plot_adaptation_curves([(f"{run_cfg.algo}, {cfg.split} split", result)], figure,
                            metric=metric, ylabel=f"{cfg.split} {metric}",
                            title=f"{cfg.run_dir.name}: {cfg.tasks} tasks, α = {lr:g}")

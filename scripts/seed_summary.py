@@ -24,7 +24,7 @@ from pathlib import Path
 import tyro
 
 from metarl.errors import cli_errors, require
-from metarl.io import atomic_write_json
+from metarl.io import atomic_write_json, output_folder
 from metarl.plotting import plot_seed_spread
 from metarl.rl_eval import load_evaluations, summarize_seeds
 from metarl.rundir import check_writable
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     require(not any(p.exists() for p in written),
             f"{cfg.out_dir} already holds a seed summary; choose another --out-dir "
             "(nothing was overwritten)")
-    require(not cfg.out_dir.exists() or cfg.out_dir.is_dir(),
-            f"--out-dir {cfg.out_dir} is a file, not a folder; choose another path")
+    output_folder(cfg.out_dir)
     loaded = load_evaluations(cfg.results, cfg.labels)
     labels = cfg.labels or [_default_label(p, r) for p, r in zip(cfg.results, loaded)]
     summary = summarize_seeds(loaded, cfg.reference or None)

@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     require(1 <= cfg.first <= last, f"need 1 <= --first <= --last, got {cfg.first} and {last}")
     keep_freed_memory()
     trainer = replay_trainer(cfg, cfg.first - 1)
-    out_dir = unique_path(cfg.out_dir or cfg.run_dir / f"anatomy-{cfg.first}-{last}")
+    out_dir = unique_path(cfg.out_dir or cfg.run_dir / f"anatomy-{cfg.first}-{last}",
+                          folder=True)
     measured: dict[str, Any] = {}
 
     def measure(support: Support, query: PGBatch) -> None:

@@ -59,10 +59,25 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path
     return path
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+"""The first bytes of an npz file (a zip archive of ``.npy`` files)."""
+
+
 def read_npz(path: Path, keys: tuple[str, ...], remedy: str) -> dict[str, np.ndarray]:
     """The arrays ``keys`` of ``path``; a missing key or a damaged file is one clear error
-    ending in ``remedy`` (what the user should do)."""
+    ending in ``remedy`` (what the user should do).
+
+    A file that is not a zip archive at all (random bytes, a ``.npy`` or other file saved
+    under the name) is named as such before numpy reads it: numpy would take it for a pickle
+    and suggest ``allow_pickle=True``, advice that runs foreign bytes as code and fixes nothing.
+    """
     try:
+        with path.open("rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+        # shorter than the magic: a truncated file, which np.load reports as such
+        require(len(head) < len(ZIP_MAGIC) or head == ZIP_MAGIC,
+                f"{path} is not an npz file (it is not a zip archive): it is damaged or another "
+                f"kind of file; {remedy}")
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]
             require(not missing, f"{path} lacks the key(s) {missing}; {remedy}")

@@ -6,8 +6,14 @@ tested beside the code they concern (named in that table).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -224,3 +230,199 @@ def test_bench_distributed_too_few_iterations(tmp_path):
                        "sinusoid", "1", "--out", str(out))
     one_line_error(proc, "--iterations must be at least 2 per workload")
     assert not out.exists()
+
+
+# --- numbers, outputs and files refused before any work ------------------------------------
+
+EVAL_FAST = ["--tasks", "2", "--steps", "1"]
+"""evaluate.py flags for an evaluation of a second."""
+ADAPT_FAST = ["--num-tasks", "2", "--timesteps", "12", "--steps", "1", "--threads", "1"]
+"""adapt_rl.py flags for an evaluation of a second."""
+SEED_RANGE = "must be an integer from 0 to 2^63 - 1"
+
+
+@pytest.fixture(scope="module")
+def sin_run(tmp_path_factory) -> Path:
+    """A tiny finished train_supervised.py run, shared by the evaluate.py tests below (each
+    writes only outputs of its own names)."""
+    out = tmp_path_factory.mktemp("sin") / "run"
+    train(out)
+    return out
+
+
+def no_work(*args, **kwargs):
+    """Stands in for an evaluation that a refused command must never start."""
+    raise AssertionError("the evaluation ran although its input or output was bad")
+
+
+@contextlib.contextmanager
+def read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``folder`` unwritable for this process, as on a read-only filesystem: by its mode bits
+    and, since root writes regardless of those, by creating no file under it (EROFS from
+    ``os.open``, which ``tempfile`` and so every atomic write of the scripts goes through)."""
+    inside = folder.resolve()
+    real_open = os.open
+
+    def refuse_creation(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).resolve().is_relative_to(inside):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "open", refuse_creation)
+            yield
+    finally:
+        folder.chmod(mode)
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("train_supervised.py", [*TINY_SIN, "--seed", "-1"]),
+        ("train_supervised.py", [*TINY_SIN, "--seed", str(2**63)]),
+        ("train_supervised.py", [*TINY_SIN, "--eval-seed", "-1"]),
+        ("train_rl.py", [*TINY_NAV, "--seed", "-1"]),
+        ("train_rl.py", [*TINY_NAV, "--seed", str(2**63)]),
+        ("train_rl.py", [*TINY_NAV, "--eval-seed", str(2**64)]),
+        ("baselines_rl.py", ["--baseline", "random", *ADAPT_FAST, "--seed", "-1"]),
+        ("baselines_rl.py", ["--baseline", "random", *ADAPT_FAST, "--train-seed", str(2**63)]),
+    ],
+)
+def test_seed_out_of_range_in_training(tmp_path, script, args):
+    """A negative seed or one of 2^63 or more: numpy and torch reject them with a traceback
+    deep inside the run (or the run goes on with a seed no int64 holds)."""
+    proc = call_script(script, *args, "--out-dir", str(tmp_path / "x"))
+    one_line_error(proc, SEED_RANGE)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--seed", "-1"], f"--seed {SEED_RANGE} (9223372036854775807), got -1"),
+        (["--seed", str(2**63)], f"--seed {SEED_RANGE}"),
+        (["--inner-lr", "nan"], "--inner-lr must be a positive number, got nan"),
+        (["--inner-lr", "inf"], "--inner-lr must be a positive number, got inf"),
+        (["--inner-lr", "-1"], "--inner-lr must be a positive number, got -1.0"),
+    ],
+)
+def test_evaluate_bad_seed_and_step_size(sin_run, monkeypatch, args, message):
+    monkeypatch.setattr("metarl.evaluation.evaluate", no_work)
+    before = sorted(p.name for p in sin_run.iterdir())
+    one_line_error(call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST, *args),
+                   message)
+    assert sorted(p.name for p in sin_run.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--seed", "-1"], f"--seed {SEED_RANGE}"),
+        (["--alpha", "nan"], "--alpha must be a positive number, got nan"),
+        (["--alpha", "inf"], "--alpha must be a positive number, got inf"),
+        (["--alpha", "-0.1"], "--alpha must be a positive number, got -0.1"),
+    ],
+)
+def test_adapt_rl_bad_seed_and_step_size(nav_run, tmp_path, monkeypatch, args, message):
+    """A negative α would adapt uphill without a word; NaN and inf wreck every goal."""
+    monkeypatch.setattr("metarl.rl_eval.run_evaluation", no_work)
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *ADAPT_FAST, *args,
+                       "--out-dir", str(tmp_path / "e"))
+    one_line_error(proc, message)
+    assert not (tmp_path / "e").exists()
+
+
+def test_unwritable_outputs_are_refused_before_the_evaluation(sin_run, nav_run, tmp_path,
+                                                               monkeypatch):
+    """A read-only run folder or --out folder, or an --out-dir that is a file, is found before
+    the evaluation runs (not after an hour of it), and nothing is written."""
+    monkeypatch.setattr("metarl.evaluation.evaluate", no_work)
+    monkeypatch.setattr("metarl.rl_eval.run_evaluation", no_work)
+    before = sorted(p.name for p in sin_run.iterdir())
+    with read_only(sin_run, monkeypatch):
+        proc = call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST)
+    one_line_error(proc, f"cannot write to {sin_run} (where outputs go without --out)")
+    assert proc.stderr.rstrip().endswith("give --out a writable folder")
+    assert sorted(p.name for p in sin_run.iterdir()) == before
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with read_only(locked, monkeypatch):
+        proc = call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST, "--out",
+                           str(locked / "e.json"))
+        one_line_error(proc, f"cannot write --out {locked / 'e.json'}")
+        proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *ADAPT_FAST,
+                           "--out-dir", str(locked / "adapt"))
+        one_line_error(proc, f"cannot write to --out-dir {locked / 'adapt'}")
+    assert not list(locked.iterdir())
+    (tmp_path / "file").write_text("mine")
+    proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *ADAPT_FAST, "--out-dir",
+                       str(tmp_path / "file"))
+    one_line_error(proc, f"--out-dir {tmp_path / 'file'} is a file, not a folder")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_evaluate_out_folder_gets_the_result_inside(sin_run, tmp_path):
+    """--out an existing folder: the result goes into it under its default name (it used to
+    land beside the folder as <folder>-2, without an extension, and <folder>-2.png)."""
+    folder = tmp_path / "evals"
+    folder.mkdir()
+    proc = call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST, "--out",
+                       str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evals"]
+    name = "eval-test-1steps-2tasks"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{name}.json", f"{name}.png"]
+    assert json.loads((folder / f"{name}.json").read_text())["plots"] == [f"{name}.png"]
+    proc = call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST, "--out",
+                       str(folder / "e.png"))
+    one_line_error(proc, "would be the figure's name; give the JSON file's")
+
+
+def test_eval_tasks_zero_is_refused_with_the_way_to_skip_validation(tmp_path):
+    """--eval-tasks 0 used to skip validation silently and report the last iteration although
+    --select-best was on; skipping validation is asked for with --eval-every 0."""
+    proc = call_script("train_supervised.py", *TINY_SIN, "--eval-every", "2", "--eval-tasks",
+                       "0", "--out-dir", str(tmp_path / "x"))
+    one_line_error(proc, "--eval-tasks must be at least 1, got 0; to train without validation "
+                         "pass --eval-every 0")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_eval_inner_lr_that_is_no_step_size(tmp_path, value):
+    """NaN made every post-adaptation loss null and best.pt fall back to the last iteration;
+    a negative step adapts uphill."""
+    proc = call_script("train_supervised.py", *TINY_SIN, "--eval-inner-lr", value,
+                       "--out-dir", str(tmp_path / "x"))
+    one_line_error(proc, f"--eval-inner-lr must be a positive number, got {float(value)}")
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_rl_infinite_inner_lr(tmp_path):
+    """NaN, 0 and negative --inner-lr were refused already; inf slipped through."""
+    proc = call_script("train_rl.py", *TINY_NAV, "--inner-lr", "inf", "--out-dir",
+                       str(tmp_path / "x"))
+    one_line_error(proc, "--inner-lr must be a positive number, got inf")
+    assert not (tmp_path / "x").exists()
+
+
+def test_npz_that_is_not_an_archive(tmp_path):
+    """Random bytes (or a .npy) under an npz's name: numpy takes them for a pickle and suggests
+    allow_pickle; the error says what the file is not and what to do instead."""
+    from metarl.errors import MetaRLError
+    from metarl.supervised.omniglot import load_set
+
+    path = tmp_path / "images_background.npz"
+    path.write_bytes(b"\x00" + np.random.default_rng(0).bytes(4095))
+    with pytest.raises(MetaRLError) as err:
+        load_set(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} is not an npz file (it is not a zip archive)")
+    assert "delete it and convert the release again" in message and "pickle" not in message
+    with path.open("wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(MetaRLError, match="is not an npz file"):
+        load_set(path)

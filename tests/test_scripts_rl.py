@@ -24,6 +24,7 @@ from metarl.rl_eval import (
     summarize_seeds,
 )
 from metarl.rl_trainer import MetaRLTrainer, drift_warning
+from metarl.rundir import unique_path
 
 from .conftest import REPO, TINY, call_script, run_script, snapshot
 
@@ -151,15 +152,31 @@ def test_adapt_rl_bad_input(nav_run, args, message):
         ("[]", "holds no goals"),
         ("[[0.1, -0.3, 0.0]]", "has 2 value(s) (x, y); got 3"),
         ("[[0.1, 0.9]]", "out of range"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "is not a text file"),  # binary: no traceback
     ],
 )
 def test_adapt_rl_bad_goals_file(nav_run, tmp_path, content, message):
     path = tmp_path / "goals.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), "--goals-file", str(path))
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not (nav_run / "adapt-goals-goals").exists()
+
+
+def test_a_taken_goal_folder_is_numbered_after_its_whole_name(nav_run, tmp_path):
+    """The second evaluation of goal (0.37, 0.1) goes to adapt-goal-0.37_0.1-2, not to
+    adapt-goal-0-2.37_0.1 (the folder's name was split at its dot as if it had an extension)."""
+    evaluation = ["--run-dir", str(nav_run), "--goal", "0.37", "0.1", "--timesteps", "12",
+                  "--steps", "1", "--threads", "1"]
+    for _ in range(2):
+        assert call_script("adapt_rl.py", *evaluation).returncode == 0
+    assert sorted(p.name for p in nav_run.glob("adapt-goal-*0.1*")) == [
+        "adapt-goal-0.37_0.1", "adapt-goal-0.37_0.1-2"]
+    (tmp_path / "eval.v2.json").write_text("{}")  # a file's number goes before its extension
+    assert unique_path(tmp_path / "eval.v2.json").name == "eval.v2-2.json"
 
 
 def test_adapt_rl_goal_and_goals_file_exclusive(nav_run, tmp_path):
@@ -502,7 +519,7 @@ def test_halfcheetah_smoke(tmp_path):
         (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
         (["--inner-batches", "reused"],
          "unknown --inner-batches 'reused'; choose shared or fresh"),
-        (["--later-inner-lr", "0"], "--later-inner-lr must be positive, got 0.0"),
+        (["--later-inner-lr", "0"], "--later-inner-lr must be a positive number, got 0.0"),
         (["--trpo.trust-region", "initial"],
          "unknown --trpo.trust-region 'initial'; choose adapted or adapted+initial"),
     ],
