@@ -9,6 +9,9 @@ same steps and hold the same parameters; only rank 0 writes checkpoints, logs an
 
 Backends: gloo on CPU, NCCL on CUDA (one GPU per rank, ``LOCAL_RANK``). Every collective has a
 timeout, so a rank that dies makes the others fail with a clear message instead of hanging.
+``torchrun`` itself stops the other ranks with SIGTERM as soon as one dies: a rank in training
+then fails its next collective with that message, and one that is elsewhere (setting up,
+evaluating) says that it was stopped (:func:`run_rank`); no rank ends without a line.
 Without ``torchrun`` (or with ``WORLD_SIZE=1``) everything degrades to a single process with
 no communication.
 """
@@ -17,10 +20,14 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import TypeVar
 
 import torch
@@ -187,21 +194,71 @@ def process_group(ctx: DistContext) -> Iterator[DistContext]:
     shutdown(ctx)
 
 
+def _stopped_by_launcher(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside the training loop of a ``torchrun`` rank: one line, then the signal's
+    own end (the status torchrun reports stays "SIGTERM").
+
+    torchrun sends SIGTERM to every rank as soon as one fails (or when the job is stopped),
+    and a rank that was not training (setting up, evaluating, waiting for nothing) would
+    otherwise vanish without a word. A SIGTERM that arrives while an error is being handled
+    (a collective that has just failed on the dead peer, its line on the way out) is ignored,
+    so that the line is printed and the rank exits with its status."""
+    if sys.exc_info()[1] is not None:
+        return
+    line = (f"error: rank {os.environ.get('RANK', '?')} stopped by SIGTERM, outside training "
+            "(torchrun stops every rank once one of them fails, or when the job is stopped); "
+            "the rank that failed says why\n")
+    os.write(2, line.encode())  # unbuffered: the handler may have interrupted a print
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def _announce_termination() -> Iterator[None]:
+    """Under ``torchrun``: :func:`_stopped_by_launcher` handles SIGTERM while the block runs
+    (the training loop's own stop request takes over inside it, and hands back after); once
+    the block ends in an error, SIGTERM is ignored, as that error is already being reported.
+    A single process keeps Python's defaults."""
+    if (int(os.environ.get("WORLD_SIZE", "1")) <= 1
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _stopped_by_launcher)
+    try:
+        yield
+    except BaseException:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+
+
 def run_rank(main: Callable[[], object]) -> None:
     """A training script's ``__main__``: ``main()``, then :func:`end_rank`, also after a clean
-    stop (``SystemExit(0)``), where the rank would otherwise meet the same teardown abort."""
-    try:
-        main()
-    except SystemExit as stop:
-        if stop.code not in (0, None):
+    stop (``SystemExit(0)``), where the rank would otherwise meet the same teardown abort.
+
+    Under ``torchrun`` an error ends the rank that way too, with its status (2 after a
+    ``MetaRLError``'s line, 1 after a traceback): the process group is not left then (a peer
+    may still sit in a collective), and the interpreter's finalisation would abort on gloo's
+    threads (SIGABRT instead of the status). A SIGTERM never ends the rank without a line
+    (:func:`_announce_termination`)."""
+    with _announce_termination():
+        try:
+            main()
+        except SystemExit as stop:
+            if stop.code not in (0, None):
+                end_rank(stop.code if isinstance(stop.code, int) else 1)
+                raise
+        except BaseException:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                traceback.print_exc()
+                end_rank(1)
             raise
     end_rank()
 
 
-def end_rank() -> None:
-    """End this ``torchrun`` rank's process now, with exit status 0; no-op in a single process.
+def end_rank(status: int = 0) -> None:
+    """End this ``torchrun`` rank's process now, with exit ``status``; no-op in a single process.
 
-    Called by the scripts after a successful ``main`` (and after :func:`shutdown`). Even with
+    Called by the scripts after ``main`` (and after :func:`shutdown` when it succeeded). Even with
     the process group destroyed, gloo can leave a joinable thread behind that the C++ runtime
     meets while the interpreter finalises, and the rank then aborts (``terminate called
     without an active exception``, SIGABRT) after all its work is done: rarely, at random,
@@ -215,4 +272,4 @@ def end_rank() -> None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -161,6 +162,50 @@ def test_dead_rank_is_reported_not_hung(tmp_path):
         p.join(timeout=60)
     assert "another rank has probably died" in message
     assert waited < 60
+
+
+RANK_0_DIES = """
+import os, signal, sys, time
+import torch
+from metarl.distributed import init_distributed, process_group, run_rank
+from metarl.errors import cli_errors
+
+@cli_errors
+def main() -> None:
+    with process_group(init_distributed("cpu")) as ctx:
+        ctx.barrier()
+        if ctx.rank == 0:
+            time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if sys.argv[1] == "collective":
+            ctx.mean(torch.ones(1))  # waits for the rank that dies
+        time.sleep(60)  # busy elsewhere (setting up, evaluating) when torchrun stops it
+
+run_rank(main)
+"""
+
+
+@pytest.mark.parametrize("where, line, status", [
+    ("busy", "error: rank 1 stopped by SIGTERM, outside training (torchrun stops every rank "
+             "once one of them fails", -15),
+    ("collective", "error: a collective operation failed on rank 1 (", 2),
+], ids=["busy", "in-a-collective"])
+def test_when_rank_0_is_killed_under_torchrun_the_others_say_so(tmp_path, where, line, status):
+    """torchrun SIGTERMs the other ranks as soon as one dies: each still prints its one line
+    (before, a rank that was not waiting in a collective died without a word, and one whose
+    collective had just failed could be killed while printing), and none waits for the
+    SIGKILL that follows an unanswered SIGTERM 30 s later."""
+    script = tmp_path / "rank_0_dies.py"
+    script.write_text(RANK_0_DIES)
+    tic = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(script), where], capture_output=True,
+                          text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode != 0 and time.time() - tic < 25, proc.stderr[-3000:]
+    assert line in proc.stderr, proc.stderr[-3000:]
+    found = re.search(r"rank\s*: 1 \(local_rank: 1\)\s*exitcode\s*: (-?\d+)", proc.stderr)
+    assert found and int(found.group(1)) == status, proc.stderr[-1500:]
 
 
 def test_uneven_meta_batch_is_a_clear_error(tmp_path):
