@@ -12,6 +12,9 @@ The whole toolkit rests on a handful of pure functions over parameter dictionari
 from metarl.adapt import adapt
 from metarl.errors import MetaRLError
 from metarl.functional import Params, functional_loss, params_of
+from metarl.rendering import check_gl_setting
+
+check_gl_setting()  # before any metarl module imports mujoco, which a broken MUJOCO_GL fails
 
 __all__ = ["MetaRLError", "Params", "adapt", "functional_loss", "params_of"]
 __version__ = "0.1.0"

@@ -34,6 +34,7 @@ from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
 from metarl.io import output_folder
 from metarl.loop import load_latest_state
 from metarl.policies import GaussianMLPPolicy
+from metarl.rendering import prepare_rendering
 from metarl.rl_eval import (
     EvalSettings,
     chosen_goals,
@@ -89,7 +90,9 @@ class AdaptConfig:
     threads: int | None = None
     """Physics threads (default: all CPUs)."""
     video: bool = False
-    """Render a before/after animation (GIF) of the first goal."""
+    """Render a before/after animation (GIF) of the first goal, captioned with the goal, the
+    adaptation step and the return, the camera following the agent. OpenGL is checked first:
+    without MUJOCO_GL, EGL and then OSMesa are tried."""
     label: str | None = None
     """Name of this policy in results.json and plots."""
     out_dir: Path | None = None
@@ -177,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
                             repeats=cfg.repeats,
                             threads=cfg.threads, **chosen.inner)
     goals, source, name = chosen_goals(settings, cfg.goal, cfg.goals_file)
+    if cfg.video:  # an OpenGL back-end that works here, found (and set) before any rollout
+        backend = prepare_rendering(env_id)
+        if backend is not None:
+            print(f"video: rendering with MUJOCO_GL={backend}")
     # The output folder is checked before any rollout: an hour of evaluation is not to be
     # lost to a folder it cannot write.
     if cfg.out_dir is None:
@@ -197,8 +204,11 @@ def main(argv: list[str] | None = None) -> None:
         state = load_checkpoint(out / "adapted_policy.pt", map_location=cfg.device)
         after = {k: v[0] for k, v in state["params"].items()}
         before = {k: v.detach() for k, v in policy.named_parameters()}
+        stages = {"before": "before adaptation",
+                  "after": f"after {cfg.steps} adaptation step{'s' * (cfg.steps != 1)}"}
         for tag, params in (("before", before), ("after", after)):
-            frames = render_episode(env_id, tasks[0], policy, params, oracle=oracle)
+            frames = render_episode(env_id, tasks[0], policy, params, oracle=oracle,
+                                    stage=stages[tag])
             print(f"video: {save_gif(frames, out / f'video-{tag}.gif')}")
     print(f"results: {out / 'results.json'} (also returns.csv, returns.png, adapted_policy.pt)")
 
