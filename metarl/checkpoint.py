@@ -9,6 +9,10 @@ loaded with ``weights_only=True``, so a checkpoint can never execute code). The 
 checksum and size catch truncated or corrupted files with a clear error. Files are written
 with :func:`metarl.io.atomic_write_bytes`, so an interrupted save never replaces a good
 checkpoint with a partial one; :class:`CheckpointDir` keeps the newest ``keep`` of them.
+
+A run's checkpoints carry its run id (:mod:`metarl.rundir`), and a numbered file must hold the
+iteration its name says: a file that fails either check (copied in from another run, or
+renamed) is treated like a damaged one, skipped with a warning and never deleted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +135,54 @@ class CheckpointDir:
             raise ValueError("keep must be at least 1")
         self.root = Path(root)
         self.keep = keep
+        self._verdicts: dict[Path, str | None] = {}
+        """Files this process has written or read: why each is not a checkpoint of this run
+        (damaged, another run's, another iteration's), or None when it is one."""
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run whose ``checkpoints/`` this is, from the run folder's config.json
+        (None outside a run folder, or for a run from before run ids: then every checkpoint
+        counts as this run's, as it did before)."""
+        from metarl.rundir import run_id_of
+
+        return run_id_of(self.root.parent)
+
+    def not_ours(self, path: Path, state: Mapping[str, Any]) -> str | None:
+        """Why ``state``, read from ``path``, is not this run's checkpoint, or None if it is:
+        a numbered file must hold the iteration its name says, and a run id recorded in both
+        the file and the run folder must agree (one missing on either side: unknown, accepted,
+        as for checkpoints and runs from before run ids)."""
+        named = _NAME.match(path.name)
+        found = state.get("iteration")
+        if named and found != int(named.group(1)):
+            return (f"{path} holds iteration {found}, not the {int(named.group(1))} its name "
+                    "says (a file renamed or copied in)")
+        ours, theirs = self.run_id, state.get("run_id")
+        if ours is not None and theirs is not None and ours != theirs:
+            return (f"{path} was written by another run (run id {theirs}; this run's is {ours}, "
+                    "in its config.json)")
+        return None
+
+    def _verdict(self, path: Path) -> str | None:
+        """:meth:`not_ours` for a file on disk, its damage included (read once, then known)."""
+        if path not in self._verdicts:
+            try:
+                self._verdicts[path] = self.not_ours(path, load_checkpoint(path))
+            except CheckpointError as err:
+                self._verdicts[path] = str(err)
+        return self._verdicts[path]
+
+    def stamp(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """``state`` with this run's id, as every checkpoint and best.pt of the run holds it."""
+        return {**state, "run_id": self.run_id}
+
+    def save_best(self, state: Mapping[str, Any]) -> Path:
+        """Write ``best.pt`` (the model selected so far) with this run's id."""
+        path = self.root / "best.pt"
+        save_checkpoint(path, self.stamp(state))
+        self._verdicts[path] = None
+        return path
 
     def path_for(self, iteration: int) -> Path:
         return self.root / f"ckpt_{iteration:08d}.pt"
@@ -147,42 +199,75 @@ class CheckpointDir:
         return sorted(found)
 
     def save(self, iteration: int, state: Mapping[str, Any]) -> Path:
-        """Write a checkpoint for ``iteration`` and delete all but the newest ``keep`` of those
-        up to it. Files of later iterations (a damaged checkpoint the run resumed before, left
-        in place by :meth:`load_latest`) are not counted: they would otherwise push out the
-        checkpoint just written, and are replaced when the run reaches them."""
+        """Write a checkpoint for ``iteration`` (stamped with the run id) and delete all but
+        the newest ``keep`` of this run's checkpoints up to it.
+
+        Files of later iterations (a damaged checkpoint the run resumed before, left in place
+        by :meth:`load_latest`) are not counted: they would otherwise push out the checkpoint
+        just written. A file that is not this run's (damaged, another run's) is never deleted:
+        rotation passes it by, and when the run reaches its iteration it is renamed
+        ``ckpt_<N>-set-aside.pt`` (kept, with a warning) before this run's is written."""
         path = self.path_for(iteration)
-        save_checkpoint(path, state)
-        for _, old in self.upto(iteration)[: -self.keep]:
+        if path.is_file() and self._verdict(path) is not None:
+            from metarl.loop import say
+            from metarl.rundir import unique_path
+
+            aside = unique_path(path.with_name(f"{path.stem}-set-aside{path.suffix}"))
+            path.rename(aside)
+            say(f"warning: {path.name} is not this run's checkpoint "
+                f"({self._verdicts.pop(path)}); moved to {aside.name} before writing this "
+                "run's own")
+        save_checkpoint(path, self.stamp(state))
+        self._verdicts[path] = None
+        for _, old in self.mine_upto(iteration)[: -self.keep]:
             old.unlink(missing_ok=True)
+            del self._verdicts[old]
         return path
 
     def upto(self, iteration: int) -> builtins.list[tuple[int, Path]]:
         """``(iteration, path)`` of the checkpoints of iterations up to ``iteration``."""
         return [(it, p) for it, p in self.list() if it <= iteration]
 
-    def set_aside_newer_best(self, iteration: int) -> str | None:
+    def mine_upto(self, iteration: int) -> builtins.list[tuple[int, Path]]:
+        """:meth:`upto` without the files that are not this run's checkpoints (rotation keeps
+        those, so they may stay below the newest)."""
+        return [(it, p) for it, p in self.upto(iteration) if self._verdict(p) is None]
+
+    def set_aside_newer_best(self, iteration: int, skipped: Sequence[str] = ()) -> str | None:
         """On resume from ``iteration``: a ``best.pt`` of a later iteration belongs to the part
         of the run that was lost (a hard kill after best.pt was written but before the next
-        checkpoint); the resumed run would compare its scores with the older best and could
-        replace it. It is renamed ``best-lost-iteration-<N>.pt`` (kept, not deleted); returns
-        the warning to show, or None."""
+        checkpoint, or newer checkpoints that are damaged or not this run's: ``skipped``, the
+        warnings :meth:`load_latest` gave about them); the resumed run would compare its scores
+        with the older best and could replace it. A best.pt of another run would be reported
+        as this run's model. Either is renamed (kept, not deleted):
+        ``best-lost-iteration-<N>.pt`` or ``best-of-another-run.pt``; returns the warning to
+        show, naming the cause, or None."""
         from metarl.rundir import unique_path
 
         best = self.root / "best.pt"
         if not best.is_file():
             return None
         try:
-            lost = int(load_checkpoint(best)["iteration"])
+            state = load_checkpoint(best)
+            lost = int(state["iteration"])
         except (CheckpointError, KeyError, TypeError, ValueError):
             return None  # a damaged best.pt is reported where it is read
+        foreign = self.not_ours(best, state)
+        if foreign is not None:
+            aside = unique_path(self.root / "best-of-another-run.pt")
+            best.rename(aside)
+            return (f"{foreign}; moved to {aside.name}, and the model selection continues "
+                    f"from this run's checkpoint of iteration {iteration}")
         if lost <= iteration:
             return None
         aside = unique_path(self.root / f"best-lost-iteration-{lost}.pt")
         best.rename(aside)
+        cause = (f"the {len(skipped)} newer checkpoint(s) could not be resumed (damaged or not "
+                 "this run's: see the warnings above)" if skipped
+                 else "the run was killed before it saved that part")
         return (f"{best} (iteration {lost}) is newer than the checkpoint resumed from (iteration "
-                f"{iteration}): the run was killed before it saved that part; moved to "
-                f"{aside.name}, and the model selection continues from iteration {iteration}")
+                f"{iteration}): {cause}; moved to {aside.name}, and the model selection "
+                f"continues from iteration {iteration}")
 
     def remove_stale_temporaries(self) -> None:
         """Delete temp files a killed save left behind (never a finished checkpoint)."""
@@ -193,9 +278,10 @@ class CheckpointDir:
     def load_latest(
         self, map_location: str | torch.device = "cpu", *, clean: bool = False
     ) -> tuple[Path, dict[str, Any], builtins.list[str]] | None:
-        """The newest checkpoint that verifies, plus warnings about newer damaged ones.
+        """The newest checkpoint of this run that verifies, plus warnings about newer ones that
+        are damaged or not this run's (:meth:`not_ours`).
 
-        Damaged files are left in place (never deleted), so nothing is lost; the warnings
+        Those files are left in place (never deleted), so nothing is lost; the warnings
         name them. Returns ``None`` when the folder holds no checkpoint at all; raises
         :class:`CheckpointError` when it holds some but none verifies. ``clean``: first delete
         the temporaries of a killed save -- only for the process that owns the folder (a
@@ -210,10 +296,17 @@ class CheckpointDir:
         warnings: list[str] = []
         for _, path in reversed(entries):
             try:
-                return path, load_checkpoint(path, map_location), warnings
+                state = load_checkpoint(path, map_location)
             except CheckpointError as err:
+                self._verdicts[path] = str(err)
                 warnings.append(f"skipping damaged checkpoint: {err}")
+                continue
+            self._verdicts[path] = reason = self.not_ours(path, state)
+            if reason is None:
+                return path, state, warnings
+            warnings.append(f"skipping checkpoint that is not this run's: {reason}; it is left "
+                            "in place")
         raise CheckpointError(
-            f"every checkpoint in {self.root} is damaged ({len(entries)} files); "
-            "start a new run in another --out-dir"
+            f"every checkpoint in {self.root} is damaged or not this run's ({len(entries)} "
+            "files); start a new run in another --out-dir"
         )

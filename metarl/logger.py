@@ -5,9 +5,10 @@ same numbers without TensorBoard. On resume, events after the checkpoint's step 
 (TensorBoard ``purge_step``) and ``metrics.jsonl`` is cut back to that step, so the logs of a
 resumed run read like those of an uninterrupted one (a stop between two logging steps writes
 the part of the window done so far as a row of its own, so the resumed run has one more).
-Rows are appended whole or not at all (:func:`metarl.io.append_whole`), and a full disk is one
-:class:`metarl.io.DiskFullError` from either writer, never a traceback of TensorBoard's writer
-thread.
+A damaged line (a write cut short, stray bytes) costs that line alone: readers skip it, and the
+resume that rewrites the file keeps the file as it was beside it. Rows are appended whole or not
+at all (:func:`metarl.io.append_whole`), and a full disk is one :class:`metarl.io.DiskFullError`
+from either writer, never a traceback of TensorBoard's writer thread.
 """
 
 from __future__ import annotations
@@ -26,31 +27,56 @@ from metarl.io import (
     atomic_write_bytes,
     disk_full_as_error,
 )
+from metarl.rundir import unique_path
+
+
+def parse_metrics(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """The good rows of the metrics file ``path``, and ``(line number, what is wrong)`` for
+    each damaged line: one that is not UTF-8 text or not JSON (a write cut short by a full
+    disk or a crash), or not a row with a whole-number ``step``. The rows after a damaged
+    line are good rows like any other."""
+    rows: list[dict[str, Any]] = []
+    damaged: list[tuple[int, str]] = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            damaged.append((number, "not UTF-8 text"))
+            continue
+        except json.JSONDecodeError:
+            damaged.append((number, "not JSON"))
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            damaged.append((number, "not a row of metrics"))
+        elif not isinstance(step, int) or isinstance(step, bool):
+            damaged.append((number, f"its step {json.dumps(step)[:20]} is not a whole number"))
+        else:
+            rows.append(record)
+    return rows, damaged
+
+
+def describe_damage(path: Path, damaged: list[tuple[int, str]]) -> str:
+    """One phrase naming the damaged lines of ``path``: the first and how many more."""
+    number, why = damaged[0]
+    more = f" (and {len(damaged) - 1} more line(s))" if len(damaged) > 1 else ""
+    return f"{path} line {number} is damaged ({why}){more}"
 
 
 def read_metrics(run_dir: Path, *, warn: bool = False) -> list[dict[str, Any]]:
     """The rows of ``<run_dir>/metrics.jsonl`` (none if it does not exist), without opening
     anything for writing: for plots, benchmarks and other readers next to a live run.
 
-    Reading stops at the first line that does not parse (a write cut short by a full disk or
-    a crash), which with ``warn`` is reported on stderr."""
+    Damaged lines (:func:`parse_metrics`) are skipped, the rows after them kept; with
+    ``warn`` they are reported on stderr."""
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            if warn:
-                print(f"warning: {path} line {number} is damaged; the metrics from there on "
-                      "are dropped (TensorBoard keeps them)", file=sys.stderr)
-            break
-        records.append(record)
+    records, damaged = parse_metrics(path)
+    if damaged and warn:
+        print(f"warning: {describe_damage(path, damaged)}; skipped", file=sys.stderr)
     return records
 
 
@@ -98,12 +124,19 @@ class RunLogger:
 
     def _truncate_jsonl(self, start_step: int) -> None:
         """Cut metrics.jsonl back to ``start_step``, atomically (a stop signal during the
-        rewrite cannot lose the history). A line that does not parse (a write cut short by a
-        full disk or a crash) ends what is kept, with a warning, instead of blocking resume."""
+        rewrite cannot lose the history). Damaged lines (:func:`parse_metrics`) do not block
+        the resume and cost no other row: they are left out of the rewritten file, and the
+        file as it was is first kept beside it as ``metrics-damaged.jsonl``, with a warning."""
         if not self.jsonl.exists():
             return
-        kept = [r for r in read_metrics(self.jsonl.parent, warn=True)
-                if r.get("step", 0) <= start_step]
+        rows, damaged = parse_metrics(self.jsonl)
+        if damaged:
+            aside = unique_path(self.jsonl.with_name("metrics-damaged.jsonl"))
+            atomic_write_bytes(aside, self.jsonl.read_bytes())
+            print(f"warning: {describe_damage(self.jsonl, damaged)}; left out of the log (the "
+                  f"rows around it are kept), and the file as it was is kept as {aside.name}",
+                  file=sys.stderr)
+        kept = [r for r in rows if r["step"] <= start_step]
         atomic_write_bytes(self.jsonl, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def log(self, step: int, scalars: dict[str, float]) -> None:

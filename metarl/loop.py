@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from metarl.checkpoint import CheckpointDir, check_kind
+from metarl.checkpoint import CheckpointDir, check_kind, check_signature
 from metarl.distributed import DistContext
 from metarl.errors import MetaRLError
 from metarl.io import DiskFullError
@@ -90,20 +90,29 @@ def restore_loop_state(trainer: Trainable, state: Mapping[str, Any]) -> None:
 
 def load_latest_state(
     checkpoints: CheckpointDir, kind: str, map_location: str | torch.device, *,
-    resuming: bool = False,
+    resuming: bool = False, model: torch.nn.Module | None = None,
 ) -> tuple[Path, dict[str, Any]] | None:
-    """The newest valid checkpoint of ``kind`` (damaged newer ones are reported, kept).
-    ``resuming``: the caller is the trainer that owns the folder (it holds the run lock), so
-    a killed save's temporaries are cleaned up first and a best.pt newer than the checkpoint
-    is set aside (:meth:`CheckpointDir.set_aside_newer_best`); readers change nothing."""
-    found = checkpoints.load_latest(map_location=map_location, clean=resuming)
+    """The newest valid checkpoint of ``kind`` of the run (newer ones that are damaged or
+    another run's are reported and kept); with ``model``, it must hold that model.
+
+    ``resuming``: the caller is the trainer that owns the folder (it holds the run lock).
+    Once every check has passed -- and only then, so that a refused resume leaves the folder
+    as it was -- a killed save's temporaries are deleted and a best.pt newer than the
+    checkpoint, or of another run, is set aside (:meth:`CheckpointDir.set_aside_newer_best`).
+    Readers change nothing."""
+    found = checkpoints.load_latest(map_location=map_location)
+    skipped: list[str] = []
     if found is not None:
-        for w in found[2]:
+        path, state, skipped = found
+        for w in skipped:
             say(f"warning: {w}")
-        check_kind(found[1], found[0], kind)
+        check_kind(state, path, kind)
+        if model is not None:
+            check_signature(state["model_signature"], model, path)
     if resuming:
+        checkpoints.remove_stale_temporaries()
         aside = checkpoints.set_aside_newer_best(
-            int(found[1]["iteration"]) if found is not None else 0)
+            int(found[1]["iteration"]) if found is not None else 0, skipped)
         if aside:
             say(f"warning: {aside}")
     return None if found is None else (found[0], found[1])

@@ -183,6 +183,7 @@ def config_from_identity(identity: dict[str, Any]) -> RLConfig:
     added after the run was started take the value it used implicitly
     (:data:`SETTINGS_ADDED_LATER`)."""
     d = dict(identity)
+    d.pop("run_id", None)  # config.json's record of which run it is, not a setting
     trpo = dict(d.pop("trpo", {}))
     for dotted, value in SETTINGS_ADDED_LATER.items():
         section, _, name = dotted.rpartition(".")

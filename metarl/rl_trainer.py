@@ -42,7 +42,6 @@ from metarl.checkpoint import (
     CheckpointDir,
     check_signature,
     model_signature,
-    save_checkpoint,
 )
 from metarl.distributed import DistContext
 from metarl.envs.base import Task
@@ -143,7 +142,8 @@ class MetaRLTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, KIND, self.device, resuming=True)
+        found = load_latest_state(self.checkpoints, KIND, self.device,
+                                  resuming=self.dist.is_main, model=self.policy)
         if found is None:
             return
         path, state = found
@@ -301,7 +301,7 @@ class MetaRLTrainer:
             state = self.state()
             if policy is not None:
                 state.update(policy=policy, iteration=at)
-            save_checkpoint(self.checkpoints.root / "best.pt", state)
+            self.checkpoints.save_best(state)
 
     def validate(self) -> list[float]:
         """Mean return over the validation goals after 0..eval_steps adaptation steps (the

@@ -25,10 +25,8 @@ from torch import Tensor
 from metarl.checkpoint import (
     SUPERVISED,
     CheckpointDir,
-    check_signature,
     load_checkpoint,
     model_signature,
-    save_checkpoint,
 )
 from metarl.distributed import DistContext
 from metarl.errors import require, require_positive_number, require_seed
@@ -289,11 +287,11 @@ class MetaTrainer:
         return self.checkpoints.save(self.iteration, self.state())
 
     def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, SUPERVISED, self.device, resuming=True)
+        found = load_latest_state(self.checkpoints, SUPERVISED, self.device,
+                                  resuming=self.dist.is_main, model=self.model)
         if found is None:
             return
         path, state = found
-        check_signature(state["model_signature"], self.model, path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
@@ -393,7 +391,7 @@ class MetaTrainer:
         score = float(np.mean(losses[1:])) if len(losses) > 1 else float(losses[0])
         if self.cfg.select_best and math.isfinite(score) and score < self.best_score:
             self.best_score = score
-            save_checkpoint(self.checkpoints.root / "best.pt", self.state())
+            self.checkpoints.save_best(self.state())
         entry = {"iteration": self.iteration, "split": split}
         scalars = {}
         for key, values in res.items():

@@ -23,7 +23,6 @@ Example (seed 4 of the navigation runs drifts at iteration 4)::
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from metarl.pg import PGBatch
 from metarl.plotting import plot_step_anatomy
 from metarl.rl_config import config_from_identity
 from metarl.rl_trainer import KIND, MetaRLTrainer
-from metarl.rundir import CONFIG_NAME, unique_path
+from metarl.rundir import CONFIG_NAME, read_run_config, unique_path
 from metarl.step_anatomy import step_anatomy
 
 
@@ -72,7 +71,7 @@ def replay_trainer(cfg: AnatomyConfig, before: int) -> MetaRLTrainer:
     config_path = cfg.run_dir / CONFIG_NAME
     require(config_path.is_file(), f"{cfg.run_dir} holds no training run (no {CONFIG_NAME}); "
             "pass the --out-dir of scripts/train_rl.py")
-    run_cfg = config_from_identity(json.loads(config_path.read_text()))
+    run_cfg = config_from_identity(read_run_config(cfg.run_dir, "replay it"))
     run_cfg = replace(run_cfg, device=cfg.device or run_cfg.device,
                       threads=cfg.threads or run_cfg.threads,
                       torch_threads=cfg.torch_threads or run_cfg.torch_threads)

@@ -31,7 +31,7 @@ from metarl.logger import read_metrics
 from metarl.plotting import plot_training_curves
 from metarl.rl_config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
 from metarl.rl_trainer import MetaRLTrainer
-from metarl.rundir import open_run_dir
+from metarl.rundir import open_run_dir, start_resumed_leg
 
 
 def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
@@ -78,6 +78,8 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
             print(f"evaluate: python scripts/adapt_rl.py --run-dir {run_dir}")
         return
     trainer = MetaRLTrainer(cfg, run_dir, resume=cfg.resume, dist=ctx)
+    if cfg.resume:  # the checkpoint passed every check: only now does the folder change
+        start_resumed_leg(ctx, run_dir, cfg.identity())
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
     trainer.train(on_stop=lambda: write_results(cfg, trainer, run_dir, finished=False))
     if not ctx.is_main:  # rank 0 alone writes the results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -22,7 +21,14 @@ from metarl.errors import CheckpointError, MetaRLError
 from metarl.logger import read_metrics
 from metarl.loop import load_latest_state
 from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import CONFIG_NAME, RESUMABLE, never_started, open_run_dir
+from metarl.rundir import (
+    CONFIG_NAME,
+    RESUMABLE,
+    never_started,
+    open_run_dir,
+    read_run_config,
+    start_resumed_leg,
+)
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem, data_digest
@@ -60,6 +66,8 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     run_dir = Path(cfg.out_dir)
     trainer = MetaTrainer(problem, cfg, run_dir, config_dict=identity, resume=cfg.resume,
                           progress=progress, dist=ctx)
+    if cfg.resume:  # the checkpoint passed every check: only now does the folder change
+        start_resumed_leg(ctx, run_dir, identity)
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
     trainer.train(on_stop=lambda: write_results(run_dir, _run_summary(cfg, trainer,
                                                                        finished=False)))
@@ -75,17 +83,13 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
 
 
 def _stored_config(run_dir: Path) -> dict[str, Any]:
-    """A run folder's config.json, or {} when there is none, it is unreadable (the run
-    folder checks then give the clear error) or its run saved nothing (it starts afresh:
-    :func:`metarl.rundir.never_started`)."""
+    """A run folder's config.json, or {} when there is none (the run folder checks then give
+    the clear error) or its run saved nothing (it starts afresh:
+    :func:`metarl.rundir.never_started`); a damaged one is a clear error."""
     path = Path(run_dir)
-    if path.is_dir() and never_started(path):
+    if not (path / CONFIG_NAME).is_file() or never_started(path):
         return {}
-    try:
-        stored = json.loads((path / CONFIG_NAME).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return stored if isinstance(stored, dict) else {}
+    return read_run_config(path, "resume it")
 
 
 def _data_place(cfg: SupervisedConfig) -> str:
@@ -178,13 +182,9 @@ def load_run(
     ``k_shot`` may differ from the run's (e.g. evaluate a K=10 model with 5 points), and
     ``data_root`` from the run's when the dataset has moved (its digest must match the run's).
     """
-    config_path = Path(run_dir) / "config.json"
-    if not config_path.is_file():
+    if not (Path(run_dir) / CONFIG_NAME).is_file():
         raise MetaRLError(f"{run_dir} holds no run (no config.json); pass a run folder")
-    try:
-        stored = json.loads(config_path.read_text())
-    except json.JSONDecodeError:
-        raise MetaRLError(f"{config_path} is not valid JSON; the run cannot be loaded") from None
+    stored = read_run_config(run_dir, "load its model")
     known = {f.name for f in fields(SupervisedConfig)}
     values = {k: v for k, v in stored.items() if k in known}
     for key in ("out_dir", "data_root"):

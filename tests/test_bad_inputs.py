@@ -426,3 +426,49 @@ def test_npz_that_is_not_an_archive(tmp_path):
         np.save(f, np.zeros(3))
     with pytest.raises(MetaRLError, match="is not an npz file"):
         load_set(path)
+
+
+def test_a_damaged_config_json_is_one_clear_line(tmp_path):
+    """config.json holding ``[]``, ``null`` or bytes that are not UTF-8: resuming (either
+    trainer) or evaluating the run names the file and what to do, and changes nothing."""
+    from .conftest import snapshot
+
+    train(tmp_path / "sin")
+    assert call_script("train_rl.py", *TINY_NAV, "--out-dir", str(tmp_path / "nav")).returncode == 0
+    for content, why in ((b"[]", "it holds [] instead of an object"),
+                         (b"null", "it holds null instead of an object"),
+                         (b'\xff\xfe{"algo": "maml"}', "it is not JSON")):
+        calls = ((tmp_path / "sin", "train_supervised.py", *TINY_SIN, "--resume", "--out-dir"),
+                 (tmp_path / "sin", "evaluate.py", "--tasks", "2", "--run-dir"),
+                 (tmp_path / "nav", "train_rl.py", *TINY_NAV, "--resume", "--out-dir"))
+        for run, script, *args in calls:
+            args.append(str(run))
+            (run / "config.json").write_bytes(content)
+            before = snapshot(run)
+            proc = call_script(script, *args)
+            one_line_error(proc, f"cannot read {run / 'config.json'} as a run's settings: {why}")
+            assert "restore config.json from a copy of the run folder" in proc.stderr
+            assert snapshot(run) == before
+
+
+def test_damaged_metrics_rows_do_not_stop_a_resume(tmp_path):
+    """metrics.jsonl with a row that is not UTF-8 and one whose step is no number: the resume
+    goes on with one warning line, keeps every good row (those after the damage too) and the
+    file as it was beside the log."""
+    out = tmp_path / "sin"
+    assert call_script("train_supervised.py", *TINY_SIN, "--log-every", "1", "--out-dir",
+                       str(out)).returncode == 0
+    metrics = out / "metrics.jsonl"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    lines[1], lines[2] = b'\xff{"step": 2}\n', b'{"step": "abc"}\n'
+    damaged = b"".join(lines)
+    metrics.write_bytes(damaged)
+    args = [*TINY_SIN[:2], "--iterations", "6", *TINY_SIN[4:]]
+    proc = call_script("train_supervised.py", *args, "--log-every", "1", "--resume",
+                       "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "metrics.jsonl" in line]
+    assert len(warnings) == 1 and "line 2 is damaged (not UTF-8 text) (and 1 more" in warnings[0]
+    assert (out / "metrics-damaged.jsonl").read_bytes() == damaged
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [1, 4, 5, 6]

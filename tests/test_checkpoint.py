@@ -67,7 +67,8 @@ def test_rotation_and_fallback_to_previous_good(tmp_path):
 
 def test_a_damaged_newer_checkpoint_does_not_push_out_the_new_ones(tmp_path):
     """Resumed before a damaged newer file, the run's new checkpoints are kept (rotation
-    counts only files up to the iteration saved); the damaged one stays until replaced."""
+    counts only files up to the iteration saved); the damaged one stays, and is set aside
+    (kept under another name) when the run reaches its iteration."""
     ckpts = CheckpointDir(tmp_path, keep=1)
     ckpts.save(10, {"iteration": 10})
     ckpts.save(20, {"iteration": 20})  # keep=1 removed 10
@@ -78,8 +79,9 @@ def test_a_damaged_newer_checkpoint_does_not_push_out_the_new_ones(tmp_path):
     written = ckpts.save(11, {"iteration": 11})
     assert written.is_file() and [it for it, _ in ckpts.list()] == [11, 20]
     assert ckpts.upto(11) == [(11, written)]
-    ckpts.save(20, {"iteration": 20})  # reaching it replaces the damaged file
+    ckpts.save(20, {"iteration": 20})  # reaching it sets the damaged file aside
     assert ckpts.load_latest()[1]["iteration"] == 20 and [it for it, _ in ckpts.list()] == [20]
+    assert (tmp_path / "ckpt_00000020-set-aside.pt").read_bytes() == b"garbage"
 
 
 def test_readers_leave_a_live_saves_temporary_alone(tmp_path):
@@ -222,3 +224,83 @@ def test_a_best_pt_from_the_lost_part_of_a_run_is_set_aside_on_resume(tmp_path, 
     save_checkpoint(tmp_path / "best.pt", {"kind": MAML_TRPO, "iteration": 10})
     load_latest_state(ckpts, MAML_TRPO, "cpu", resuming=True)  # not newer: kept
     assert (tmp_path / "best.pt").is_file()
+
+
+def _run_folder(path, run_id: str | None, keep: int = 1) -> CheckpointDir:
+    """A run folder whose config.json records ``run_id`` (None: a run from before run ids)."""
+    import json
+
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({} if run_id is None else {"run_id": run_id}))
+    return CheckpointDir(path / "checkpoints", keep=keep)
+
+
+def test_checkpoints_of_another_run_or_iteration_are_skipped_and_never_deleted(tmp_path, capsys):
+    """A checkpoint copied in from another run, or one whose iteration is not the one its
+    name says, is treated as damaged: skipped with a warning, never resumed, never rotated
+    away; when the run reaches its iteration it is set aside under another name."""
+    mine = _run_folder(tmp_path / "mine", "aaaa")
+    theirs = _run_folder(tmp_path / "theirs", "bbbb", keep=2)
+    mine.save(10, {"iteration": 10})
+    theirs.save(5, {"iteration": 5})
+    theirs.save(30, {"iteration": 30})
+    assert load_checkpoint(mine.path_for(10))["run_id"] == "aaaa"  # every checkpoint says whose
+    older, newer = theirs.path_for(5).read_bytes(), theirs.path_for(30).read_bytes()
+    mine.path_for(5).write_bytes(older)  # another run's, older than the run's own
+    mine.path_for(30).write_bytes(newer)  # another run's, newer
+    mine.path_for(20).write_bytes(mine.path_for(10).read_bytes())  # the run's, misnamed
+    fresh = CheckpointDir(mine.root, keep=1)  # as a resuming process sees the folder
+    path, state, warnings = fresh.load_latest()
+    assert path == mine.path_for(10) and state["iteration"] == 10
+    assert "written by another run (run id bbbb; this run's is aaaa" in warnings[0]
+    assert "holds iteration 10, not the 20 its name says" in warnings[1]
+    fresh.save(11, {"iteration": 11})  # keep=1 rotates the run's own 10 away, not 5
+    fresh.save(20, {"iteration": 20})
+    assert "ckpt_00000020.pt is not this run's checkpoint" in capsys.readouterr().err
+    assert [it for it, _ in fresh.list()] == [5, 20, 30]
+    assert load_checkpoint(mine.root / "ckpt_00000020-set-aside.pt")["iteration"] == 10
+    assert mine.path_for(5).read_bytes() == older and mine.path_for(30).read_bytes() == newer
+    lone = _run_folder(tmp_path / "lone", "cccc")  # nothing but another run's checkpoint
+    lone.root.mkdir()
+    lone.path_for(5).write_bytes(older)
+    with pytest.raises(CheckpointError, match="every checkpoint .* is damaged or not this run's"):
+        lone.load_latest()
+
+
+def test_a_run_or_checkpoint_without_an_id_is_accepted(tmp_path):
+    """Runs and checkpoints from before run ids resume as they did: an unknown id is not a
+    different one."""
+    old_run = _run_folder(tmp_path / "old", None)
+    old_run.save(3, {"iteration": 3})
+    assert load_checkpoint(old_run.path_for(3))["run_id"] is None
+    new_run = _run_folder(tmp_path / "new", "aaaa")
+    save_checkpoint(new_run.path_for(4), {"iteration": 4})  # an older version's checkpoint
+    assert CheckpointDir(old_run.root).load_latest()[1]["iteration"] == 3
+    assert CheckpointDir(new_run.root).load_latest()[1]["iteration"] == 4
+
+
+def test_the_set_aside_best_pt_names_its_cause(tmp_path, capsys):
+    """A best.pt newer than the checkpoint resumed from: "killed" only when no newer
+    checkpoint was skipped; after damaged ones the warning says so."""
+    from metarl.loop import load_latest_state
+
+    ckpts = CheckpointDir(tmp_path)
+    ckpts.save(10, {"kind": MAML_TRPO, "iteration": 10})
+    ckpts.path_for(20).write_bytes(b"garbage")
+    save_checkpoint(tmp_path / "best.pt", {"kind": MAML_TRPO, "iteration": 20})
+    load_latest_state(ckpts, MAML_TRPO, "cpu", resuming=True)
+    err = capsys.readouterr().err
+    assert "the 1 newer checkpoint(s) could not be resumed (damaged" in err
+    assert "killed" not in err and (tmp_path / "best-lost-iteration-20.pt").is_file()
+
+
+def test_a_best_pt_of_another_run_is_set_aside_on_resume(tmp_path, capsys):
+    from metarl.loop import load_latest_state
+
+    mine = _run_folder(tmp_path / "mine", "aaaa")
+    mine.save(10, {"kind": MAML_TRPO, "iteration": 10})
+    save_checkpoint(mine.root / "best.pt", {"kind": MAML_TRPO, "iteration": 4, "run_id": "b"})
+    load_latest_state(mine, MAML_TRPO, "cpu", resuming=True)
+    assert "written by another run" in capsys.readouterr().err
+    assert not (mine.root / "best.pt").exists()
+    assert load_checkpoint(mine.root / "best-of-another-run.pt")["run_id"] == "b"

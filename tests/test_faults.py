@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
-from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
 
-from .conftest import REPO, run_script
+from .conftest import REPO, Outcome, call_script, run_script, snapshot
+from .test_bad_inputs import one_line_error
 
 SIN = ["--preset", "sinusoid", "--iterations", "300", "--meta-batch", "5", "--k-shot", "5",
        "--eval-every", "100", "--eval-tasks", "20", "--test-tasks", "20",
@@ -91,3 +94,98 @@ def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):
     assert "resumed from" in proc.stderr and "ckpt_00000025.pt" in proc.stderr
     assert_same(final_state(tmp_path / "straight", "model"),
                 final_state(tmp_path / "run", "model"))
+
+
+TINY_SIN = ["--preset", "sinusoid", "--k-shot", "5", "--eval-every", "2", "--eval-tasks", "4",
+            "--test-tasks", "4", "--eval-inner-steps", "1", "--checkpoint-every", "2",
+            "--log-every", "1"]
+"""A few-second sinusoid run: a checkpoint and a validation (best.pt) every 2 iterations."""
+
+
+def sin(out, seed: int, iterations: int, *extra: str, meta_batch: int = 2) -> Outcome:
+    """train_supervised.py with :data:`TINY_SIN`, in this process."""
+    return call_script("train_supervised.py", *TINY_SIN, "--seed", str(seed), "--iterations",
+                       str(iterations), "--meta-batch", str(meta_batch), "--out-dir", str(out),
+                       *extra)
+
+
+def nav(out, seed: int, iterations: int, *extra: str) -> Outcome:
+    """train_rl.py with :data:`NAV` for ``iterations``, in this process."""
+    args = [*NAV[:2], "--iterations", str(iterations), *NAV[4:]]
+    return call_script("train_rl.py", *args, "--seed", str(seed), "--out-dir", str(out), *extra)
+
+
+def test_a_checkpoint_of_another_run_is_skipped_kept_and_never_resumed(tmp_path):
+    """Issue 34's reproduction: another run's checkpoint (of the same iteration: only the run
+    id tells) copied over this run's newest. The resume skips it with a warning, continues
+    from this run's previous checkpoint exactly as an uninterrupted run would, and keeps the
+    foreign file (set aside when the run reaches its iteration)."""
+    for name, seed, iterations in (("a", 1, 6), ("b", 2, 6), ("straight", 1, 8)):
+        assert sin(tmp_path / name, seed, iterations).returncode == 0
+    run = tmp_path / "a"
+    foreign = (tmp_path / "b" / "checkpoints" / "ckpt_00000006.pt").read_bytes()
+    (run / "checkpoints" / "ckpt_00000006.pt").write_bytes(foreign)
+    proc = sin(run, 1, 8, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping checkpoint that is not this run's" in proc.stderr, proc.stderr
+    assert "written by another run" in proc.stderr
+    assert "ckpt_00000004.pt at iteration 4" in proc.stderr
+    assert (run / "checkpoints" / "ckpt_00000006-set-aside.pt").read_bytes() == foreign
+    assert_same(final_state(tmp_path / "straight", "model"), final_state(run, "model"))
+    assert logged(run) == logged(tmp_path / "straight")  # no history lost or made up
+    assert json.loads((run / "results.json").read_text())["iterations"] == 8
+
+
+def test_a_checkpoint_of_another_rl_run_is_skipped_and_kept(tmp_path):
+    """The same for train_rl.py, with the issue's iteration-1 checkpoint of another run as
+    this run's newest (iteration 3): it neither cuts this run's history back nor is lost."""
+    for name, seed, iterations in (("a", 1, 3), ("b", 2, 1), ("straight", 1, 4)):
+        assert nav(tmp_path / name, seed, iterations).returncode == 0
+    run = tmp_path / "a"
+    foreign = (tmp_path / "b" / "checkpoints" / "ckpt_00000001.pt").read_bytes()
+    (run / "checkpoints" / "ckpt_00000003.pt").write_bytes(foreign)
+    proc = nav(run, 1, 4, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "holds iteration 1, not the 3 its name says" in proc.stderr, proc.stderr
+    assert "ckpt_00000002.pt at iteration 2" in proc.stderr
+    assert (run / "checkpoints" / "ckpt_00000003-set-aside.pt").read_bytes() == foreign
+    assert_same(final_state(tmp_path / "straight", "policy"), final_state(run, "policy"))
+    assert logged(run) == logged(tmp_path / "straight")
+    assert [h["iteration"] for h in final_state(run, "history")] == [1, 2, 3, 4]
+
+
+def _other_model_before_run_ids(run) -> None:
+    """Newest checkpoint: one of another model from before run ids (nothing tells it apart
+    but the model); best.pt from the part of the run after it (the issue's best.pt rename)."""
+    ckpts = run / "checkpoints"
+    shutil.copy(ckpts / "ckpt_00000006.pt", ckpts / "best.pt")
+    (ckpts / "ckpt_00000006.pt").unlink()
+    state = load_checkpoint(ckpts / "ckpt_00000004.pt")
+    del state["run_id"]
+    state["model_signature"] = {k: [*v, 2] for k, v in state["model_signature"].items()}
+    save_checkpoint(ckpts / "ckpt_00000004.pt", state)
+
+
+def _every_checkpoint_damaged(run) -> None:
+    for path in (run / "checkpoints").glob("ckpt_*.pt"):
+        path.write_bytes(path.read_bytes()[:-10])
+
+
+@pytest.mark.parametrize("damage,extra,message", [
+    (_other_model_before_run_ids, [], "holds a different model"),
+    (_every_checkpoint_damaged, [], "is damaged or not this run's"),
+    (lambda run: (run / "config.json").write_text("[]"), [], "config.json as a run's settings"),
+    (lambda run: None, ["--meta-batch", "3"], "different settings for meta_batch"),
+], ids=["other-model", "all-damaged", "config-damaged", "other-settings"])
+def test_a_refused_resume_leaves_the_run_folder_as_it_was(tmp_path, damage, extra, message):
+    """Every check of a resume comes before any change to the run folder: a refused one
+    leaves every file as it was, bytes and modification time (config.json not rewritten,
+    results.json not marked unfinished, best.pt not set aside, no temporary deleted)."""
+    run = tmp_path / "run"
+    assert sin(run, 1, 6).returncode == 0
+    damage(run)
+    (run / "checkpoints" / ".ckpt_00000008.pt.x1y2.tmp").write_bytes(b"a killed save's")
+    before = snapshot(run)
+    meta_batch = int(extra[1]) if extra else 2
+    one_line_error(sin(run, 1, 8, "--resume", meta_batch=meta_batch), message)
+    assert snapshot(run) == before

@@ -48,3 +48,25 @@ def test_a_damaged_line_is_dropped_with_a_warning(tmp_path, capsys):
 
 def test_reading_a_folder_without_metrics_opens_nothing(tmp_path):
     assert read_metrics(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_damage_in_the_middle_costs_that_line_alone(tmp_path, capsys):
+    """A damaged line mid-file (not JSON, not UTF-8, a step that is no number): readers skip
+    it and keep the rows after it; the resume that rewrites the file keeps the file as it was
+    beside it (metrics-damaged.jsonl), so no history is lost, and says so."""
+    _log(tmp_path, 0, range(1, 7), 1.0)
+    path = tmp_path / "metrics.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b'{"step": 2, "train/lo\n'  # cut short
+    lines[2] = b'\xff\xfe{"step": 3}\n'  # not UTF-8
+    lines[3] = b'{"step": "abc"}\n'  # no step number
+    damaged = b"".join(lines)
+    path.write_bytes(damaged)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 5, 6]
+    _log(tmp_path, 5, [6], 10.0)  # a resume from the checkpoint of step 5
+    err = capsys.readouterr().err
+    assert "line 2 is damaged (not JSON) (and 2 more line(s))" in err
+    assert "kept as metrics-damaged.jsonl" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "metrics-damaged.jsonl").read_bytes() == damaged
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["step"], r["train/loss"]) for r in rows] == [(1, 1.0), (5, 5.0), (6, 60.0)]

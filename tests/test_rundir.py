@@ -190,9 +190,10 @@ def test_a_filesystem_without_flock_warns_and_goes_on(tmp_path, monkeypatch, cap
 
 def test_a_finished_run_resumed_to_train_further_is_marked_unfinished(tmp_path):
     """From the start of the new leg (its best.pt and checkpoints change from then on), not
-    only at its end; a --resume that has nothing to train leaves results.json as it is."""
+    only at its end, once the resume's checks have passed (:func:`start_resumed_leg`); a
+    --resume that has nothing to train leaves results.json as it is."""
     from metarl.distributed import DistContext
-    from metarl.rundir import open_run_dir
+    from metarl.rundir import open_run_dir, start_resumed_leg
 
     config = {"algo": "maml"}
     prepare_run_dir(tmp_path, config, resume=False)
@@ -201,4 +202,6 @@ def test_a_finished_run_resumed_to_train_further_is_marked_unfinished(tmp_path):
     assert open_run_dir(DistContext(), tmp_path, config, iterations=4, resume=True) == stored
     assert json.loads((tmp_path / "results.json").read_text()) == stored
     assert open_run_dir(DistContext(), tmp_path, config, iterations=8, resume=True) is None
+    assert json.loads((tmp_path / "results.json").read_text()) == stored  # checks only so far
+    start_resumed_leg(DistContext(), tmp_path, config)
     assert json.loads((tmp_path / "results.json").read_text()) == {**stored, "finished": False}
