@@ -1,8 +1,10 @@
 """What the MuJoCo task envs share: the task hooks, the reward path, and the batched twin.
 
 Each concrete env (``HalfCheetahVel``, ``AntDir``, ...) is Gymnasium's v5 class (its XML, its
-mujoco bindings, its ``step``) with three things replaced:
+mujoco bindings, its ``step``) with four things replaced:
 
+* ``_initialize_simulation`` -- the XML is compiled by :func:`compile_model`, which gives the
+  same model without MuJoCo's deprecation warning for HalfCheetah's ``settotalmass``;
 * ``_get_rew`` -- the reward, computed by the family's vectorised ``reward_terms`` from a
   :class:`StepState` (the single env passes a batch of one);
 * ``_get_obs`` -- Gymnasium's observation, plus the task parameters when ``oracle=True``;
@@ -45,6 +47,42 @@ TaskReward = Callable[[np.ndarray, StepState], np.ndarray]
 """``(tasks [n, k], state) -> [n]``: the task-dependent reward term."""
 
 
+def compile_model(path: str) -> mujoco.MjModel:
+    """The model MuJoCo compiles from the MJCF file ``path``, bit for bit, without warnings about
+    a ``settotalmass`` compiler attribute.
+
+    Why: MuJoCo deprecates ``<compiler settotalmass>`` (Gymnasium's HalfCheetah XML sets 14 kg)
+    and warns on stderr at every compilation. The attribute is applied here as its deprecation
+    notice says, after compiling without it: ``mj_setTotalmass`` scales the masses and inertias
+    as the compiler did, ``mj_setConst`` recomputes the constants derived from them, and the two
+    statistics the compiler infers from the masses (``stat.meanmass``, and ``stat.meaninertia``,
+    which scales the constraint solver's tolerance) are recomputed with the compiler's formulas
+    and summation order, unless the file states them.
+    """
+    spec = mujoco.MjSpec.from_file(path)
+    total = float(spec.compiler.settotalmass)
+    if total <= 0:
+        return spec.compile()
+    spec.compiler.settotalmass = -1.0
+    model = spec.compile()
+    mujoco.mj_setTotalmass(model, total)
+    mujoco.mj_setConst(model, mujoco.MjData(model))
+    if np.isnan(spec.stat.meanmass) and model.nbody > 1:
+        model.stat.meanmass = _sequential_sum(model.body_mass[1:]) / (model.nbody - 1)
+    if np.isnan(spec.stat.meaninertia) and model.nv > 0:
+        model.stat.meaninertia = _sequential_sum(model.dof_M0) / model.nv
+    return model
+
+
+def _sequential_sum(values: np.ndarray) -> float:
+    """Left-to-right float64 sum, as MuJoCo's C loops add (numpy's pairwise sum may round
+    differently)."""
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total
+
+
 def velocity_reward(tasks: np.ndarray, state: StepState) -> np.ndarray:
     """``-|vₓ - v*|``: run at the goal velocity (``*_env_rand.py`` in cbfinn/maml_rl)."""
     return -np.abs(state.x_velocity - tasks[:, 0])
@@ -83,6 +121,9 @@ class LocomotionTaskEnv(MetaEnv):
     init_qvel: np.ndarray
     observation_structure: dict[str, int]
     _reset_noise_scale: float
+    fullpath: str
+    width: int
+    height: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -122,6 +163,14 @@ class LocomotionTaskEnv(MetaEnv):
         return np.zeros(len(state.x_velocity), bool)
 
     # --- Gymnasium v5 overrides ----------------------------------------------------------------
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """Gymnasium's model and data, compiled by :func:`compile_model`."""
+        model = compile_model(self.fullpath)
+        # as Gymnasium's: grow (never shrink) the offscreen framebuffer to the render size
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        return model, mujoco.MjData(model)
+
     def _get_obs(self) -> np.ndarray:
         return self._with_task(super()._get_obs())  # type: ignore[misc]
 

@@ -1,32 +1,36 @@
 """Many MuJoCo simulations of one model, advanced together on a thread pool.
 
 The batched sampler steps hundreds of copies of HalfCheetah or Ant per environment step. Two
-ways of doing that without a Python loop per physics substep are implemented, both behind
-:class:`MujocoBatch`:
+ways of doing that are implemented, both behind :class:`MujocoBatch`, and both step exactly
+the physics of Gymnasium's ``MujocoEnv.step`` (``mj_step`` with ``nstep=frame_skip`` on an
+``MjData`` that persists between steps), so a sampled episode replays bit for bit in the env
+a user makes with ``gym.make``:
 
-``"rollout"``
-    one :func:`mujoco.rollout` call per environment step (``nstep=frame_skip``) over all the
-    simulations: a C++ loop on MuJoCo's own thread pool, no Python per simulation. Only the
-    state (``qpos``, ``qvel``) comes back. ``rollout`` restarts each call's constraint solver
-    from a zero warm start (its state vector does not carry ``qacc_warmstart``), so the result
-    equals Gymnasium's step to the solver tolerance, not bit for bit; over long horizons
-    chaotic dynamics amplify that into different (equally valid) trajectories.
+``"batch"``
+    one :class:`mujoco.batch.Batch` (mujoco 4) for all the simulations: each simulation's
+    integration state (``mjSTATE_INTEGRATION``: the state, the controls and the solver's warm
+    start ``qacc_warmstart``) is kept in a row and advanced by a C++ loop on MuJoCo's own
+    threads, with no Python per simulation. Only the state is read back.
 ``"threads"``
     one ``MjData`` per simulation and a Python thread pool over contiguous chunks of them;
     :func:`mujoco.mj_step` releases the GIL, so the chunks run in parallel. It makes the same
-    calls as Gymnasium's ``MujocoEnv.step`` (``mj_step`` with ``nstep=frame_skip``, then
-    ``mj_rnePostConstraint``), so its trajectories are bit-identical to Gymnasium's, and any
-    ``MjData`` field can be read (Ant needs ``cfrc_ext`` and the torso's ``xpos``). It costs a
-    few microseconds of Python per simulation per step, which matters only for cheap models.
+    calls as Gymnasium's step (``mj_step``, then ``mj_rnePostConstraint``), so any ``MjData``
+    field can be read (Ant needs ``cfrc_ext`` and the torso's ``xpos``). It costs a few
+    microseconds of Python per simulation per step, which matters only for cheap models.
 
-``backend="auto"`` picks ``"rollout"`` when only the state is needed and ``"threads"``
-otherwise; ``docs/benchmarks.md`` has the measurements behind that choice. Both are tested
-with mujoco 3.3.0 and 4.0.0.
+Why not :func:`mujoco.rollout`, which an earlier version used: it restarts the constraint
+solver from a zero warm start on every call and returns no warm start to carry over, so its
+steps equal Gymnasium's only to the solver tolerance, and chaotic dynamics (HalfCheetah)
+amplify that into visibly different episodes.
+
+``backend="auto"`` picks ``"batch"`` when only the state is needed and mujoco has
+``mujoco.batch``, ``"threads"`` otherwise.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Literal
 
@@ -35,12 +39,12 @@ import numpy as np
 
 from metarl.errors import MetaRLError
 
-try:  # mujoco.rollout.Rollout (a persistent thread pool) exists from mujoco 3.3 on
-    from mujoco.rollout import Rollout as _Rollout
-except ImportError:  # pragma: no cover - older mujoco
-    _Rollout = None
+try:  # mujoco.batch (one model, many integration states, C++ threads) exists from mujoco 4 on
+    from mujoco.batch import Batch as _Batch
+except ImportError:  # pragma: no cover - mujoco 3
+    _Batch = None
 
-Backend = Literal["auto", "rollout", "threads"]
+Backend = Literal["auto", "batch", "threads"]
 
 
 def available_cpus() -> int:
@@ -54,7 +58,7 @@ def available_cpus() -> int:
 class PhysicsPool:
     """The threads that step simulations, shared by every batch of one sampler.
 
-    Calls through one pool are serialised in submission order (``"rollout"`` calls go through a
+    Calls through one pool are serialised in submission order (``"batch"`` calls go through a
     single dispatcher thread; ``"threads"`` chunks queue on one executor), so two batches of the
     same sampler can have a step in flight at once without oversubscribing the CPUs.
     """
@@ -65,9 +69,6 @@ class PhysicsPool:
             raise MetaRLError(f"num_threads must be at least 1, got {num_threads}")
         self._executor: ThreadPoolExecutor | None = None
         self._dispatcher: ThreadPoolExecutor | None = None
-        self._rollout: _Rollout | None = None
-        # per model (kept alive here, so its id is not reused): one MjData per rollout thread
-        self._rollout_data: dict[int, tuple[mujoco.MjModel, list[mujoco.MjData]]] = {}
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -76,54 +77,18 @@ class PhysicsPool:
             self._executor = ThreadPoolExecutor(self.num_threads, "metarl-physics")
         return self._executor
 
-    def submit_rollout(
-        self,
-        models: list[mujoco.MjModel],
-        nstep: int,
-        initial_state: np.ndarray,
-        control: np.ndarray,
-        state: np.ndarray,
-        sensordata: np.ndarray,
-    ) -> Future[object]:
-        """Start one ``mujoco.rollout`` call (arrays preallocated, checks skipped) in order."""
-        if self._rollout is None:
-            if _Rollout is None:
-                raise MetaRLError(
-                    f"mujoco {mujoco.__version__} has no mujoco.rollout.Rollout; "
-                    "install mujoco>=3.3 or use backend='threads'"
-                )
-            self._rollout = _Rollout(nthread=self.num_threads)
-            self._dispatcher = ThreadPoolExecutor(1, "metarl-rollout")
-        model = models[0]
-        if id(model) not in self._rollout_data:
-            data = [mujoco.MjData(model) for _ in range(self.num_threads)]
-            self._rollout_data[id(model)] = (model, data)
-        data = self._rollout_data[id(model)][1]
-        call = self._rollout.rollout
-        assert self._dispatcher is not None
-        return self._dispatcher.submit(
-            lambda: call(
-                models,
-                data,
-                initial_state,
-                control,
-                control_spec=int(mujoco.mjtState.mjSTATE_CTRL),
-                skip_checks=True,
-                nstep=nstep,
-                state=state,
-                sensordata=sensordata,
-            )
-        )
+    def submit_serial(self, call: Callable[[], object]) -> Future[object]:
+        """Run ``call`` (which brings its own threads) on the dispatcher thread, in order."""
+        if self._dispatcher is None:
+            self._dispatcher = ThreadPoolExecutor(1, "metarl-dispatch")
+        return self._dispatcher.submit(call)
 
     def close(self) -> None:
         """Stop the threads (a later call starts them again)."""
         for pool in (self._executor, self._dispatcher):
             if pool is not None:
                 pool.shutdown(wait=True)
-        if self._rollout is not None:
-            self._rollout.close()
-        self._executor = self._dispatcher = self._rollout = None
-        self._rollout_data.clear()
+        self._executor = self._dispatcher = None
 
 
 class MujocoBatch:
@@ -232,61 +197,66 @@ class ThreadedMujocoBatch(MujocoBatch):
             f.result()
 
 
-class RolloutMujocoBatch(MujocoBatch):
-    """All simulations as one :func:`mujoco.rollout` call of ``frame_skip`` steps per step."""
+class NativeMujocoBatch(MujocoBatch):
+    """All simulations in one :class:`mujoco.batch.Batch`, stepped on its C++ threads.
+
+    The batch keeps every simulation's integration state, the solver's warm start included,
+    from one step to the next, as the ``MjData`` of a Gymnasium env does; resets start from
+    ``mj_resetData`` (warm start zero), as Gymnasium's do.
+    """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if _Batch is None:
+            raise MetaRLError(
+                f"mujoco {mujoco.__version__} has no mujoco.batch (mujoco 4 and later); "
+                "use backend='threads' (or 'auto')"
+            )
         if self.cfrc_ext is not None or self.body_xpos is not None:
             raise MetaRLError(
-                "backend='rollout' returns only qpos/qvel; this env needs contact forces or "
+                "backend='batch' returns only qpos/qvel; this env needs contact forces or "
                 "body positions, so use backend='threads' (or 'auto')"
             )
-        m, n, fs = self.model, self.n, self.frame_skip
-        spec = mujoco.mjtState
-        full = int(spec.mjSTATE_FULLPHYSICS)
-        self._nstate = mujoco.mj_stateSize(m, full)
-        # the state vector stores its components in the order of their mjtState bits
-        q0 = mujoco.mj_stateSize(m, full & (int(spec.mjSTATE_QPOS) - 1))
-        v0 = mujoco.mj_stateSize(m, full & (int(spec.mjSTATE_QVEL) - 1))
-        self._qpos = slice(q0, q0 + m.nq)
-        self._qvel = slice(v0, v0 + m.nv)
-        self._template = np.empty(self._nstate)
-        d = mujoco.MjData(m)
-        mujoco.mj_getState(m, d, self._template, full)
-        self._state = np.tile(self._template, (n, 1))
-        self._control = np.zeros((n, fs, m.nu))
-        self._out = np.zeros((n, fs, self._nstate))
-        self._sensordata = np.zeros((n, fs, m.nsensordata))
-        self._models = [m] * n
+        # the batch's threads include the calling one (the pool's dispatcher)
+        self._batch = _Batch(self.model, self.n, nthread=self.pool.num_threads)
+        self._ctrl = self._batch.bind("ctrl")
+        self._state_qpos = self._batch.bind("qpos")
+        self._state_qvel = self._batch.bind("qvel")
         self._future: Future[object] | None = None
 
+    def _finish(self) -> None:
+        """Wait for a step left in flight, so that nothing races it on the state rows."""
+        if self._future is not None:
+            wait([self._future])  # ended before it is forgotten
+            future, self._future = self._future, None
+            future.result()
+
     def reset(self, qpos: np.ndarray, qvel: np.ndarray, index: np.ndarray | None = None) -> None:
-        if self._future is not None:  # a step left in flight must not race us
-            self._future.result()
-            self._future = None
-        rows = slice(None) if index is None else index
-        self._state[rows] = self._template
-        self._state[rows, self._qpos] = qpos
-        self._state[rows, self._qvel] = qvel
+        self._finish()
+        ids = None if index is None else np.sort(np.asarray(index, np.int64))
+        rows = slice(None) if index is None else np.asarray(index, np.int64)
+        none, forward = int(mujoco.mjtStage.mjSTAGE_NONE), int(mujoco.mjtStage.mjSTAGE_ACC)
+        # Gymnasium's reset: mj_resetData, the new qpos/qvel, mj_forward
+        self._batch.reset(ids, stage=none)
+        self._state_qpos[rows] = qpos
+        self._state_qvel[rows] = qvel
+        self._batch.forward(ids, stage=forward)
         self.qpos[rows] = qpos
         self.qvel[rows] = qvel
 
     def step_async(self, ctrl: np.ndarray, active: np.ndarray) -> None:
-        self._control[:] = ctrl[:, None, :]  # the same control for every substep
-        self._future = self.pool.submit_rollout(
-            self._models, self.frame_skip, self._state, self._control, self._out, self._sensordata
-        )
+        self._finish()
+        self._ctrl[:] = ctrl  # the same control for every substep
+        ids = None if active.all() else np.flatnonzero(active)
+        batch, nstep = self._batch, self.frame_skip
+        self._future = self.pool.submit_serial(lambda: batch.step(ids, nstep=nstep))
 
     def step_wait(self) -> None:
         if self._future is None:
             raise RuntimeError("step_wait() called without step_async()")
-        wait([self._future])  # ended before it is forgotten
-        future, self._future = self._future, None
-        future.result()
-        self._state[:] = self._out[:, -1]
-        self.qpos[:] = self._state[:, self._qpos]
-        self.qvel[:] = self._state[:, self._qvel]
+        self._finish()
+        self.qpos[:] = self._state_qpos
+        self.qvel[:] = self._state_qvel
 
 
 def make_mujoco_batch(
@@ -299,13 +269,18 @@ def make_mujoco_batch(
     contact_forces: bool = False,
     body: int | None = None,
 ) -> MujocoBatch:
-    """A :class:`MujocoBatch` on ``backend`` (``"auto"``: rollout if only the state is needed)."""
+    """A :class:`MujocoBatch` on ``backend`` (``"auto"``: ``"batch"`` if only the state is
+    needed and mujoco has it, else ``"threads"``)."""
     if backend == "auto":
         state_only = not contact_forces and body is None
-        backend = "rollout" if state_only and _Rollout is not None else "threads"
-    classes = {"rollout": RolloutMujocoBatch, "threads": ThreadedMujocoBatch}
+        backend = "batch" if state_only and _Batch is not None else "threads"
+    classes: dict[str, type[MujocoBatch]] = {
+        "batch": NativeMujocoBatch, "threads": ThreadedMujocoBatch}
     if backend not in classes:
+        removed = (" ('rollout' was removed: mujoco.rollout restarts the solver's warm start "
+                   "on every call, so its episodes differed from the env's)"
+                   if backend == "rollout" else "")
         raise MetaRLError(
-            f"unknown physics backend {backend!r}; choose 'auto', 'rollout' or 'threads'"
+            f"unknown physics backend {backend!r}; choose 'auto', 'batch' or 'threads'{removed}"
         )
     return classes[backend](model, n, frame_skip, pool, contact_forces=contact_forces, body=body)

@@ -19,7 +19,7 @@ Each environment step runs
    (:class:`~metarl.policies.GaussianMLPPolicy`), on ``device``;
 2. the actions are copied to the host, clipped to the action space (as rllab's ``normalize``
    wrapper did for the MAML experiments, and as SB3 does), and the environments step in bulk:
-   MuJoCo envs on a :class:`~metarl.physics.PhysicsPool` (``mujoco.rollout`` or ``mj_step`` on
+   MuJoCo envs on a :class:`~metarl.physics.PhysicsPool` (``mujoco.batch`` or ``mj_step`` on
    threads, no Python loop per substep), Navigation2D as one numpy operation;
 3. observations, reward terms and terminations come back as arrays
    (:class:`~metarl.envs.base.VectorTaskEnv`), computed by the env's own vectorised reward.
@@ -62,8 +62,9 @@ Reproducibility: ``rng`` (numpy) draws the reset seed of every episode and the s
 generator for the action noise; every group draws its noise at every time step of the call,
 live slots or not, so no episode's actions depend on when other episodes end. The same
 ``rng`` state, tasks, parameters and sampler settings give the same episodes. ``table.seed``
-replays any episode in plain Gymnasium: ``env.reset(seed=seed)`` and the clipped actions of
-its steps reproduce it.
+replays any episode, whatever the physics backend, in the env ``gymnasium.make`` gives:
+``env.unwrapped.set_task(task)``, ``env.reset(seed=seed)`` and the clipped actions of its steps
+reproduce it bit for bit.
 """
 
 from __future__ import annotations
@@ -339,8 +340,8 @@ class MultiTaskSampler:
         device: where the policy runs and the returned tensors live (``"cpu"``, ``"cuda"``).
         env_kwargs: constructor arguments when ``env`` is an id (e.g. ``{"oracle": True}``).
         num_threads: physics threads; default every CPU this process may use.
-        backend: MuJoCo stepping, ``"auto"``, ``"rollout"`` or ``"threads"``
-            (see :mod:`metarl.physics`).
+        backend: MuJoCo stepping, ``"auto"``, ``"batch"`` or ``"threads"`` (see
+            :mod:`metarl.physics`); every backend steps the env's own physics, bit for bit.
         pipeline: number of task groups whose policy forward and physics overlap (1: none).
         policy_threads: torch intra-op threads for a CPU policy while sampling (restored
             after each call); None leaves torch's setting. One is the default because torch's
@@ -413,7 +414,7 @@ class MultiTaskSampler:
         self._low = np.asarray(space.low, np.float64)
         self._high = np.asarray(space.high, np.float64)
         self._groups: dict[int, list[_Group]] = {}
-        # an unusable backend (rollout for an env that needs contact forces) fails here
+        # an unusable backend ("batch" for an env that needs contact forces) fails here
         self.env.batched(1, pool=self.pool, backend=backend).close()
 
     # --- public API --------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def main(cfg: Config) -> dict:
             label = "sampler" if backend == "auto" else f"sampler-{backend}"
             try:
                 methods[label] = sampler_run(cfg, env_id, kwargs, threads, backend)
-            except MetaRLError as err:  # e.g. rollout cannot give the Ant its contact forces
+            except MetaRLError as err:  # e.g. "batch" cannot give the Ant its contact forces
                 print(f"{name}: skipping {label}: {err}")
         if cfg.subproc:
             methods["subproc"] = subproc_vec_env(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib.util
 import os
 import pickle
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +35,6 @@ def make(env_id: str, **kwargs):
 def _quiet():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Box observation space m.*infinity.*")
-        warnings.filterwarnings("ignore", message=".*settotalmass.*")
         yield
 
 
@@ -373,17 +375,113 @@ def test_batched_twin_equals_env_step_exactly(env_id):
     _compare_batched(env_id, "threads", steps=60, tolerance=0.0)
 
 
-def test_batched_twin_with_rollout_backend_matches_to_solver_tolerance():
-    """``rollout`` zeroes the solver's warm start each step: equal to ~1e-9 over short runs."""
-    _compare_batched("metarl/HalfCheetahVel-v0", "rollout", steps=20, tolerance=1e-7)
+needs_mujoco_batch = pytest.mark.skipif(
+    importlib.util.find_spec("mujoco.batch") is None, reason="mujoco.batch needs mujoco 4"
+)
 
 
-def test_rollout_backend_refuses_ant():
+@needs_mujoco_batch
+@pytest.mark.parametrize("env_id", [i for i in MUJOCO_IDS if "HalfCheetah" in i])
+def test_batched_twin_with_batch_backend_equals_env_step_exactly(env_id):
+    """``batch`` carries each simulation's solver warm start as the env's ``MjData`` does:
+    bit-identical for 200 steps (whole episodes, restarts included), where the chaotic
+    HalfCheetah turns any difference in the solver's start into a visible one."""
+    _compare_batched(env_id, "batch", steps=200, tolerance=0.0)
+
+
+@needs_mujoco_batch
+def test_batch_backend_refuses_ant_and_rollout_is_gone():
     env = make("metarl/AntVel-v0").unwrapped
     with pytest.raises(MetaRLError, match="backend='threads'"):
-        env.batched(2, backend="rollout")
+        env.batched(2, backend="batch")
+    with pytest.raises(MetaRLError, match="'rollout' was removed: mujoco.rollout restarts"):
+        make("metarl/HalfCheetahVel-v0").unwrapped.batched(2, backend="rollout")
     with pytest.raises(MetaRLError, match="unknown physics backend"):
         env.batched(2, backend="gpu")
+
+
+# --- HalfCheetah's settotalmass applied without MuJoCo's deprecation warning ---------------------
+HALF_CHEETAH_IDS = [i for i in MUJOCO_IDS if "HalfCheetah" in i]
+REFERENCE = os.path.join(os.path.dirname(__file__), "data", "half_cheetah_reference.npz")
+
+
+@contextlib.contextmanager
+def mujoco_warnings() -> Iterator[list[str]]:
+    """Collect what MuJoCo warns (``mju_warning``) inside the block, then restore the handler."""
+    import mujoco
+
+    caught: list[str] = []
+    before = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(caught.append)
+    try:
+        yield caught
+    finally:
+        mujoco.set_mju_user_warning(before)
+
+
+def _model_fields(model) -> dict[str, np.ndarray]:
+    """Every array of an ``MjModel``, its option and its statistics, by name."""
+    fields = {}
+    for owner, prefix in ((model, ""), (model.opt, "opt."), (model.stat, "stat.")):
+        for name in dir(owner):
+            if name.startswith("_"):
+                continue
+            value = getattr(owner, name)
+            if isinstance(value, (np.ndarray, float, int)) and not isinstance(value, bool):
+                fields[prefix + name] = np.asarray(value)
+    return fields
+
+
+@pytest.mark.parametrize("env_id", HALF_CHEETAH_IDS)
+def test_half_cheetah_compiles_without_mujoco_warnings(env_id):
+    with mujoco_warnings() as caught:
+        env = make(env_id)
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    assert caught == []
+
+
+def test_half_cheetah_model_equals_mujocos_settotalmass_compilation():
+    """Every array of the model (masses, inertias, the constants derived from them, the
+    solver's ``stat.meaninertia``) equals what MuJoCo's compiler makes of the XML's
+    ``settotalmass`` itself, bit for bit."""
+    import mujoco
+
+    env = make("metarl/HalfCheetahVel-v0").unwrapped
+    with mujoco_warnings() as caught:
+        legacy = mujoco.MjModel.from_xml_path(env.fullpath)
+    assert any("settotalmass" in w for w in caught), "the XML no longer sets settotalmass?"
+    ours, theirs = _model_fields(env.model), _model_fields(legacy)
+    assert ours.keys() == theirs.keys()
+    differ = [k for k in ours if not np.array_equal(ours[k], theirs[k], equal_nan=True)]
+    assert differ == []
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/HalfCheetahVel-v1"])
+def test_half_cheetah_trajectory_equals_the_settotalmass_reference(env_id):
+    """200 random-action steps equal, bit for bit, those recorded from the envs as they were
+    when MuJoCo's compiler applied ``settotalmass`` (tests/data; recorded with the mujoco
+    version stored beside them, whose arithmetic the comparison needs)."""
+    import mujoco
+
+    reference = np.load(REFERENCE)
+    if str(reference["mujoco_version"]) != mujoco.__version__:
+        pytest.skip(f"reference recorded with mujoco {reference['mujoco_version']}")
+    env = make(env_id)
+    data = env.unwrapped.data
+    rng = np.random.default_rng(0)
+    env.reset(seed=3)
+    qpos, qvel, rewards = [data.qpos.copy()], [data.qvel.copy()], []
+    for _ in range(200):
+        _, reward, *_ = env.step(rng.uniform(-1.0, 1.0, 6))
+        qpos.append(data.qpos.copy())
+        qvel.append(data.qvel.copy())
+        rewards.append(reward)
+    key = env_id.split("/")[1]
+    np.testing.assert_array_equal(np.array(qpos), reference[f"{key}/qpos"])
+    np.testing.assert_array_equal(np.array(qvel), reference[f"{key}/qvel"])
+    np.testing.assert_array_equal(np.array(rewards), reference[f"{key}/reward"])
+    np.testing.assert_array_equal(env.unwrapped.model.body_mass, reference[f"{key}/body_mass"])
 
 
 def test_a_failed_threaded_step_is_waited_for_before_it_is_forgotten(monkeypatch):
