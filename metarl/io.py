@@ -56,7 +56,8 @@ class DiskFullError(MetaRLError):
     """
 
     def __init__(self, path: str | os.PathLike[str], reason: str,
-                 advice: str = "free some space and run the command again") -> None:
+                 advice: str = "free some space and run the command again (with --resume "
+                               "for a training run)") -> None:
         self.path = Path(path)
         self.reason = reason
         folder = self.path.parent
