@@ -60,10 +60,11 @@ def compile_model(path: str) -> mujoco.MjModel:
     and summation order, unless the file states them.
     """
     spec = mujoco.MjSpec.from_file(path)
-    total = float(spec.compiler.settotalmass)
+    compiler = getattr(spec, "compiler", spec)  # older mujoco kept the settings on the spec
+    total = float(getattr(compiler, "settotalmass", -1.0))
     if total <= 0:
         return spec.compile()
-    spec.compiler.settotalmass = -1.0
+    compiler.settotalmass = -1.0
     model = spec.compile()
     mujoco.mj_setTotalmass(model, total)
     mujoco.mj_setConst(model, mujoco.MjData(model))

@@ -7,10 +7,10 @@ the physics of Gymnasium's ``MujocoEnv.step`` (``mj_step`` with ``nstep=frame_sk
 a user makes with ``gym.make``:
 
 ``"batch"``
-    one :class:`mujoco.batch.Batch` (mujoco 4) for all the simulations: each simulation's
-    integration state (``mjSTATE_INTEGRATION``: the state, the controls and the solver's warm
-    start ``qacc_warmstart``) is kept in a row and advanced by a C++ loop on MuJoCo's own
-    threads, with no Python per simulation. Only the state is read back.
+    one :class:`mujoco.batch.Batch` (mujoco 3.17 and later) for all the simulations: each
+    simulation's integration state (``mjSTATE_INTEGRATION``: the state, the controls and the
+    solver's warm start ``qacc_warmstart``) is kept in a row and advanced by a C++ loop on
+    MuJoCo's own threads, with no Python per simulation. Only the state is read back.
 ``"threads"``
     one ``MjData`` per simulation and a Python thread pool over contiguous chunks of them;
     :func:`mujoco.mj_step` releases the GIL, so the chunks run in parallel. It makes the same
@@ -39,9 +39,9 @@ import numpy as np
 
 from metarl.errors import MetaRLError
 
-try:  # mujoco.batch (one model, many integration states, C++ threads) exists from mujoco 4 on
+try:  # mujoco.batch (one model, many integration states, C++ threads): mujoco >= 3.17
     from mujoco.batch import Batch as _Batch
-except ImportError:  # pragma: no cover - mujoco 3
+except ImportError:  # pragma: no cover - older mujoco
     _Batch = None
 
 Backend = Literal["auto", "batch", "threads"]
@@ -209,7 +209,7 @@ class NativeMujocoBatch(MujocoBatch):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if _Batch is None:
             raise MetaRLError(
-                f"mujoco {mujoco.__version__} has no mujoco.batch (mujoco 4 and later); "
+                f"mujoco {mujoco.__version__} has no mujoco.batch (mujoco 3.17 and later); "
                 "use backend='threads' (or 'auto')"
             )
         if self.cfrc_ext is not None or self.body_xpos is not None:

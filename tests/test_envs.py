@@ -376,7 +376,7 @@ def test_batched_twin_equals_env_step_exactly(env_id):
 
 
 needs_mujoco_batch = pytest.mark.skipif(
-    importlib.util.find_spec("mujoco.batch") is None, reason="mujoco.batch needs mujoco 4"
+    importlib.util.find_spec("mujoco.batch") is None, reason="mujoco.batch needs mujoco >= 3.17"
 )
 
 

@@ -120,7 +120,7 @@ BACKENDS = get_args(Backend)
 
 def _needs_threads(env_id: str, backend: str) -> bool:
     """Whether ``backend`` cannot step ``env_id``: ``"batch"`` returns only the state (the Ant
-    needs contact forces and body positions) and needs mujoco 4's ``mujoco.batch``."""
+    needs contact forces and body positions) and needs ``mujoco.batch`` (mujoco >= 3.17)."""
     if backend != "batch" or "Navigation" in env_id:
         return False
     return "Ant" in env_id or importlib.util.find_spec("mujoco.batch") is None
