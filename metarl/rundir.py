@@ -32,9 +32,11 @@ LEFT_BEFORE_ANY_RESULT = frozenset({CONFIG_NAME, "checkpoints", "tb", "metrics.j
 :func:`never_started`): the config, an empty checkpoint folder, TensorBoard's header-only event
 files and an empty metrics log."""
 RESUMABLE = ("iterations", "resume", "out_dir", "device", "threads", "torch_threads", "compile",
-             "eval_every", "checkpoint_every", "keep_checkpoints", "log_every")
-"""Settings that may change when a run is resumed: they do not change what is computed
-(``out_dir`` among them, so that a run folder moved or unpacked elsewhere stays resumable)."""
+             "task_batching", "vectorize", "eval_every", "checkpoint_every", "keep_checkpoints",
+             "log_every")
+"""Settings that may change when a run is resumed: they do not change what is computed, at
+most its rounding (``out_dir`` among them, so that a run folder moved or unpacked elsewhere
+stays resumable; ``vectorize`` is the name ``task_batching`` had in older runs' config.json)."""
 
 
 def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarl.batching import PATHS, TASK_BATCHINGS, TaskBatching, choose_path, time_paths
 from metarl.checkpoint import (
     SUPERVISED,
     CheckpointDir,
@@ -101,8 +103,11 @@ class LoopConfig:
     """Seed of the model initialisation and of the training task stream."""
     device: str = "cpu"
     """cpu or cuda."""
-    vectorize: bool = True
-    """Run the meta-batch as one torch.func.vmap call (False: a Python loop over tasks)."""
+    task_batching: TaskBatching = "auto"
+    """How the meta-batch's tasks are computed: batched (one torch.func.vmap call, or the
+    family's task-stacked loss), loop (one task after another), or auto: time both on a
+    meta-batch of this run's shapes before training and keep the faster (the same numbers up
+    to rounding; a resumed run keeps the path it started with)."""
     compile: bool = False
     """torch.compile the meta-objective (slower start, faster iterations; see
     docs/benchmarks.md). MAML/FOMAML on a family with a stacked loss (sinusoid) then uses the
@@ -138,6 +143,9 @@ class LoopConfig:
             require_seed(getattr(self, name), f"--{name.replace('_', '-')}")
         require(self.algo != "reptile" or self.inner_steps >= 1,
                 "reptile needs --inner-steps >= 1 (its update is θ − mean θ')")
+        require(self.task_batching in TASK_BATCHINGS,
+                f"unknown --task-batching {self.task_batching!r}; choose one of "
+                f"{', '.join(TASK_BATCHINGS)}")
         require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
                 f"unknown --device {self.device!r}; choose cpu or cuda")
         if self.device.startswith("cuda"):
@@ -149,12 +157,16 @@ OuterStep = Callable[[Params, TaskBatch], tuple[Params, dict[str, Tensor]]]
 """``(θ, meta-batch) -> (outer gradient, scalars to log)``."""
 
 
-def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
+def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig, *,
+                    batched: bool | None = None) -> OuterStep:
     """The outer (meta) gradient of one meta-batch for ``cfg.algo``.
 
     * maml / fomaml: ∇_θ of the mean query loss at θ'_i = adapt(θ, support_i);
     * reptile: θ − mean_i θ'_i, adapting on support ∪ query (Reptile has no query split);
     * pretrained: ∇_θ of the loss at θ itself on support ∪ query (joint training).
+
+    ``batched`` picks the path (:mod:`metarl.batching`): the whole meta-batch in one call, or a
+    loop over its tasks; by default the one ``cfg.task_batching`` names (``auto``: batched).
 
     The problem's outer-only parameters (:attr:`SupervisedProblem.outer_only`) are held fixed
     in the inner loop and receive the outer gradient through the query loss.
@@ -168,6 +180,8 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
             f"for parameters the inner loop does not adapt: {', '.join(problem.outer_only)}); "
             "use maml or fomaml, or make every parameter a fast weight")
 
+    vectorize = cfg.task_batching != "loop" if batched is None else batched
+
     def maybe_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
         return torch.compile(fn) if cfg.compile else fn
 
@@ -176,7 +190,7 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
 
         def pseudo(params: Params, data: Any) -> Params:
             return reptile_pseudo_gradient(loss_fn, params, data, steps=cfg.inner_steps,
-                                           lr=cfg.inner_lr, vectorize=cfg.vectorize)
+                                           lr=cfg.inner_lr, vectorize=vectorize)
 
         pseudo_c = maybe_compile(pseudo)
 
@@ -196,7 +210,7 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig) -> OuterStep:
         return maml_objective(view.loss_fn, view.fast, support, query,
                               steps=0 if pretrained else cfg.inner_steps, lr=cfg.inner_lr,
                               first_order=cfg.algo == "fomaml", metric_fn=view.metric_fn,
-                              vectorize=cfg.vectorize,
+                              vectorize=vectorize,
                               stacked=None if cfg.compile else view.task_losses)
 
     objective_c = maybe_compile(objective)
@@ -255,9 +269,14 @@ class MetaTrainer:
         self.log_window: dict[str, list[float]] = {}
         self.val_history: list[dict[str, Any]] = []
         self.best_score = math.inf
-        self.outer_step = make_outer_step(problem, cfg)
+        self.task_batching: str = cfg.task_batching  # "auto" until chosen
+        self.batching_ms: dict[str, float] = {}
         if resume:
-            self._resume()
+            self._resume()  # an auto run resumes on the path it started with
+        if self.task_batching == "auto":
+            self.task_batching = self._choose_batching()
+        self.outer_step = make_outer_step(problem, cfg,
+                                          batched=self.task_batching == "batched")
 
     # ----------------------------------------------------------------- state
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -280,6 +299,8 @@ class MetaTrainer:
             **loop_state(self),
             "val_history": self.val_history,
             "best_score": self.best_score,
+            "task_batching": self.task_batching,
+            "task_batching_ms": self.batching_ms,
             "config": self.config_dict,
         }
 
@@ -301,7 +322,40 @@ class MetaTrainer:
         restore_loop_state(self, state)
         self.val_history = list(state["val_history"])
         self.best_score = float(state["best_score"])
+        if self.cfg.task_batching == "auto" and state.get("task_batching") in PATHS:
+            self.task_batching = state["task_batching"]
+            self.batching_ms = dict(state.get("task_batching_ms") or {})
         say(f"resumed from {path} at iteration {self.iteration}")
+
+    def _choose_batching(self) -> str:
+        """The faster path for this run's meta-batches (:mod:`metarl.batching`), timed on one
+        meta-batch drawn from a generator of its own, so the training stream is untouched.
+
+        A compiled run is batched (compiling the loop as well would cost minutes). Under
+        torchrun the ranks average their timings, so every rank takes the same path.
+        """
+        if self.cfg.compile:
+            return "batched"
+        rng = np.random.default_rng(np.random.SeedSequence(self.cfg.seed).spawn(3)[2])
+        batch = self._my_share(self.problem.splits["train"].sample(self.cfg.meta_batch, rng))
+        steps = {path: make_outer_step(self.problem, self.cfg, batched=path == "batched")
+                 for path in PATHS}
+        ms = time_paths({path: partial(step, self.params, batch)
+                         for path, step in steps.items()}, device=self.device)
+        self.batching_ms = self.dist.mean_scalars(ms)
+        choice = choose_path(self.batching_ms)
+        if self.dist.is_main:
+            timings = ", ".join(f"{p} {v:.1f} ms" for p, v in self.batching_ms.items())
+            say(f"task batching: {choice} ({timings} per meta-batch, timed on this run's "
+                "shapes; --task-batching sets it)")
+        return choice
+
+    def _my_share(self, batch: TaskBatch) -> TaskBatch:
+        """This rank's tasks of a meta-batch (all of them without torchrun)."""
+        if not self.dist.enabled:
+            return batch
+        part = self.dist.shard(self.cfg.meta_batch)
+        return TaskBatch(*(tree_map(lambda t: t[part], b) for b in batch))
 
     # ------------------------------------------------------------ evaluation
     @property
@@ -318,7 +372,7 @@ class MetaTrainer:
             view.loss_fn, view.metric_fn, view.fast, self.problem.splits[split], n_tasks=n_tasks,
             steps=self.cfg.eval_inner_steps if steps is None else steps,
             lr=self.eval_lr if lr is None else lr, seed=seed, chunk=self.cfg.eval_chunk,
-            vectorize=self.cfg.vectorize,
+            vectorize=self.task_batching == "batched",
         )
         return {"split": split, **result}
 
@@ -362,10 +416,8 @@ class MetaTrainer:
         its contiguous shard of the tasks; the shard means of the outer gradient (and of the
         logged numbers) are averaged over ranks, so all ranks take the same step.
         """
-        batch = self.problem.splits["train"].sample(self.cfg.meta_batch, self.rng)
-        if self.dist.enabled:
-            part = self.dist.shard(self.cfg.meta_batch)
-            batch = TaskBatch(*(tree_map(lambda t: t[part], b) for b in batch))
+        batch = self._my_share(self.problem.splits["train"].sample(self.cfg.meta_batch,
+                                                                     self.rng))
         grads, local_scalars = self.outer_step(self.params, batch)
         grads = self.dist.mean_dict(grads)
         scalars = self.dist.mean_scalars(local_scalars)

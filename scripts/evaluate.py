@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     view = problem.inner_view(detach(params_of(problem.model)))  # adapts the fast weights only
     result = evaluate(view.loss_fn, view.metric_fn, view.fast, problem.splits[cfg.split],
                       n_tasks=cfg.tasks, steps=cfg.steps, lr=lr, seed=seed,
-                      chunk=run_cfg.eval_chunk, vectorize=run_cfg.vectorize)
+                      chunk=run_cfg.eval_chunk, vectorize=run_cfg.task_batching != "loop")
     result["inner_lr_source"] = lr_source
     metric = "accuracy" if "accuracy_mean" in result else "loss"
     plot_adaptation_curves([(f"{run_cfg.algo}, {cfg.split} split", result)], figure,

@@ -12,6 +12,7 @@ from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
+from torch._C._functorch import TransformType, get_interpreter_stack
 
 from metarl.functional import Params
 
@@ -92,11 +93,16 @@ class BatchStatNorm2d(nn.Module):
     evaluation is transductive over a task's query set. With ``style="original"`` there is no
     ``weight`` (γ = 1) and the ``bias`` is an outer-only parameter (:data:`NormStyle`).
 
-    Why not ``nn.BatchNorm2d(track_running_stats=False)``: under :func:`torch.func.vmap` its
-    fused kernel's batching rule gives a second-order meta-gradient that disagrees with the
-    per-task loop (``tests/test_fewshot_models.py`` pins this). Written from ``mean``/``var``
-    ops, every derivative is composed from ordinary autograd formulas and stays exact under
-    vmap, ``torch.func.grad`` and double backward.
+    Two forms of the same function, picked per call:
+
+    * outside :func:`torch.func.vmap` (a per-task loop, task-stacked parameters), the fused
+      kernel of :func:`torch.nn.functional.batch_norm` in training mode: one pass over the
+      activations, and its first and second derivatives are exact, also under
+      :func:`torch.func.grad`;
+    * under vmap, the same map written from ``mean``/``var`` ops. The fused kernel's batching
+      rule gives a second-order meta-gradient that disagrees with the per-task loop (the
+      pitfall of ``nn.BatchNorm2d`` under vmap, pinned by the tests); composed from ordinary
+      autograd formulas, every derivative stays exact under vmap and double backward.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5, style: NormStyle = "fast") -> None:
@@ -109,12 +115,23 @@ class BatchStatNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = x.var(dim=(0, 2, 3), correction=0, keepdim=True)
+        if not under_vmap():
+            return nn.functional.batch_norm(x, None, None, self.weight, self.bias,
+                                            training=True, eps=self.eps)
+        # y = x·a + (β − mean·a) with a = γ/√(var + eps): one pass for the statistics, one
+        # fused multiply-add over the activations.
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0, keepdim=True)
         scale = torch.rsqrt(var + self.eps)
         if self.weight is not None:
             scale = self.weight.view(1, -1, 1, 1) * scale
-        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+        return torch.addcmul(self.bias.view(1, -1, 1, 1) - mean * scale, x, scale)
+
+
+def under_vmap() -> bool:
+    """Whether the caller runs inside :func:`torch.func.vmap` (at any nesting depth, e.g. a
+    ``torch.func.grad`` inside a vmap)."""
+    stack = get_interpreter_stack()
+    return bool(stack) and any(level.key() == TransformType.Vmap for level in stack)
 
 
 def outer_only_names(model: nn.Module) -> tuple[str, ...]:

@@ -142,6 +142,7 @@ def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool)
         "iterations": trainer.iteration,
         "finished": finished,
         "train_seconds": trainer.train_seconds,
+        "task_batching": {"path": trainer.task_batching, "ms": trainer.batching_ms},
         "config": cfg.identity(),
         "val_history": trainer.val_history,
     }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from metarl.supervised.datafiles import shared_data_dir
+
 from .conftest import REPO
 
 SCRIPT = REPO / "scripts" / "device_train.sh"
@@ -97,3 +99,77 @@ def test_no_presets_runs_the_tests_and_trains_nothing(tmp_path):
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"machine.txt"}
     assert "no CUDA device" in (tmp_path / "out" / "machine.txt").read_text()
     assert not (tmp_path / "w" / "runs").exists()
+
+
+PLAN = REPO / "scripts" / "device" / "gpu_plan.sh"
+
+
+@pytest.fixture
+def omniglot_root() -> Path:
+    """The shared Omniglot files (the test skips without them)."""
+    root = shared_data_dir("omniglot")
+    if not (root / "images_background.npz").is_file():
+        pytest.skip(f"no Omniglot files in {root}")
+    return root
+
+PLAN_TINY = {
+    "BENCH_EXTRA": "--meta-batch 2 --repeats 1 --warmup 0 --rounds 1 --threads 1",
+    "TRAIN_EXTRA": "--meta-batch 2 --eval-every 1 --eval-tasks 2 --test-tasks 2 "
+                   "--checkpoint-every 1 --threads 1 --eval-inner-steps 1",
+}
+
+
+def plan_leg(work: Path, out: Path, committed: Path, iterations: int, data: Path, *,
+             bench: bool = True) -> subprocess.CompletedProcess:
+    """One dry run of the GPU plan on CPU: benchmarks and a training leg with tiny budgets."""
+    work.mkdir()
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OUT": str(out), "SKIP_PIP": "1", "DEV": "cpu", "COMPILE": "0", "END": "900",
+           "SLOW": "5", "GRACE": "20", "RUN_DIRS": str(committed),
+           "RUNS": "omniglot-20way-1shot", "DATA_ROOT": str(data),
+           "BENCH": "1" if bench else "0", "BENCH_EXTRA": PLAN_TINY["BENCH_EXTRA"],
+           "TRAIN_EXTRA": f"{PLAN_TINY['TRAIN_EXTRA']} --iterations {iterations}"}
+    return subprocess.run(["bash", str(PLAN)], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=1000)
+
+
+def test_gpu_plan_dry_run_benchmarks_then_trains_and_resumes_from_the_committed_folder(
+        tmp_path, omniglot_root):
+    """The GPU plan on CPU: its benchmarks and their exactness checks, then a leg of the first
+    pending run packed to come back; unpacked as the committed folder, the next leg resumes
+    it; a finished run is passed over."""
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    first = plan_leg(tmp_path / "w1", tmp_path / "out1", committed, 2, omniglot_root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = tmp_path / "out1"
+    names = {p.name for p in out.iterdir()}
+    assert names == {"machine.txt", "bench-fewshot.log", "bench-fewshot.jsonl",
+                     "train-omniglot-20way-1shot.log", "omniglot-20way-1shot.tgz"}
+    benches = [json.loads(line) for line in (out / "bench-fewshot.jsonl").read_text().splitlines()]
+    assert [b["dtype"] for b in benches] == ["float32", "float64"]
+    assert all(c["float64_rel_error"] < 1e-10
+               for b in benches for c in b["settings"][0]["checks"].values())
+    with tarfile.open(out / "omniglot-20way-1shot.tgz") as tar:
+        members = sorted(m.name for m in tar.getmembers())
+        tar.extractall(committed, filter="data")
+    assert "omniglot-20way-1shot/checkpoints/ckpt_00000002.pt" in members
+    assert "omniglot-20way-1shot/checkpoints/best.pt" in members
+    assert not [m for m in members if "/tb/" in m or "ckpt_00000001" in m]
+
+    # a leg that SIGTERM stopped leaves its results.json unfinished (test_scripts_supervised.py)
+    results = committed / "omniglot-20way-1shot" / "results.json"
+    results.write_text(json.dumps({**json.loads(results.read_text()), "finished": False}))
+    second = plan_leg(tmp_path / "w2", tmp_path / "out2", committed, 3, omniglot_root,
+                      bench=False)
+    assert second.returncode == 0, second.stdout + second.stderr
+    log = (tmp_path / "out2" / "train-omniglot-20way-1shot.log").read_text()
+    assert "resumed from" in log and "iteration 2" in log
+    with tarfile.open(tmp_path / "out2" / "omniglot-20way-1shot.tgz") as tar:
+        tar.extractall(committed, filter="data")
+    assert json.loads((committed / "omniglot-20way-1shot" / "results.json").read_text())[
+        "iterations"] == 3
+    third = plan_leg(tmp_path / "w3", tmp_path / "out3", committed, 3, omniglot_root,
+                     bench=False)
+    assert third.returncode == 0 and not (tmp_path / "out3" / "omniglot-20way-1shot.tgz").exists()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from metarl.supervised.presets import PRESETS
 
@@ -29,11 +30,34 @@ def test_bench_runs_and_checks_the_meta_gradient(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
     result = bench(["--meta-batch", "2", "--repeats", "1", "--warmup", "0", "--dtype", "float64",
                     "--threads", "1", "--out", str(out)])
-    assert result["grad_rel_error_vs_float64_loop"] < 1e-10
-    assert set(result["ms_per_iteration"]) == {"vmap", "loop"}
-    assert json.loads(out.read_text())["setting"] == "omniglot-5way-1shot"
-    assert "ratio loop/vmap" in capsys.readouterr().out
+    (run,) = result["settings"]
+    assert all(c["float64_rel_error"] < 1e-10 for c in run["checks"].values())
+    assert set(run["checks"]) == {"batched", "loop"}
+    assert set(run["ms_per_iteration"]) == {"batched", "loop", "naive"}
+    assert run["chosen"] in ("batched", "loop")
+    assert run["naive_over_chosen"] == pytest.approx(
+        run["ms_per_iteration"]["naive"] / run["ms_per_iteration"][run["chosen"]])
+    assert json.loads(out.read_text())["settings"][0]["setting"] == "omniglot-5way-1shot"
+    assert "ratio naive/chosen" in capsys.readouterr().out
     assert result["machine"]["torch"] and result["config"]["rounds"] == "3"
+
+
+def test_the_hand_written_baseline_is_the_same_network(bench):
+    """The naive loop's twin (nn.BatchNorm2d) computes the model's function and meta-gradient."""
+    module = sys.modules["bench_fewshot"]
+    model = module.conv4_omniglot(5).double()
+    twin = module.hand_written_model(model)
+    x = torch.rand(6, 1, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(twin(x), model(x), rtol=1e-12, atol=1e-12)
+    assert [k for k, _ in twin.named_parameters()] == [k for k, _ in model.named_parameters()]
+
+
+@pytest.mark.slow
+def test_bench_every_preset_shape(bench, capsys):
+    result = bench(["--setting", "all", "--meta-batch", "1", "--k-query", "1", "--repeats", "1",
+                    "--warmup", "0", "--rounds", "1", "--threads", "1"])
+    assert [r["setting"] for r in result["settings"]] == list(sys.modules["bench_fewshot"].SETTINGS)
+    assert "naive/chosen" in capsys.readouterr().out
 
 
 def test_a_failed_exactness_check_times_and_writes_nothing(bench, tmp_path, capsys, monkeypatch):
@@ -41,7 +65,7 @@ def test_a_failed_exactness_check_times_and_writes_nothing(bench, tmp_path, caps
     with pytest.raises(SystemExit):
         bench(["--meta-batch", "2", "--repeats", "1", "--warmup", "0", "--dtype", "float64",
                "--threads", "1", "--out", str(tmp_path / "bench.json")])
-    assert "the vmap path is not exact (nothing was timed)" in capsys.readouterr().err
+    assert "the batched path is not exact (nothing was timed)" in capsys.readouterr().err
     assert not (tmp_path / "bench.json").exists()
 
 

@@ -141,17 +141,48 @@ def test_nn_batchnorm_under_vmap_gives_a_wrong_second_order_meta_gradient():
     assert rel_err(vmapped, reference) > 1e-5
 
 
-def test_batch_stat_norm_equals_torch_batch_norm_in_training_mode():
+class MeanVarNorm(nn.Module):
+    """Batch norm from batch statistics written out by hand (the test's independent form)."""
+
+    def __init__(self, norm: BatchStatNorm2d) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
+        var = (centred ** 2).mean(dim=(0, 2, 3), keepdim=True)
+        scale = self.weight.view(1, -1, 1, 1) / torch.sqrt(var + self.eps)
+        return centred * scale + self.bias.view(1, -1, 1, 1)
+
+
+def test_batch_stat_norm_is_the_same_map_inside_and_outside_vmap():
+    """Outside vmap the fused kernel runs, under vmap the mean/var form: both are the
+    hand-written batch norm."""
     torch.manual_seed(0)
     norm = BatchStatNorm2d(4).double()
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.uniform_(-1, 1)
     x = torch.randn(6, 4, 5, 5, dtype=torch.float64) * 3 + 1
-    expected = nn.functional.batch_norm(x, None, None, norm.weight, norm.bias, training=True,
-                                        eps=norm.eps)
+    expected = MeanVarNorm(norm)(x)
     torch.testing.assert_close(norm(x), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.func.vmap(norm)(x[None])[0], expected, rtol=1e-12,
+                               atol=1e-12)
     assert not list(norm.buffers())  # no running statistics
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("steps", [1, 2])
+def test_fused_batch_norm_gives_the_exact_second_order_meta_gradient(variant, steps):
+    """The per-task loop runs the fused batch-norm kernel; its second-order meta-gradient
+    equals that of the hand-written mean/var form in float64."""
+    model = make_model(variant)
+    by_hand = make_model(variant)
+    for block in by_hand.blocks:
+        block.norm = MeanVarNorm(block.norm)
+    support, query = make_tasks(variant)
+    fused = meta_grad(model, support, query, steps=steps, vectorize=False)
+    assert rel_err(fused, loop_grad(by_hand, support, query, steps=steps)) < 1e-12
 
 
 def test_paper_architectures():
@@ -236,14 +267,14 @@ def test_inner_loop_leaves_outer_only_parameters_alone():
     assert torch.equal(view.loss_fn(adapted, batch).detach(), problem.loss_fn(full, batch).detach())
 
 
-@pytest.mark.parametrize("vectorize", [True, False])
+@pytest.mark.parametrize("batching", ["batched", "loop"])
 @pytest.mark.parametrize("steps", [1, 2])
-def test_outer_step_with_outer_only_shifts_matches_a_hand_written_loop(vectorize, steps):
+def test_outer_step_with_outer_only_shifts_matches_a_hand_written_loop(batching, steps):
     """The trainer's MAML gradient (shifts held in the inner loop, learned outside it)."""
     problem = make_original()
     support, query = make_tasks("stride")
     params = params_of(problem.model)
-    cfg = LoopConfig(algo="maml", inner_steps=steps, inner_lr=0.4, vectorize=vectorize)
+    cfg = LoopConfig(algo="maml", inner_steps=steps, inner_lr=0.4, task_batching=batching)
     grads, _ = make_outer_step(problem, cfg)(params, TaskBatch(support, query))
     reference = grads_of(hand_written_outer_only_loss(problem, params, support, query, steps),
                          params)

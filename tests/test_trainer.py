@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.checkpoint import CheckpointDir
+from metarl.batching import choose_path, time_paths
+from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.errors import MetaRLError
 from metarl.functional import functional_loss
 from metarl.supervised.config import SupervisedConfig
@@ -29,7 +30,7 @@ def small_cfg(tmp_path, **kw) -> SupervisedConfig:
     base = SupervisedConfig(
         family="sinusoid", iterations=12, meta_batch=4, k_shot=5, k_query=5, eval_every=5,
         eval_tasks=8, test_tasks=10, eval_inner_steps=2, checkpoint_every=4, log_every=2,
-        out_dir=tmp_path,
+        out_dir=tmp_path, task_batching="batched",
     )
     return replace(base, **kw)
 
@@ -205,3 +206,96 @@ def test_log_window_survives_a_kill_and_the_tail_of_a_run_is_logged(tmp_path):
     steps = records(tmp_path / "short")
     assert [r["step"] for r in steps] == [4, 6, 8] and steps[0] == straight[0]
     assert steps[2]["train/query_loss"] != straight[1]["train/query_loss"]  # 7-8 alone
+
+
+def test_choose_path_keeps_batched_unless_another_is_clearly_faster():
+    assert choose_path({"batched": 100.0, "loop": 95.0}) == "batched"  # within the margin
+    assert choose_path({"batched": 100.0, "loop": 80.0}) == "loop"
+    assert choose_path({"batched": 50.0, "loop": 80.0}) == "batched"
+
+
+def test_time_paths_alternates_and_ranks_by_the_median():
+    calls: list[str] = []
+
+    def step(name: str, seconds: float):
+        def run() -> None:
+            calls.append(name)
+            time.sleep(seconds)
+        return run
+
+    ms = time_paths({"slow": step("slow", 0.03), "fast": step("fast", 0.0)}, repeats=3)
+    assert ms["slow"] > 25 and ms["fast"] < ms["slow"]
+    assert calls == ["slow", "fast"] * 4  # one untimed call each, then alternating rounds
+
+
+def test_auto_task_batching_times_both_paths_and_a_resume_keeps_the_choice(tmp_path,
+                                                                           monkeypatch):
+    """auto measures both paths on the run's shapes (without touching the training stream),
+    records the choice in every checkpoint and results.json, and a resumed leg keeps it even
+    where a new measurement would pick the other path, so the run stays bitwise resumable."""
+    import metarl.trainer as trainer_module
+
+    def prefer(path: str):
+        return lambda steps, **kw: {p: (1.0 if p == path else 9.0) for p in steps}
+
+    monkeypatch.setattr(trainer_module, "time_paths", prefer("loop"))
+    cfg = small_cfg(tmp_path, task_batching="auto", iterations=8)
+    torch.manual_seed(cfg.seed)
+    trainer = MetaTrainer(build_problem(cfg), cfg, tmp_path / "run", progress=False)
+    assert trainer.task_batching == "loop"
+    trainer.train()
+    # the same parameters as a run told to loop: the timing drew nothing from its streams
+    looped = trained_params(small_cfg(tmp_path, task_batching="loop", iterations=8),
+                            tmp_path / "looped")
+    for k, v in trainer.params.items():
+        assert torch.equal(v.detach(), looped[k]), k
+
+    monkeypatch.setattr(trainer_module, "time_paths", prefer("batched"))
+    cfg12 = small_cfg(tmp_path, task_batching="auto")
+    torch.manual_seed(cfg12.seed)
+    resumed = MetaTrainer(build_problem(cfg12), cfg12, tmp_path / "run", resume=True,
+                          progress=False)
+    assert resumed.task_batching == "loop"
+    assert resumed.state()["task_batching"] == "loop"
+    fresh = MetaTrainer(build_problem(cfg12), cfg12, tmp_path / "other", progress=False)
+    assert fresh.task_batching == "batched"
+
+
+def test_a_stop_during_validation_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """SIGTERM arriving mid-validation: the validation finishes, the checkpoint after it holds
+    its result, and the resumed run ends with the parameters, validation history and best.pt
+    of a run that was never stopped."""
+    import os
+
+    full_cfg = small_cfg(tmp_path, iterations=12)
+    torch.manual_seed(full_cfg.seed)
+    full = MetaTrainer(build_problem(full_cfg), full_cfg, tmp_path / "full", progress=False)
+    full.train()
+
+    original = MetaTrainer._validate
+    calls = []
+
+    def validate_then_signal(self, logger):
+        calls.append(self.iteration)
+        if self.iteration == 5:  # the stop request lands while validation runs
+            os.kill(os.getpid(), signal.SIGTERM)
+        original(self, logger)
+
+    monkeypatch.setattr(MetaTrainer, "_validate", validate_then_signal)
+    torch.manual_seed(full_cfg.seed)
+    part = MetaTrainer(build_problem(full_cfg), full_cfg, tmp_path / "part", progress=False)
+    with pytest.raises(SystemExit):
+        part.train()
+    assert part.iteration == 5 and calls == [5]
+    monkeypatch.setattr(MetaTrainer, "_validate", original)
+    torch.manual_seed(full_cfg.seed)
+    resumed = MetaTrainer(build_problem(full_cfg), full_cfg, tmp_path / "part", resume=True,
+                          progress=False)
+    resumed.train()
+    for k, v in full.params.items():
+        assert torch.equal(v.detach(), resumed.params[k].detach()), k
+    assert resumed.val_history == full.val_history
+    best = {d: load_checkpoint(tmp_path / d / "checkpoints" / "best.pt") for d in ("full", "part")}
+    assert best["full"]["iteration"] == best["part"]["iteration"]
+    for k, v in best["full"]["model"].items():
+        assert torch.equal(v, best["part"]["model"][k]), k
