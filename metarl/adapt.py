@@ -12,6 +12,8 @@ forms its outer update differently; MAML-RL runs it on a REINFORCE surrogate.
 The gradient is taken with :func:`torch.func.grad`, a function transform, so that the very same
 code works on one task and under :func:`torch.func.vmap` over a stacked meta-batch, and so that
 an outer ``backward()`` (or ``torch.autograd.grad``) still sees through it to θ.
+:func:`adapt_plain` is the same loop with ``torch.autograd.grad``, for a per-task loop outside
+vmap.
 """
 
 from __future__ import annotations
@@ -79,6 +81,47 @@ def adapt(
     return _sgd(gradient, params, lr, steps)
 
 
+def adapt_plain(
+    loss_fn: LossFn,
+    params: Params,
+    batch: Any,
+    *,
+    steps: int = 1,
+    lr: LearningRate = 0.01,
+    first_order: bool = False,
+) -> Params:
+    """:func:`adapt` for a plain call on one task, with ``torch.autograd.grad`` instead of the
+    ``torch.func.grad`` transform: the same numbers without the transform's per-operation
+    overhead, for a per-task loop outside vmap.
+
+    Unlike the transform, ``autograd.grad`` also follows tensors the loss captures from outside
+    its arguments, so ``loss_fn`` must depend on ``params`` through its arguments only (the
+    supervised losses do; a loss closing over quantities computed from θ, as MAML-RL's may,
+    must use :func:`adapt`). It cannot run under vmap or torch.compile.
+    """
+    return _sgd(_autograd_gradient(loss_fn, batch, first_order), params, lr, steps)
+
+
+def _autograd_gradient(loss_fn: Callable[[Params, Any], Tensor], batch: Any,
+                       first_order: bool) -> Callable[[Params], Params]:
+    """``p -> ∇_p loss_fn(p, batch)`` by ``torch.autograd.grad``; second order (the result
+    stays in the graph) unless ``first_order``. Parameters the loss does not use get zeros,
+    as ``torch.func.grad`` gives them."""
+
+    def gradient(p: Params) -> Params:
+        keys = list(p)
+        with torch.enable_grad():
+            leaves = [p[k] if p[k].requires_grad else p[k].detach().requires_grad_()
+                      for k in keys]
+            total = loss_fn(dict(zip(keys, leaves)), batch).sum()
+            grads = torch.autograd.grad(total, leaves, create_graph=not first_order,
+                                        allow_unused=True)
+        return {k: torch.zeros_like(leaf) if g is None else g
+                for k, leaf, g in zip(keys, leaves, grads)}
+
+    return gradient
+
+
 def _sgd(gradient: Callable[[Params], Params], params: Params, lr: LearningRate,
          steps: int) -> Params:
     """``steps`` plain SGD steps θ ← θ − α_k gradient(θ): the update both inner loops share."""
@@ -107,16 +150,7 @@ def adapt_stacked(
     Second order (``create_graph``) unless ``first_order``.
     """
 
-    def gradient(p: Params) -> Params:
-        keys = list(p)
-        with torch.enable_grad():
-            leaves = [p[k] if p[k].requires_grad else p[k].detach().requires_grad_()
-                      for k in keys]
-            total = task_losses(dict(zip(keys, leaves)), batch).sum()
-            grads = torch.autograd.grad(total, leaves, create_graph=not first_order)
-        return dict(zip(keys, grads))
-
-    return _sgd(gradient, params, lr, steps)
+    return _sgd(_autograd_gradient(task_losses, batch, first_order), params, lr, steps)
 
 
 def adapt_path(

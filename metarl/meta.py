@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.adapt import LearningRate, adapt, adapt_stacked
+from metarl.adapt import LearningRate, adapt, adapt_plain, adapt_stacked
 from metarl.functional import LossFn, Params, TaskLossesFn, index_tasks
 
 MetricFn = Callable[[Params, Any], dict[str, Tensor]]
@@ -104,7 +104,8 @@ def maml_objective(
         return MetaOutput(stacked(adapted, query).mean(), {})
 
     def per_task(p: Params, s: Any, q: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        adapted = adapt(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order)
+        inner = adapt if vectorize else adapt_plain  # outside vmap, without the transform
+        adapted = inner(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order)
         return query_loss_and_metrics(loss_fn, metric_fn, adapted, q)
 
     if vectorize:

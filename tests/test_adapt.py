@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.adapt import adapt, adapt_path, adapt_stacked, step_sizes
+from metarl.adapt import adapt, adapt_path, adapt_plain, adapt_stacked, step_sizes
 from metarl.functional import flatten, functional_loss, params_of
 from metarl.meta import grads_of, maml_objective, reptile_pseudo_gradient
 from metarl.reference import loop_adapt, loop_maml_loss
@@ -225,3 +225,22 @@ def test_mlp_functional_forward_equals_functional_call():
     expected = torch.func.functional_call(model, params, (x,))
     assert torch.equal(model.forward_with(params, x), expected)
     assert torch.equal(model(x), model.forward_with(params_of(model), x))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_adapt_plain_equals_adapt_to_second_order(first_order):
+    """autograd.grad in place of the torch.func.grad transform: the same adapted parameters
+    and the same meta-gradient through them (float64), unused parameters get zero steps."""
+    torch.manual_seed(0)
+    model = MLP(1, (8, 8), 1).double()
+    loss_fn = functional_loss(model, nn.functional.mse_loss)
+    params = {**params_of(model), "unused": torch.ones(3, dtype=torch.float64,
+                                                        requires_grad=True)}
+    x = torch.randn(6, 1, dtype=torch.float64)
+    support, query = (x, torch.sin(x)), (x + 0.5, torch.sin(x + 0.5))
+    meta = {}
+    for name, inner in (("func", adapt), ("plain", adapt_plain)):
+        adapted = inner(loss_fn, params, support, steps=2, lr=0.05, first_order=first_order)
+        assert torch.equal(adapted["unused"].detach(), params["unused"].detach())
+        meta[name] = flatten(grads_of(loss_fn(adapted, query), params))
+    torch.testing.assert_close(meta["plain"], meta["func"], rtol=1e-12, atol=1e-14)
