@@ -42,6 +42,15 @@ def test_config_that_does_not_parse(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_unknown_task_batching_lists_the_choices(tmp_path):
+    proc = call_script("train_supervised.py", "--task-batching", "fast", "--out-dir",
+                       str(tmp_path / "x"))
+    said = " ".join(proc.stderr.split())  # tyro wraps its box to the terminal's width
+    assert proc.returncode == 2 and "invalid choice 'fast'" in said
+    assert "('auto', 'batched', 'loop')" in said
+    assert not (tmp_path / "x").exists()
+
+
 def test_unknown_family(tmp_path):
     proc = call_script("train_supervised.py", "--family", "mnist", "--out-dir",
                       str(tmp_path / "x"))
