@@ -10,10 +10,10 @@ mujoco bindings, its ``step``) with four things replaced:
 * ``_get_obs`` -- Gymnasium's observation, plus the task parameters when ``oracle=True``;
 * the task protocol of :class:`~metarl.envs.base.MetaEnv`.
 
-:class:`MujocoVectorEnv` steps many copies on a :class:`~metarl.physics.MujocoBatch` and computes
-the observations, rewards and terminations for all of them with array operations, from the same
-``reward_terms`` -- so the sampler and ``env.step`` cannot disagree on the reward, and the tests
-check the observation and the velocity against Gymnasium's own code.
+:class:`MujocoVectorEnv` steps many copies on a :class:`~metarl.envs.physics.MujocoBatch` and
+computes the observations, rewards and terminations for all of them with array operations, from
+the same ``reward_terms`` -- so the sampler and ``env.step`` cannot disagree on the reward, and
+the tests check the observation and the velocity against Gymnasium's own code.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 from gymnasium import utils
 
 from metarl.envs.base import BatchStep, MetaEnv, Task
+from metarl.envs.physics import Backend, PhysicsPool, make_mujoco_batch
 from metarl.errors import MetaRLError
-from metarl.physics import Backend, PhysicsPool, make_mujoco_batch
 
 
 class StepState(NamedTuple):

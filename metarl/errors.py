@@ -9,13 +9,6 @@ scripts print that sentence alone, without a traceback, and exit with status 2.
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import ParamSpec, TypeVar
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class MetaRLError(Exception):
@@ -24,25 +17,6 @@ class MetaRLError(Exception):
 
 class CheckpointError(MetaRLError):
     """A checkpoint is missing, truncated, corrupt, or belongs to another model."""
-
-
-def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Wrap a script's ``main`` so a :class:`MetaRLError` prints one line and exits with 2;
-    the run folders ``main`` locked are released when it ends, however it ends."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from metarl.runlock import release_run_dirs  # runlock imports this module
-
-        try:
-            return fn(*args, **kwargs)
-        except MetaRLError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-        finally:
-            release_run_dirs()
-
-    return wrapper
 
 
 def require(condition: bool, message: str) -> None:

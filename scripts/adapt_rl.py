@@ -28,14 +28,8 @@ from typing import Any, NamedTuple
 import torch
 import tyro
 
-from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
-from metarl.errors import CheckpointError, MetaRLError, cli_errors, require
-from metarl.io import output_folder
-from metarl.loop import load_latest_state
-from metarl.policies import GaussianMLPPolicy
-from metarl.rendering import prepare_rendering
-from metarl.rl_eval import (
+from metarl.errors import CheckpointError, MetaRLError, require
+from metarl.rl.evaluation import (
     EvalSettings,
     chosen_goals,
     draw_tasks,
@@ -45,8 +39,15 @@ from metarl.rl_eval import (
     run_evaluation,
     summary_lines,
 )
-from metarl.rundir import unique_path
-from metarl.video import render_episode, save_gif
+from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.rendering import prepare_rendering
+from metarl.rl.video import render_episode, save_gif
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.checkpoint import MAML_TRPO, POLICY, CheckpointDir, check_kind, load_checkpoint
+from metarl.runs.cli import cli_errors
+from metarl.runs.io import output_folder
+from metarl.runs.loop import load_latest_state
+from metarl.runs.rundir import unique_path
 
 
 @dataclass
@@ -165,7 +166,7 @@ def load_policy(cfg: AdaptConfig) -> LoadedPolicy:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(AdaptConfig, args=argv, description=__doc__)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.num_tasks >= 1, f"--num-tasks must be at least 1, got {cfg.num_tasks}")
     require(cfg.timesteps >= 1, f"--timesteps must be at least 1, got {cfg.timesteps}")

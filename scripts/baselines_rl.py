@@ -25,10 +25,8 @@ import gymnasium as gym
 import torch
 import tyro
 
-from metarl.allocator import keep_freed_memory
-from metarl.checkpoint import POLICY, save_checkpoint
-from metarl.errors import cli_errors, require, require_seed
-from metarl.rl_eval import (
+from metarl.errors import require, require_seed
+from metarl.rl.evaluation import (
     EvalSettings,
     chosen_goals,
     draw_tasks,
@@ -37,7 +35,10 @@ from metarl.rl_eval import (
     run_evaluation,
     summary_lines,
 )
-from metarl.rundir import prepare_run_dir
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.checkpoint import POLICY, save_checkpoint
+from metarl.runs.cli import cli_errors
+from metarl.runs.rundir import prepare_run_dir
 
 BASELINES = ("pretrained", "random", "oracle")
 
@@ -93,7 +94,7 @@ class BaselineConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(BaselineConfig, args=argv, description=__doc__)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     require(cfg.baseline in BASELINES,
             f"unknown --baseline {cfg.baseline!r}; choose one of {', '.join(BASELINES)}")
     require(cfg.ppo_timesteps >= 1, f"--ppo-timesteps must be positive, got {cfg.ppo_timesteps}")
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     goals, source, _ = chosen_goals(settings, goals_file=cfg.goals_file)
     tasks = draw_tasks(meta_env, settings, goals)  # bad goals fail before any training
     if cfg.baseline != "random":
-        from metarl.pretrain import check_ppo_dependencies
+        from metarl.rl.pretrain import check_ppo_dependencies
 
         check_ppo_dependencies(cfg.progress)  # before the run folder exists
     torch.set_num_threads(cfg.torch_threads)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     tic = time.perf_counter()
     extra: dict[str, float] = {}
     if cfg.baseline == "random":
-        from metarl.policies import GaussianMLPPolicy
+        from metarl.rl.policies import GaussianMLPPolicy
 
         env = gym.make(cfg.env)
         torch.manual_seed(cfg.train_seed)
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         policy = GaussianMLPPolicy(obs_shape[0], act_shape[0],
                                    cfg.hidden_sizes, cfg.activation)
     else:
-        from metarl.pretrain import train_ppo
+        from metarl.rl.pretrain import train_ppo
 
         policy, extra = train_ppo(cfg.env, oracle=oracle, timesteps=cfg.ppo_timesteps,
                                   seed=cfg.train_seed, hidden_sizes=cfg.hidden_sizes,

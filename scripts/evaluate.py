@@ -19,20 +19,20 @@ from pathlib import Path
 
 import tyro
 
-from metarl.allocator import keep_freed_memory
+from metarl.core.functional import detach, params_of
 from metarl.errors import (
     MetaRLError,
-    cli_errors,
     require,
     require_positive_number,
     require_seed,
 )
-from metarl.evaluation import evaluate
-from metarl.functional import detach, params_of
-from metarl.io import atomic_write_json, output_file, output_folder, read_json
-from metarl.plotting import plot_adaptation_curves
-from metarl.rundir import unique_path
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.cli import cli_errors
+from metarl.runs.io import atomic_write_json, output_file, output_folder, read_json
+from metarl.runs.plotting import plot_adaptation_curves
+from metarl.runs.rundir import unique_path
 from metarl.supervised.config import SupervisedConfig
+from metarl.supervised.evaluation import evaluate
 from metarl.supervised.runner import load_run
 
 
@@ -110,7 +110,7 @@ def output_paths(cfg: EvalConfig) -> tuple[Path, Path]:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(EvalConfig, args=argv, description=__doc__)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     require(cfg.steps >= 0, f"--steps must be >= 0, got {cfg.steps}")
     require(cfg.tasks >= 1, f"--tasks must be at least 1, got {cfg.tasks}")
     require_positive_number(cfg.inner_lr, "--inner-lr")

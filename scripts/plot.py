@@ -15,11 +15,12 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import MetaRLError, cli_errors, require
-from metarl.functional import params_of
-from metarl.io import output_file, read_json
-from metarl.plotting import plot_adaptation_curves
-from metarl.rundir import is_finished
+from metarl.core.functional import params_of
+from metarl.errors import MetaRLError, require
+from metarl.runs.cli import cli_errors
+from metarl.runs.io import output_file, read_json
+from metarl.runs.plotting import plot_adaptation_curves
+from metarl.runs.rundir import is_finished
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.runner import load_run
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import cli_errors, require
-from metarl.io import output_file
-from metarl.plotting import plot_adaptation_curves
-from metarl.rl_eval import load_evaluations
+from metarl.errors import require
+from metarl.rl.evaluation import load_evaluations
+from metarl.runs.cli import cli_errors
+from metarl.runs.io import output_file
+from metarl.runs.plotting import plot_adaptation_curves
 
 
 @dataclass

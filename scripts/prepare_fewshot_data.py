@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tyro
 
-from metarl.errors import cli_errors
+from metarl.runs.cli import cli_errors
 from metarl.supervised.miniimagenet import prepare_miniimagenet
 from metarl.supervised.omniglot import prepare_omniglot
 

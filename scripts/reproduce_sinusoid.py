@@ -28,14 +28,15 @@ from typing import Any
 
 import tyro
 
-from metarl.allocator import keep_freed_memory
-from metarl.errors import cli_errors, require
-from metarl.evaluation import evaluate, tune_step_size
-from metarl.functional import params_of
-from metarl.io import atomic_write_bytes, atomic_write_json
-from metarl.plotting import plot_adaptation_curves
-from metarl.rundir import completed_results
+from metarl.core.functional import params_of
+from metarl.errors import require
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.cli import cli_errors
+from metarl.runs.io import atomic_write_bytes, atomic_write_json
+from metarl.runs.plotting import plot_adaptation_curves
+from metarl.runs.rundir import completed_results
 from metarl.supervised.config import SupervisedConfig, apply_preset
+from metarl.supervised.evaluation import evaluate, tune_step_size
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.runner import load_run, train
 
@@ -88,7 +89,7 @@ def _row(label: str, test: dict) -> str:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(ReproduceConfig, args=argv, description=__doc__)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     unknown = set(cfg.algos) - set(ALGO_SETTINGS)
     require(not unknown, f"unknown algorithm(s) {sorted(unknown)}; choose from "
                          f"{', '.join(ALGO_SETTINGS)}")

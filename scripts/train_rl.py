@@ -22,16 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from metarl.allocator import keep_freed_memory
-from metarl.cli import parse_with_preset
-from metarl.distributed import DistContext, init_distributed, process_group, run_rank
-from metarl.errors import cli_errors
-from metarl.io import atomic_write_json
-from metarl.logger import read_metrics
-from metarl.plotting import plot_training_curves
-from metarl.rl_config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
-from metarl.rl_trainer import MetaRLTrainer
-from metarl.rundir import open_run_dir, start_resumed_leg
+from metarl.rl.config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
+from metarl.rl.trainer import MetaRLTrainer
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.cli import cli_errors, parse_with_preset
+from metarl.runs.distributed import DistContext, init_distributed, process_group, run_rank
+from metarl.runs.io import atomic_write_json
+from metarl.runs.logger import read_metrics
+from metarl.runs.plotting import plot_training_curves
+from metarl.runs.rundir import open_run_dir, start_resumed_leg
 
 
 def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
@@ -59,7 +58,7 @@ def write_results(cfg: RLConfig, trainer: MetaRLTrainer, run_dir: Path, *,
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_with_preset(RLConfig, apply_rl_preset, argv, __doc__)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     cfg.validate()
     with process_group(init_distributed(cfg.device)) as ctx:
         run(cfg, ctx)
@@ -101,4 +100,4 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
 
 
 if __name__ == "__main__":
-    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.distributed
+    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.runs.distributed

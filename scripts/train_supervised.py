@@ -13,10 +13,9 @@ and PNG plots into --out-dir. See README.md and docs/results.md.
 
 from __future__ import annotations
 
-from metarl.allocator import keep_freed_memory
-from metarl.cli import parse_with_preset
-from metarl.distributed import run_rank
-from metarl.errors import cli_errors
+from metarl.runs.allocator import keep_freed_memory
+from metarl.runs.cli import cli_errors, parse_with_preset
+from metarl.runs.distributed import run_rank
 from metarl.supervised.config import SupervisedConfig, apply_preset
 from metarl.supervised.runner import train
 
@@ -29,7 +28,7 @@ def parse(argv: list[str] | None = None) -> SupervisedConfig:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(argv)
-    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/allocator.py)
+    keep_freed_memory()  # large tensors reuse freed heap memory (metarl/runs/allocator.py)
     results = train(cfg)
     if results is None:  # a non-zero rank of a distributed run
         return
@@ -45,4 +44,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.distributed
+    run_rank(main)  # torchrun ranks skip interpreter finalisation: metarl.runs.distributed

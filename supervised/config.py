@@ -9,7 +9,7 @@ from typing import Any
 from metarl.errors import MetaRLError, require
 from metarl.supervised.models import NORM_STYLES
 from metarl.supervised.presets import PRESETS
-from metarl.trainer import LoopConfig
+from metarl.supervised.trainer import LoopConfig
 
 FAMILIES = ("sinusoid", "omniglot", "miniimagenet")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from metarl.errors import MetaRLError, require
-from metarl.io import atomic_writer
+from metarl.runs.io import atomic_writer
 
 REPO = Path(__file__).resolve().parents[1]
 """The source checkout (``supervised/`` sits at its top level in an editable install)."""
@@ -50,9 +50,9 @@ def resolve_root(name: str, explicit: str | os.PathLike[str] | None, marker: str
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> Path:
-    """Save ``arrays`` (in their order) as ``path`` atomically (:func:`metarl.io.atomic_writer`),
-    so an interrupted conversion never leaves a truncated cache behind and two processes
-    converting at once do not write into one temporary file."""
+    """Save ``arrays`` (in their order) as ``path`` atomically
+    (:func:`metarl.runs.io.atomic_writer`), so an interrupted conversion never leaves a truncated
+    cache behind and two processes converting at once do not write into one temporary file."""
     save: Callable[..., None] = np.savez_compressed if compress else np.savez
     with atomic_writer(path) as f:
         save(f, **arrays)

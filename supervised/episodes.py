@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from metarl.errors import require
-from metarl.tasks import TaskBatch
+from metarl.supervised.tasks import TaskBatch
 
 
 def distinct_draws(
@@ -38,7 +38,7 @@ def distinct_draws(
 
 
 class EpisodeSampler:
-    """Draws meta-batches of N-way K-shot episodes (a :class:`metarl.tasks.TaskSampler`).
+    """Draws meta-batches of N-way K-shot episodes (a :class:`metarl.supervised.tasks.TaskSampler`).
 
     Args:
         images: uint8 ``[classes, images_per_class, channels, H, W]``, 0..255, on the device the

@@ -1,6 +1,6 @@
 """Few-shot image classification problems (MAML section 5.2): Omniglot and MiniImagenet.
 
-:func:`fewshot_problem` returns a :class:`~metarl.tasks.SupervisedProblem`: the conv4
+:func:`fewshot_problem` returns a :class:`~metarl.supervised.tasks.SupervisedProblem`: the conv4
 network, the mean cross-entropy (inner and query loss; see ``docs/conventions.md`` for why
 MAML's step sizes are multiplied by N for it), query accuracy as the metric, and an
 :class:`EpisodeSampler` per split over a uint8 tensor that lives on ``device`` for the whole
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metarl.core.functional import LossFn, Params, functional_loss
+from metarl.core.meta import MetricFn
 from metarl.errors import require
-from metarl.functional import LossFn, Params, functional_loss
-from metarl.meta import MetricFn
 from metarl.supervised.episodes import EpisodeSampler
 from metarl.supervised.miniimagenet import SPLITS, load_split
 from metarl.supervised.models import (
@@ -28,7 +28,7 @@ from metarl.supervised.models import (
     outer_only_names,
 )
 from metarl.supervised.omniglot import OmniglotProtocol, omniglot_splits
-from metarl.tasks import SupervisedProblem
+from metarl.supervised.tasks import SupervisedProblem
 
 
 def accuracy_metric(model: nn.Module) -> MetricFn:

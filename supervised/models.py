@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch._C._functorch import TransformType, get_interpreter_stack
 
-from metarl.functional import Params
+from metarl.core.functional import Params
 
 
 class MLP(nn.Module):
@@ -56,7 +56,7 @@ class MLP(nn.Module):
 
         With task-stacked parameters (weights ``[T, out, in]``, biases ``[T, out]``) and
         inputs ``[T, N, in]``, task t's inputs go through task t's parameters (batched
-        matmuls), for :func:`metarl.adapt.adapt_stacked`.
+        matmuls), for :func:`metarl.core.adapt.adapt_stacked`.
         """
         n = len(self.layers)
         for i in range(n):
@@ -139,7 +139,7 @@ def outer_only_names(model: nn.Module) -> tuple[str, ...]:
 
     These are the shifts of its ``style="original"`` batch norms: the original code
     meta-learns them with the outer optimiser only (:data:`NormStyle`). The names go into
-    :attr:`metarl.tasks.SupervisedProblem.outer_only`.
+    :attr:`metarl.supervised.tasks.SupervisedProblem.outer_only`.
     """
     return tuple(f"{name}.bias" for name, module in model.named_modules()
                  if isinstance(module, BatchStatNorm2d) and module.style == "original")

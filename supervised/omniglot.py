@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from metarl.errors import MetaRLError, require
-from metarl.io import atomic_writer
+from metarl.runs.io import atomic_writer
 from metarl.supervised.datafiles import read_npz, resolve_root, write_npz
 
 SETS = ("images_background", "images_evaluation")

@@ -13,11 +13,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.func import functional_call  # noqa: E402
 
-from metarl.adapt import adapt_path  # noqa: E402
-from metarl.functional import Params, detach  # noqa: E402
-from metarl.plotting import save_figure  # noqa: E402
+from metarl.core.adapt import adapt_path  # noqa: E402
+from metarl.core.functional import Params, detach  # noqa: E402
+from metarl.runs.plotting import save_figure  # noqa: E402
 from metarl.supervised.sinusoid import X_RANGE, SinusoidTask, SinusoidTasks  # noqa: E402
-from metarl.tasks import SupervisedProblem  # noqa: E402
+from metarl.supervised.tasks import SupervisedProblem  # noqa: E402
 
 
 def plot_sinusoid_predictions(

@@ -1,4 +1,4 @@
-"""Build the :class:`~metarl.tasks.SupervisedProblem` a config asks for."""
+"""Build the :class:`~metarl.supervised.tasks.SupervisedProblem` a config asks for."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.fewshot import FAMILIES, fewshot_problem
 from metarl.supervised.models import NormStyle
 from metarl.supervised.sinusoid import sinusoid_problem
-from metarl.tasks import SupervisedProblem
+from metarl.supervised.tasks import SupervisedProblem
 
 
 def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:

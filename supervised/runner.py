@@ -9,19 +9,19 @@ from typing import Any
 
 import torch
 
-from metarl.checkpoint import (
+from metarl.errors import CheckpointError, MetaRLError
+from metarl.runs.checkpoint import (
     SUPERVISED,
     CheckpointDir,
     check_kind,
     check_signature,
     load_checkpoint,
 )
-from metarl.distributed import DistContext, init_distributed, process_group
-from metarl.errors import CheckpointError, MetaRLError
-from metarl.logger import read_metrics
-from metarl.loop import load_latest_state
-from metarl.plotting import plot_adaptation_curves, plot_training_curves
-from metarl.rundir import (
+from metarl.runs.distributed import DistContext, init_distributed, process_group
+from metarl.runs.logger import read_metrics
+from metarl.runs.loop import load_latest_state
+from metarl.runs.plotting import plot_adaptation_curves, plot_training_curves
+from metarl.runs.rundir import (
     CONFIG_NAME,
     RESUMABLE,
     never_started,
@@ -32,8 +32,8 @@ from metarl.rundir import (
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem, data_digest
-from metarl.tasks import SupervisedProblem
-from metarl.trainer import MetaTrainer, write_results
+from metarl.supervised.tasks import SupervisedProblem
+from metarl.supervised.trainer import MetaTrainer, write_results
 
 
 def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | None:
@@ -85,7 +85,7 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
 def _stored_config(run_dir: Path) -> dict[str, Any]:
     """A run folder's config.json, or {} when there is none (the run folder checks then give
     the clear error) or its run saved nothing (it starts afresh:
-    :func:`metarl.rundir.never_started`); a damaged one is a clear error."""
+    :func:`metarl.runs.rundir.never_started`); a damaged one is a clear error."""
     path = Path(run_dir)
     if not (path / CONFIG_NAME).is_file() or never_started(path):
         return {}
@@ -113,7 +113,7 @@ def check_data(stored: dict[str, Any], digest: str | None, cfg: SupervisedConfig
 def _data_rules(cfg: SupervisedConfig, digest: str | None
                 ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
     """config.json's contents with the data digest, the settings an older config.json lacks
-    (see :func:`metarl.rundir.prepare_run_dir`), and those that may change on resume.
+    (see :func:`metarl.runs.rundir.prepare_run_dir`), and those that may change on resume.
 
     A run that recorded its data digest may be resumed from another ``--data-root`` holding
     the same data: the digest decides, not the path. An older run must keep its folder.

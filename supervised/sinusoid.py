@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from metarl.core.functional import Params, functional_loss
 from metarl.errors import require
-from metarl.functional import Params, functional_loss
 from metarl.supervised.models import MLP
-from metarl.tasks import SupervisedProblem, TaskBatch
+from metarl.supervised.tasks import SupervisedProblem, TaskBatch
 
 AMPLITUDE = (0.1, 5.0)
 PHASE = (0.0, math.pi)
@@ -37,7 +37,7 @@ class SinusoidTask:
 
 
 class SinusoidTasks:
-    """Task sampler for sinusoid regression (implements :class:`metarl.tasks.TaskSampler`).
+    """Task sampler for sinusoid regression (a :class:`metarl.supervised.tasks.TaskSampler`).
 
     Args:
         k_shot: support points per task (K).

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def finite_difference_grad(fn, params, eps: float = 1e-6) -> torch.Tensor:
     """Central differences of the scalar ``fn(params)`` in every coordinate (float64)."""
-    from metarl.functional import flatten, unflatten
+    from metarl.core.functional import flatten, unflatten
 
     flat = flatten(params).detach().clone()
     out = torch.zeros_like(flat)
@@ -40,19 +40,27 @@ def _deterministic_threads():
 @pytest.fixture(autouse=True)
 def _release_run_folders():
     """A test that prepares a run folder in this process gives it up afterwards, as a
-    script's ``main`` does (metarl.runlock), so later runs there are not refused."""
+    script's ``main`` does (metarl.runs.runlock), so later runs there are not refused."""
     yield
-    from metarl.runlock import release_run_dirs
+    from metarl.runs.runlock import release_run_dirs
 
     release_run_dirs()
 
 
+def script_path(script: str) -> Path:
+    """The file of the script named ``script`` (``train_rl.py``), wherever under scripts/ it is
+    (the entry points, scripts/benchmarks/, scripts/analysis/, scripts/device/)."""
+    found = sorted((REPO / "scripts").rglob(script))
+    assert len(found) == 1, f"{script}: {len(found)} scripts of that name under scripts/"
+    return found[0]
+
+
 def run_script(script: str, *args: str, timeout: float = 600, cwd: Path | None = None,
                check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``scripts/<script>`` in a fresh interpreter, as a user would."""
+    """Run the script named ``script`` in a fresh interpreter, as a user would."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), *args],
+        [sys.executable, str(script_path(script)), *args],
         capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO, env=env,
     )
     if check and proc.returncode != 0:
@@ -80,10 +88,10 @@ def snapshot(folder: Path) -> dict[Path, tuple[bytes, int]]:
 
 
 def call_script(script: str, *args: str) -> Outcome:
-    """Run ``scripts/<script>``'s ``main(argv)`` in this process (for fast error-path tests;
-    the end-to-end smoke tests use :func:`run_script`, a fresh interpreter)."""
+    """Run the script named ``script``: its ``main(argv)`` in this process (for fast error-path
+    tests; the end-to-end smoke tests use :func:`run_script`, a fresh interpreter)."""
     spec = importlib.util.spec_from_file_location(f"_script_{Path(script).stem}",
-                                                  REPO / "scripts" / script)
+                                                  script_path(script))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while being built

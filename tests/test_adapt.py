@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.adapt import adapt, adapt_path, adapt_plain, adapt_stacked, step_sizes
-from metarl.functional import flatten, functional_loss, params_of
-from metarl.meta import grads_of, maml_objective, reptile_pseudo_gradient
-from metarl.reference import loop_adapt, loop_maml_loss
+from metarl.core.adapt import adapt, adapt_path, adapt_plain, adapt_stacked, step_sizes
+from metarl.core.functional import flatten, functional_loss, params_of
+from metarl.core.meta import grads_of, maml_objective, reptile_pseudo_gradient
+from metarl.core.reference import loop_adapt, loop_maml_loss
 from metarl.supervised.models import MLP
 
 from .conftest import finite_difference_grad

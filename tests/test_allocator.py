@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys, torch
-from metarl.allocator import keep_freed_memory
+from metarl.runs.allocator import keep_freed_memory
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
                                                "usmblks", "fsmblks", "uordblks", "fordblks",
@@ -39,8 +39,8 @@ def test_large_tensor_stays_on_the_heap_and_the_opt_out_keeps_glibc_defaults():
 
 
 def test_unknown_setting_is_refused_before_anything_changes(monkeypatch: pytest.MonkeyPatch):
-    from metarl.allocator import keep_freed_memory
     from metarl.errors import MetaRLError
+    from metarl.runs.allocator import keep_freed_memory
 
     monkeypatch.setenv("METARL_MALLOC", "glibc")
     with pytest.raises(MetaRLError, match="METARL_MALLOC='glibc'.*'heap'.*'default'"):

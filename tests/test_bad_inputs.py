@@ -319,7 +319,7 @@ def test_seed_out_of_range_in_training(tmp_path, script, args):
     ],
 )
 def test_evaluate_bad_seed_and_step_size(sin_run, monkeypatch, args, message):
-    monkeypatch.setattr("metarl.evaluation.evaluate", no_work)
+    monkeypatch.setattr("metarl.supervised.evaluation.evaluate", no_work)
     before = sorted(p.name for p in sin_run.iterdir())
     one_line_error(call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST, *args),
                    message)
@@ -337,7 +337,7 @@ def test_evaluate_bad_seed_and_step_size(sin_run, monkeypatch, args, message):
 )
 def test_adapt_rl_bad_seed_and_step_size(nav_run, tmp_path, monkeypatch, args, message):
     """A negative α would adapt uphill without a word; NaN and inf wreck every goal."""
-    monkeypatch.setattr("metarl.rl_eval.run_evaluation", no_work)
+    monkeypatch.setattr("metarl.rl.evaluation.run_evaluation", no_work)
     proc = call_script("adapt_rl.py", "--run-dir", str(nav_run), *ADAPT_FAST, *args,
                        "--out-dir", str(tmp_path / "e"))
     one_line_error(proc, message)
@@ -348,8 +348,8 @@ def test_unwritable_outputs_are_refused_before_the_evaluation(sin_run, nav_run, 
                                                                monkeypatch):
     """A read-only run folder or --out folder, or an --out-dir that is a file, is found before
     the evaluation runs (not after an hour of it), and nothing is written."""
-    monkeypatch.setattr("metarl.evaluation.evaluate", no_work)
-    monkeypatch.setattr("metarl.rl_eval.run_evaluation", no_work)
+    monkeypatch.setattr("metarl.supervised.evaluation.evaluate", no_work)
+    monkeypatch.setattr("metarl.rl.evaluation.run_evaluation", no_work)
     before = sorted(p.name for p in sin_run.iterdir())
     with read_only(sin_run, monkeypatch):
         proc = call_script("evaluate.py", "--run-dir", str(sin_run), *EVAL_FAST)

@@ -1,4 +1,4 @@
-"""Smoke run of scripts/bench_sampler.py with a tiny budget."""
+"""Smoke run of scripts/benchmarks/bench_sampler.py with a tiny budget."""
 
 from __future__ import annotations
 

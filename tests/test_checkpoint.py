@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.checkpoint import (
+from metarl.errors import CheckpointError
+from metarl.runs.checkpoint import (
     MAML_TRPO,
     CheckpointDir,
     check_signature,
@@ -14,7 +15,6 @@ from metarl.checkpoint import (
     model_signature,
     save_checkpoint,
 )
-from metarl.errors import CheckpointError
 
 
 def test_round_trip(tmp_path):
@@ -115,7 +115,7 @@ def test_atomic_writes_get_the_umask_permissions(tmp_path):
     """Not the owner-only mode of the temporary file they are written through."""
     import os
 
-    from metarl.io import atomic_write_json
+    from metarl.runs.io import atomic_write_json
 
     umask = os.umask(0)
     os.umask(umask)
@@ -124,7 +124,7 @@ def test_atomic_writes_get_the_umask_permissions(tmp_path):
 
 
 def test_an_atomic_writer_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
-    from metarl.io import atomic_writer
+    from metarl.runs.io import atomic_writer
 
     target = tmp_path / "cache.npz"
     target.write_bytes(b"old")
@@ -139,7 +139,7 @@ def test_interleaved_writers_of_one_file_do_not_share_a_temporary(tmp_path):
     temporary file: the target ends as one complete version, never a mix of both."""
     import numpy as np
 
-    from metarl.io import atomic_writer
+    from metarl.runs.io import atomic_writer
     from metarl.supervised.datafiles import write_npz
 
     target = tmp_path / "set.npz"
@@ -163,7 +163,7 @@ def test_a_killed_writers_temporary_is_swept_once_stale(tmp_path):
     import os
     import time
 
-    from metarl.io import STALE_TEMPORARY_SECONDS, atomic_write_bytes
+    from metarl.runs.io import STALE_TEMPORARY_SECONDS, atomic_write_bytes
 
     target = tmp_path / "set[1].npz"  # a name with glob characters
     old = tmp_path / ".set[1].npz.k1ll3d00.tmp"
@@ -187,8 +187,8 @@ def test_results_json_is_strict_json_with_null_for_undefined_values(tmp_path):
 
     import numpy as np
 
-    from metarl.io import atomic_write_json
-    from metarl.stats import mean_ci95
+    from metarl.core.stats import mean_ci95
+    from metarl.runs.io import atomic_write_json
 
     mean, ci = mean_ci95([3.5])
     atomic_write_json(tmp_path / "results.json", {
@@ -209,7 +209,7 @@ def test_results_json_is_strict_json_with_null_for_undefined_values(tmp_path):
 def test_a_best_pt_from_the_lost_part_of_a_run_is_set_aside_on_resume(tmp_path, capsys):
     """Killed after best.pt (iteration 20) but before checkpoint 20: the resume from 10 moves
     that best.pt aside (kept) so the resumed selection starts from iteration 10's."""
-    from metarl.loop import load_latest_state
+    from metarl.runs.loop import load_latest_state
 
     ckpts = CheckpointDir(tmp_path)
     ckpts.save(10, {"kind": MAML_TRPO, "iteration": 10})
@@ -282,7 +282,7 @@ def test_a_run_or_checkpoint_without_an_id_is_accepted(tmp_path):
 def test_the_set_aside_best_pt_names_its_cause(tmp_path, capsys):
     """A best.pt newer than the checkpoint resumed from: "killed" only when no newer
     checkpoint was skipped; after damaged ones the warning says so."""
-    from metarl.loop import load_latest_state
+    from metarl.runs.loop import load_latest_state
 
     ckpts = CheckpointDir(tmp_path)
     ckpts.save(10, {"kind": MAML_TRPO, "iteration": 10})
@@ -295,7 +295,7 @@ def test_the_set_aside_best_pt_names_its_cause(tmp_path, capsys):
 
 
 def test_a_best_pt_of_another_run_is_set_aside_on_resume(tmp_path, capsys):
-    from metarl.loop import load_latest_state
+    from metarl.runs.loop import load_latest_state
 
     mine = _run_folder(tmp_path / "mine", "aaaa")
     mine.save(10, {"kind": MAML_TRPO, "iteration": 10})

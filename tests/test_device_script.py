@@ -1,4 +1,4 @@
-"""scripts/device_train.sh, the GPU session's training leg, dry-run on CPU with tiny
+"""scripts/device/train.sh, the GPU session's training leg, dry-run on CPU with tiny
 budgets: a first leg packs both run folders, a second leg resumes from those archives."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from metarl.supervised.datafiles import shared_data_dir
 
 from .conftest import REPO
 
-SCRIPT = REPO / "scripts" / "device_train.sh"
+SCRIPT = REPO / "scripts" / "device" / "train.sh"
 TINY = ("--meta-batch 2 --episodes-per-task 2 --horizon 10 --hidden-sizes 8 --threads 1 "
         "--eval-every 1000 --checkpoint-every 1")
 

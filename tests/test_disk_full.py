@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from metarl.checkpoint import CheckpointDir, load_checkpoint
-from metarl.io import DiskFullError, atomic_write_bytes
-from metarl.logger import RunLogger
+from metarl.runs.checkpoint import CheckpointDir, load_checkpoint
+from metarl.runs.io import DiskFullError, atomic_write_bytes
+from metarl.runs.logger import RunLogger
 
 from .conftest import TINY, Outcome, call_script
 

@@ -15,9 +15,9 @@ import time
 import pytest
 import torch
 
-from metarl.checkpoint import load_checkpoint
+from metarl.core.functional import flatten, params_of
 from metarl.errors import MetaRLError
-from metarl.functional import flatten, params_of
+from metarl.runs.checkpoint import load_checkpoint
 
 from .conftest import REPO, run_script
 from .test_maml_trpo import synthetic
@@ -60,9 +60,9 @@ def test_two_ranks_match_one_process_on_sinusoids(tmp_path):
 def _trpo_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from metarl.distributed import end_rank, init_distributed, shutdown
-    from metarl.maml_rl import MAMLTRPO
-    from metarl.pg import PGBatch
+    from metarl.rl.maml_trpo import MAMLTRPO
+    from metarl.rl.pg import PGBatch
+    from metarl.runs.distributed import end_rank, init_distributed, shutdown
 
     torch.set_num_threads(1)
     ctx = init_distributed("cpu", timeout_s=60)
@@ -88,7 +88,7 @@ def test_two_ranks_match_one_process_for_a_trpo_step(tmp_path):
         p.join(timeout=300)
         assert p.exitcode == 0
     two = torch.load(out)
-    from metarl.maml_rl import MAMLTRPO
+    from metarl.rl.maml_trpo import MAMLTRPO
 
     policy, support, query = synthetic(n_tasks=4, episodes=6, horizon=8)
     stats = MAMLTRPO(policy, inner_steps=1, inner_lr=0.2).step(support, query)
@@ -98,7 +98,7 @@ def test_two_ranks_match_one_process_for_a_trpo_step(tmp_path):
 
 
 def test_end_rank_exits_a_torchrun_rank_after_flushing_and_leaves_one_process_alone():
-    code = ("import sys; from metarl.distributed import end_rank; print('done', end=''); "
+    code = ("import sys; from metarl.runs.distributed import end_rank; print('done', end=''); "
             "print('err', end='', file=sys.stderr); end_rank(); print(' and on')")
     for world, out in (("2", "done"), ("1", "done and on")):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -110,7 +110,7 @@ def test_a_clean_stop_also_leaves_the_process_group_and_ends_the_rank(monkeypatc
     """SIGINT/SIGTERM end training in SystemExit(0) on every rank: like a normal return, the
     process group is left and the rank ended with end_rank (gloo's teardown abort otherwise);
     after an error neither happens."""
-    import metarl.distributed as distributed
+    import metarl.runs.distributed as distributed
 
     left = []
     monkeypatch.setattr(distributed, "shutdown", lambda ctx: left.append(ctx))
@@ -123,7 +123,7 @@ def test_a_clean_stop_also_leaves_the_process_group_and_ends_the_rank(monkeypatc
         with pytest.raises(type(failure)), distributed.process_group(ctx):
             raise failure
     assert left == [ctx, ctx]
-    code = ("from metarl.distributed import run_rank\n"
+    code = ("from metarl.runs.distributed import run_rank\n"
             "def stop(): print('stopped', end=''); raise SystemExit({})\n"
             "run_rank(stop); print(' and on')")
     for world, status, out in (("2", 0, "stopped"), ("1", 0, "stopped and on"),
@@ -136,7 +136,7 @@ def test_a_clean_stop_also_leaves_the_process_group_and_ends_the_rank(monkeypatc
 def _dying_worker(rank: int, port: int, queue: mp.Queue) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from metarl.distributed import init_distributed
+    from metarl.runs.distributed import init_distributed
 
     ctx = init_distributed("cpu", timeout_s=20)
     ctx.mean(torch.ones(3))  # one healthy collective
@@ -167,8 +167,8 @@ def test_dead_rank_is_reported_not_hung(tmp_path):
 RANK_0_DIES = """
 import os, signal, sys, time
 import torch
-from metarl.distributed import init_distributed, process_group, run_rank
-from metarl.errors import cli_errors
+from metarl.runs.distributed import init_distributed, process_group, run_rank
+from metarl.runs.cli import cli_errors
 
 @cli_errors
 def main() -> None:
@@ -237,8 +237,8 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_bench_distributed_smoke(tmp_path):
-    """scripts/bench_distributed.py end to end with tiny budgets: 1 and 2 ranks of the real
-    training script under torchrun, rates and speed-ups printed and written."""
+    """scripts/benchmarks/bench_distributed.py end to end with tiny budgets: 1 and 2 ranks of the
+    real training script under torchrun, rates and speed-ups printed and written."""
     out = tmp_path / "bench" / "dist.json"
     proc = run_script("bench_distributed.py", "--ranks", "1", "2", "--workloads", "sinusoid",
                       "--iterations", "sinusoid", "4", "--out", str(out))

@@ -27,7 +27,9 @@ import tyro.extras
 
 from .conftest import REPO
 
-SCRIPTS = {p.name for p in (REPO / "scripts").glob("*.py")}
+SCRIPTS = {p.name: p for p in (REPO / "scripts").rglob("*.py") if "device" not in p.parts}
+"""Every tyro script by file name (names are unique under scripts/); scripts/device/ is left
+out: its scripts use argparse, as they run on a GPU machine before anything is installed."""
 SHELL_OPERATORS = {"|", "||", "&", "&&", ";", "<"}
 PLACEHOLDERS = ("…", "...", "<", "[", "{")
 """A line holding one of these is a template (``--out-dir <folder>``), not a command."""
@@ -83,7 +85,8 @@ def _script_calls(line: str, *, inline: bool) -> Iterator[tuple[str, list[str]]]
         if "=" in seg[0] or ">" in " ".join(args):
             continue  # redirections the split above did not catch
         args = [a for a in args if not re.match(r"^\d?>", a)]
-        yield Path(seg[0]).name, args
+        # a fenced command keeps its path (it must exist as written); an inline span its name
+        yield (seg[0].removeprefix("./") if not inline else Path(seg[0]).name), args
 
 
 def documented_commands() -> list[tuple[str, str, list[str]]]:
@@ -100,12 +103,12 @@ def documented_commands() -> list[tuple[str, str, list[str]]]:
         for span in re.findall(r"`([^`\n]+)`", text):
             for script, args in _script_calls(span, inline=True):
                 found.append((path.name, script, args))
-    for source in sorted((REPO / "scripts").glob("*.py")):
+    for source in sorted(SCRIPTS.values()):
         docstring = ast.get_docstring(ast.parse(source.read_text())) or ""
         for line in docstring.replace("\\\n", " ").splitlines():
             if line.strip().startswith("python scripts/"):
                 for name, args in _script_calls(line, inline=False):
-                    found.append((f"scripts/{source.name}", name, args))
+                    found.append((str(source.relative_to(REPO)), name, args))
     return found
 
 
@@ -118,7 +121,7 @@ COMMANDS = documented_commands()
 
 def test_the_docs_show_commands_of_every_kind():
     """The collector finds what it should (guards against a regex that silently finds none)."""
-    scripts = {script for _, script, _ in COMMANDS}
+    scripts = {Path(script).name for _, script, _ in COMMANDS}
     assert len(COMMANDS) >= 50
     assert {"train_rl.py", "adapt_rl.py", "baselines_rl.py", "train_supervised.py",
             "reproduce_sinusoid.py", "evaluate.py", "plot_rl.py"} <= scripts
@@ -143,11 +146,13 @@ def test_documented_command_parses(where, script, args, monkeypatch):
 
     monkeypatch.setattr(tyro, "cli", parse_then_stop(real_cli))
     monkeypatch.setattr(tyro.extras, "subcommand_cli_from_dict", parse_then_stop(real_subcommands))
-    monkeypatch.setattr(sys, "argv", [f"scripts/{script}", *args])
+    path = REPO / script if "/" in script else SCRIPTS[script]
+    assert path.is_file(), f"{where}: `{script}` is not a script of this repository"
+    monkeypatch.setattr(sys, "argv", [str(path.relative_to(REPO)), *args])
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_path(str(REPO / "scripts" / script), run_name="__main__")
+            runpy.run_path(str(path), run_name="__main__")
     except _Parsed:
         return
     except SystemExit as exit_:

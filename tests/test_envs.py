@@ -20,8 +20,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import metarl.envs
 from metarl.envs import Direction, Goal2D, TargetVelocity
+from metarl.envs.physics import PhysicsPool
 from metarl.errors import MetaRLError
-from metarl.physics import PhysicsPool
 
 ENV_IDS = list(metarl.envs.ENV_IDS)
 MUJOCO_IDS = [i for i in ENV_IDS if "Navigation" not in i]
@@ -492,7 +492,7 @@ def test_a_failed_threaded_step_is_waited_for_before_it_is_forgotten(monkeypatch
 
     import mujoco
 
-    from metarl.physics import PhysicsPool, ThreadedMujocoBatch
+    from metarl.envs.physics import PhysicsPool, ThreadedMujocoBatch
 
     model = mujoco.MjModel.from_xml_string(
         "<mujoco><worldbody><body><joint name='j' type='slide'/><geom size='.1'/></body>"
@@ -523,8 +523,8 @@ def test_a_before_after_video_shows_the_whole_episode(tmp_path):
     import torch
     from PIL import Image
 
-    from metarl.policies import GaussianMLPPolicy
-    from metarl.video import render_episode, save_gif
+    from metarl.rl.policies import GaussianMLPPolicy
+    from metarl.rl.video import render_episode, save_gif
 
     env = make("metarl/Navigation2D-v0")
     task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]

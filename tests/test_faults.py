@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from metarl.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
+from metarl.runs.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
 
 from .conftest import REPO, Outcome, call_script, run_script, snapshot
 from .test_bad_inputs import one_line_error

@@ -1,4 +1,4 @@
-"""Smoke tests of scripts/bench_fewshot.py and the few-shot presets."""
+"""Smoke tests of scripts/benchmarks/bench_fewshot.py and the few-shot presets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from metarl.supervised.presets import PRESETS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_fewshot.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmarks" / "bench_fewshot.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.adapt import adapt
+from metarl.core.adapt import adapt
+from metarl.core.functional import detach, flatten, functional_loss, params_of
+from metarl.core.meta import grads_of, maml_objective
+from metarl.core.reference import loop_maml_loss
 from metarl.errors import MetaRLError
-from metarl.evaluation import per_task_curves
-from metarl.functional import detach, flatten, functional_loss, params_of
-from metarl.meta import grads_of, maml_objective
-from metarl.reference import loop_maml_loss
+from metarl.supervised.evaluation import per_task_curves
 from metarl.supervised.fewshot import accuracy_metric
 from metarl.supervised.models import (
     BatchStatNorm2d,
@@ -24,8 +24,8 @@ from metarl.supervised.models import (
     conv4_omniglot,
     outer_only_names,
 )
-from metarl.tasks import SupervisedProblem, TaskBatch
-from metarl.trainer import LoopConfig, make_outer_step
+from metarl.supervised.tasks import SupervisedProblem, TaskBatch
+from metarl.supervised.trainer import LoopConfig, make_outer_step
 
 N_WAY, K_SHOT, K_QUERY, TASKS = 3, 2, 2, 3
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from metarl.core.meta import maml_objective
 from metarl.errors import MetaRLError
-from metarl.meta import maml_objective
 from metarl.supervised import omniglot
 from metarl.supervised.datafiles import shared_data_dir
 from metarl.supervised.fewshot import fewshot_problem

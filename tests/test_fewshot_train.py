@@ -38,7 +38,7 @@ def test_original_batch_norm_trains_resumes_and_evaluates(tmp_path):
     the inner loop; a run from before the flag (no batch_norm in config.json) resumes."""
     import torch
 
-    from metarl.checkpoint import load_checkpoint
+    from metarl.runs.checkpoint import load_checkpoint
 
     out = tmp_path / "omniglot"
     common = ["--preset", "omniglot-5way-1shot", *TINY, "--data-root", str(OMNIGLOT),

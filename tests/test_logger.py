@@ -7,7 +7,7 @@ import json
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from metarl.logger import RunLogger, read_metrics
+from metarl.runs.logger import RunLogger, read_metrics
 
 
 def _log(run, start, steps, scale):

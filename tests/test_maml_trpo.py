@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.functional import flatten, params_of, unflatten
-from metarl.maml_rl import MAMLTRPO, TRPOSettings
-from metarl.pg import PGBatch, reinforce_loss, surrogate_loss
-from metarl.policies import GaussianDist, GaussianMLPPolicy
-from metarl.trpo import conjugate_gradient, line_search
+from metarl.core.functional import flatten, params_of, unflatten
+from metarl.rl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.rl.pg import PGBatch, reinforce_loss, surrogate_loss
+from metarl.rl.policies import GaussianDist, GaussianMLPPolicy
+from metarl.rl.trpo import conjugate_gradient, line_search
 
 from .conftest import finite_difference_grad
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import metarl.plotting as plotting
+import metarl.runs.plotting as plotting
 
 
 @pytest.mark.parametrize("n, beside", [(3, False), (6, True)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.pretrain import ppo_to_policy, task_mixture_envs
+from metarl.rl.pretrain import ppo_to_policy, task_mixture_envs
 
 
 def _tasks(vec) -> list[np.ndarray]:

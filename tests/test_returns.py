@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.advantages import to_pg_batch
-from metarl.baselines import fit_linear_baseline
-from metarl.policies import GaussianDist, gaussian_entropy, gaussian_kl, gaussian_log_prob
-from metarl.returns import discounted_returns, gae, normalize
-from metarl.sampler import Episodes, EpisodeTable
+from metarl.rl.advantages import to_pg_batch
+from metarl.rl.baselines import fit_linear_baseline
+from metarl.rl.policies import GaussianDist, gaussian_entropy, gaussian_kl, gaussian_log_prob
+from metarl.rl.returns import discounted_returns, gae, normalize
+from metarl.rl.sampler import Episodes, EpisodeTable
 
 GAMMA, LAM = 0.9, 0.8
 
@@ -216,10 +216,10 @@ def test_to_pg_batch_treats_rows_of_episodes_like_one_episode_per_row():
 
 def test_packing_keeps_every_task_loss():
     """The per-task REINFORCE loss and its gradient are the same on the packed batch."""
-    from metarl.advantages import pack_valid_steps
-    from metarl.functional import expand, params_of
-    from metarl.pg import PGBatch, reinforce_loss
-    from metarl.policies import GaussianMLPPolicy
+    from metarl.core.functional import expand, params_of
+    from metarl.rl.advantages import pack_valid_steps
+    from metarl.rl.pg import PGBatch, reinforce_loss
+    from metarl.rl.policies import GaussianMLPPolicy
 
     rewards, _, mask, _, _, obs, _ = random_rows(7)
     torch.manual_seed(0)

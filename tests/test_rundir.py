@@ -7,7 +7,7 @@ import json
 import pytest
 
 from metarl.errors import MetaRLError
-from metarl.rundir import prepare_run_dir, unique_path
+from metarl.runs.rundir import prepare_run_dir, unique_path
 
 
 def started(path, config):
@@ -130,7 +130,7 @@ def test_a_folder_in_use_by_another_process_is_refused(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from metarl.rundir import prepare_run_dir\n"
+         "from metarl.runs.rundir import prepare_run_dir\n"
          f"prepare_run_dir({str(tmp_path)!r}, {{'algo': 'maml'}}, resume=False)\n"
          "print('holding', flush=True)\n"
          "time.sleep(120)\n"],
@@ -153,8 +153,8 @@ def test_a_script_gives_its_folder_up_when_main_ends(tmp_path):
     import subprocess
     import sys
 
-    from metarl.errors import cli_errors
-    from metarl.runlock import _HELD
+    from metarl.runs.cli import cli_errors
+    from metarl.runs.runlock import _HELD
 
     @cli_errors
     def main() -> None:
@@ -163,7 +163,7 @@ def test_a_script_gives_its_folder_up_when_main_ends(tmp_path):
     (tmp_path / "config.json").write_text('{"algo": "maml"}')
     main()
     assert not _HELD
-    code = ("from metarl.rundir import prepare_run_dir\n"
+    code = ("from metarl.runs.rundir import prepare_run_dir\n"
             f"prepare_run_dir({str(tmp_path)!r}, {{'algo': 'maml'}}, resume=True)\n")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -173,7 +173,7 @@ def test_a_filesystem_without_flock_warns_and_goes_on(tmp_path, monkeypatch, cap
     is told that the folder is not protected."""
     import errno
 
-    from metarl import runlock
+    from metarl.runs import runlock
 
     def refuse(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -192,8 +192,8 @@ def test_a_finished_run_resumed_to_train_further_is_marked_unfinished(tmp_path):
     """From the start of the new leg (its best.pt and checkpoints change from then on), not
     only at its end, once the resume's checks have passed (:func:`start_resumed_leg`); a
     --resume that has nothing to train leaves results.json as it is."""
-    from metarl.distributed import DistContext
-    from metarl.rundir import open_run_dir, start_resumed_leg
+    from metarl.runs.distributed import DistContext
+    from metarl.runs.rundir import open_run_dir, start_resumed_leg
 
     config = {"algo": "maml"}
     prepare_run_dir(tmp_path, config, resume=False)

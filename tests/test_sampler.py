@@ -12,12 +12,12 @@ import pytest
 import torch
 
 import metarl.envs  # noqa: F401  (registers the envs)
+from metarl.core.functional import params_of, stack
 from metarl.envs import Goal2D
+from metarl.envs.physics import Backend
 from metarl.errors import MetaRLError
-from metarl.functional import params_of, stack
-from metarl.physics import Backend
-from metarl.policies import GaussianMLPPolicy
-from metarl.sampler import Episodes, MultiTaskSampler, budget_prefix
+from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.sampler import Episodes, MultiTaskSampler, budget_prefix
 
 
 def make_sampler(env_id, episodes=2, **kwargs) -> tuple[MultiTaskSampler, GaussianMLPPolicy]:

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.checkpoint import CheckpointDir, load_checkpoint
 from metarl.errors import MetaRLError
-from metarl.rl_config import RL_PRESETS, RLConfig, apply_rl_preset
-from metarl.rl_eval import (
+from metarl.rl.config import RL_PRESETS, RLConfig, apply_rl_preset
+from metarl.rl.evaluation import (
     paired_difference,
     split_by_goal_distance,
     split_by_task_value,
     summarize_seeds,
 )
-from metarl.rl_trainer import MetaRLTrainer, drift_warning
-from metarl.rundir import unique_path
+from metarl.rl.trainer import MetaRLTrainer, drift_warning
+from metarl.runs.checkpoint import CheckpointDir, load_checkpoint
+from metarl.runs.rundir import unique_path
 
 from .conftest import REPO, TINY, call_script, run_script, snapshot
 
@@ -301,7 +301,7 @@ def test_adapt_rl_adapts_with_the_runs_inner_update(tmp_path):
     """A run trained with another inner update (LVC loss, γ 0.9, λ 0.5, raw advantages,
     12-step episodes) is evaluated with that update, not the paper's defaults: adapt_rl.py's
     returns equal run_evaluation's with the run's settings and differ from the defaults'."""
-    from metarl.rl_eval import (
+    from metarl.rl.evaluation import (
         EvalSettings,
         draw_tasks,
         make_meta_env,
@@ -349,8 +349,8 @@ def test_adapt_rl_adapts_with_the_runs_inner_update(tmp_path):
 def test_repeats_average_independent_draws_of_each_goal(tmp_path):
     """--repeats R equals an evaluation of every goal listed R times, averaged per goal."""
     from metarl.envs import Goal2D
-    from metarl.policies import GaussianMLPPolicy
-    from metarl.rl_eval import EvalSettings, run_evaluation, summary_lines
+    from metarl.rl.evaluation import EvalSettings, run_evaluation, summary_lines
+    from metarl.rl.policies import GaussianMLPPolicy
 
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(2, 2, (16, 16))
@@ -431,7 +431,7 @@ def test_drift_warning_is_given_once_in_training(tmp_path, capsys, monkeypatch):
     """With the threshold at zero every accepted step trips it; the run says so once."""
     import functools
 
-    import metarl.rl_trainer as rl_trainer
+    import metarl.rl.trainer as rl_trainer
 
     monkeypatch.setattr(rl_trainer, "drift_warning",
                         functools.partial(rl_trainer.drift_warning, factor=0.0))
@@ -686,7 +686,7 @@ def test_resuming_a_finished_run_changes_nothing(nav_run, tmp_path):
 
 
 def test_skipped_step_count_survives_a_resume(tmp_path):
-    """The count of non-finite steps in a row is part of the checkpoint (metarl/loop.py)."""
+    """The count of non-finite steps in a row is part of the checkpoint (metarl/runs/loop.py)."""
     cfg = RLConfig(iterations=1, meta_batch=2, episodes_per_task=2, horizon=8,
                    hidden_sizes=(8,), threads=1, eval_every=1000)
     trainer = MetaRLTrainer(cfg, tmp_path / "run", progress=False)

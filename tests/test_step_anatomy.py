@@ -1,4 +1,4 @@
-"""The quadratic KL models of metarl/step_anatomy.py against exact KLs in float64, their
+"""The quadratic KL models of metarl/rl/analysis.py against exact KLs in float64, their
 closed-form special cases, and the replay script against the run it replays."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 import torch
 
+from metarl.core.functional import expand, unflatten
 from metarl.errors import MetaRLError
-from metarl.functional import expand, unflatten
-from metarl.maml_rl import MAMLTRPO
-from metarl.policies import GaussianDist
-from metarl.rl_config import RLConfig, apply_rl_preset, config_from_identity
-from metarl.step_anatomy import quadratic_kls, step_anatomy
+from metarl.rl.analysis import quadratic_kls, step_anatomy
+from metarl.rl.config import RLConfig, apply_rl_preset, config_from_identity
+from metarl.rl.maml_trpo import MAMLTRPO
+from metarl.rl.policies import GaussianDist
 
 from .conftest import call_script, run_script
 from .test_maml_trpo import synthetic

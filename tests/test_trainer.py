@@ -14,14 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.batching import choose_path, time_paths
-from metarl.checkpoint import CheckpointDir, load_checkpoint
+from metarl.core.batching import choose_path, time_paths
+from metarl.core.functional import functional_loss
 from metarl.errors import MetaRLError
-from metarl.functional import functional_loss
+from metarl.runs.checkpoint import CheckpointDir, load_checkpoint
 from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.problems import build_problem
-from metarl.tasks import SupervisedProblem, TaskBatch
-from metarl.trainer import MetaTrainer
+from metarl.supervised.tasks import SupervisedProblem, TaskBatch
+from metarl.supervised.trainer import MetaTrainer
 
 from .conftest import REPO
 
@@ -150,7 +150,7 @@ def test_outer_step_uses_the_stacked_loss_and_matches_vmap(algo):
     """The sinusoid family's stacked loss (the default eager path) gives the vmap path's
     outer gradient, and the trainer really takes it."""
     from metarl.supervised.sinusoid import sinusoid_problem
-    from metarl.trainer import LoopConfig, make_outer_step
+    from metarl.supervised.trainer import LoopConfig, make_outer_step
 
     torch.manual_seed(0)
     problem = sinusoid_problem(5, 10)
@@ -233,7 +233,7 @@ def test_auto_task_batching_times_both_paths_and_a_resume_keeps_the_choice(tmp_p
     """auto measures both paths on the run's shapes (without touching the training stream),
     records the choice in every checkpoint and results.json, and a resumed leg keeps it even
     where a new measurement would pick the other path, so the run stays bitwise resumable."""
-    import metarl.trainer as trainer_module
+    import metarl.supervised.trainer as trainer_module
 
     def prefer(path: str):
         return lambda steps, **kw: {p: (1.0 if p == path else 9.0) for p in steps}

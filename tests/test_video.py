@@ -13,9 +13,9 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-from metarl.checkpoint import POLICY, save_checkpoint
-from metarl.rendering import missing_library
-from metarl.rl_eval import policy_spec
+from metarl.rl.evaluation import policy_spec
+from metarl.rl.rendering import missing_library
+from metarl.runs.checkpoint import POLICY, save_checkpoint
 
 from .conftest import REPO, call_script
 
@@ -26,7 +26,7 @@ ENV = "metarl/HalfCheetahVel-v1"
 def cheetah_policy(tmp_path_factory) -> Path:
     """A random HalfCheetahVel policy file, as ``baselines_rl.py --baseline random`` writes."""
     import metarl.envs  # noqa: F401
-    from metarl.policies import GaussianMLPPolicy
+    from metarl.rl.policies import GaussianMLPPolicy
 
     env = gym.make(ENV)
     assert env.observation_space.shape and env.action_space.shape
@@ -47,8 +47,8 @@ def test_video_is_refused_before_the_evaluation_where_nothing_renders(cheetah_po
                                                                       monkeypatch):
     """No back-end renders (a headless machine without EGL or OSMesa): one line, before any
     rollout, and no output folder (the evaluation used to run first, then fail)."""
-    import metarl.rendering
-    import metarl.rl_eval
+    import metarl.rl.evaluation
+    import metarl.rl.rendering
 
     tried = []
 
@@ -60,8 +60,8 @@ def test_video_is_refused_before_the_evaluation_where_nothing_renders(cheetah_po
         raise AssertionError("the evaluation ran before rendering was checked")
 
     monkeypatch.delenv("MUJOCO_GL", raising=False)
-    monkeypatch.setattr(metarl.rendering, "probe", no_gl)
-    monkeypatch.setattr(metarl.rl_eval, "run_evaluation", evaluated)
+    monkeypatch.setattr(metarl.rl.rendering, "probe", no_gl)
+    monkeypatch.setattr(metarl.rl.evaluation, "run_evaluation", evaluated)
     out = tmp_path / "adapt"
     proc = call_script("adapt_rl.py", *adapt_with_video(cheetah_policy, out))
     assert proc.returncode == 2, proc.stderr
@@ -99,9 +99,9 @@ import sys
 import mujoco, numpy as np, torch
 from metarl.envs import TargetVelocity
 from metarl.errors import MetaRLError
-from metarl.policies import GaussianMLPPolicy
-from metarl.rendering import prepare_rendering
-from metarl.video import TRACKING_CAMERA, filmed_env, render_episode
+from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.rendering import prepare_rendering
+from metarl.rl.video import TRACKING_CAMERA, filmed_env, render_episode
 
 try:
     print("backend", prepare_rendering("{env}"))

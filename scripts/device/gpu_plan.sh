@@ -6,7 +6,7 @@
 #     bash scripts/device/gpu_plan.sh          # device tool: carry [".whl", "data"], timeout_s 600
 #
 # In about nine minutes it
-#   1. installs the wheels and metarl (scripts/device_train.sh) and runs the CUDA tests;
+#   1. installs the wheels and metarl (scripts/device/train.sh) and runs the CUDA tests;
 #   2. benchmarks a second-order few-shot meta-iteration on the GPU (bench_fewshot.py): our
 #      paths against the hand-written loop, then compiled, then compiled with CUDA graphs and
 #      TF32, and the float64 exactness check (each prints its compile time);
@@ -33,7 +33,7 @@ RUNS=${RUNS:-omniglot-20way-1shot miniimagenet-5way-1shot}
 RUN_DIRS=${RUN_DIRS:-$REPO/docs/runs}
 OUT=${OUT:?set OUT to the folder whose files come back}
 export OUT DEV
-TESTS=1 BENCH= PRESETS="" bash "$REPO/scripts/device_train.sh" > "$OUT/setup.log" 2>&1 \
+TESTS=1 BENCH= PRESETS="" bash "$REPO/scripts/device/train.sh" > "$OUT/setup.log" 2>&1 \
   || { cat "$OUT/setup.log"; exit 1; }
 rm -f "$OUT/setup.log"  # its summary is in machine.txt
 [ -z "${SKIP_PIP:-}" ] && export PYTHONPATH=/tmp/site
@@ -49,7 +49,7 @@ bench() {  # one bench_fewshot.py call: its lines into bench-fewshot.log, its JS
   local limit=$1; shift
   echo "== bench_fewshot.py $*" >> "$OUT/bench-fewshot.log"
   # shellcheck disable=SC2086  # BENCH_EXTRA holds several flags
-  timeout "$limit" python3 "$REPO/scripts/bench_fewshot.py" --device "$DEV" "$@" \
+  timeout "$limit" python3 "$REPO/scripts/benchmarks/bench_fewshot.py" --device "$DEV" "$@" \
     ${BENCH_EXTRA:-} --out /tmp/bench.json >> "$OUT/bench-fewshot.log" 2>&1
   [ $? = 124 ] && echo "(stopped after its $limit s)" >> "$OUT/bench-fewshot.log"
   [ -f /tmp/bench.json ] && python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))" \

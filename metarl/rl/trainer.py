@@ -1,0 +1,433 @@
+"""MAML-TRPO meta-training on a metarl task distribution, and the paper's evaluation.
+
+One meta-iteration (MAML Algorithm 3 with a TRPO outer step):
+
+1. draw ``meta_batch`` tasks; roll out ``episodes_per_task`` episodes of each with θ (or,
+   with ``batch="steps"``, the original code's budget of ``episodes_per_task × horizon``
+   steps per task; support, one batched call of the :class:`~metarl.rl.sampler.MultiTaskSampler`);
+2. fit the linear baseline per task, take the inner REINFORCE step(s): θ'_i;
+3. roll out the query episodes of every task with its own θ'_i (one batched call);
+4. TRPO on the mean query surrogate through the inner update
+   (:class:`~metarl.rl.maml_trpo.MAMLTRPO`).
+
+Wall-clock time is split into sampling (2 rollouts), inner (baselines and adaptation) and
+outer (TRPO) and logged with the returns before and after adaptation, the KL and the
+line-search statistics, and the fraction of sampled actions the action box clipped before
+and after adaptation (a pre-update policy whose samples mostly lie outside the box gives the
+inner REINFORCE step little signal: :meth:`~metarl.rl.sampler.MultiTaskSampler.clipped_fraction`).
+
+Model selection (``RLConfig.select_best``): the paper evaluated "the model with the best
+average return during training" (appendix A.2). The trainer keeps that model as
+``checkpoints/best.pt``, chosen by the post-adaptation training return (``train-return``) or,
+by default, by a validation run of the test protocol on fixed goals every ``eval_every``
+iterations (``validation``), which is less noisy than 20 random tasks' returns and scores the
+multi-step adaptation the evaluation reports.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from metarl.core.functional import Params, expand
+from metarl.envs.base import Task
+from metarl.rl.advantages import to_pg_batch
+from metarl.rl.config import RLConfig
+from metarl.rl.maml_trpo import MAMLTRPO, Support
+from metarl.rl.pg import PGBatch
+from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.sampler import Batch, MultiTaskSampler
+from metarl.runs.checkpoint import (
+    MAML_TRPO,
+    CheckpointDir,
+    check_signature,
+    model_signature,
+)
+from metarl.runs.distributed import DistContext
+from metarl.runs.logger import RunLogger, say
+from metarl.runs.loop import load_latest_state, loop_state, restore_loop_state, run_loop
+
+KIND = MAML_TRPO
+
+
+def build_policy(cfg: RLConfig, obs_dim: int, act_dim: int) -> GaussianMLPPolicy:
+    """The Gaussian MLP policy a config describes (seeded by the caller)."""
+    return GaussianMLPPolicy(obs_dim, act_dim, cfg.hidden_sizes, cfg.activation, cfg.init_std)
+
+
+def build_learner(cfg: RLConfig, policy: GaussianMLPPolicy) -> MAMLTRPO:
+    """The MAML-TRPO meta-learner a config describes."""
+    return MAMLTRPO(
+        policy, inner_steps=cfg.inner_steps, inner_lr=cfg.inner_lrs(), first_order=cfg.first_order,
+        inner_loss=cfg.inner_loss, mode=cfg.mode, trpo=replace(cfg.trpo),
+    )
+
+
+def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> MultiTaskSampler:
+    """A batched sampler for ``cfg.env`` with ``episodes`` slots per task (``cfg.batch``)."""
+    return MultiTaskSampler(cfg.env, episodes, horizon=cfg.horizon,
+                            batch=cast(Batch, cfg.batch),  # checked by RLConfig.validate
+                            device=cfg.device, num_threads=cfg.threads,
+                            env_kwargs={"oracle": True} if oracle else None)
+
+
+class MetaRLTrainer:
+    """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring)."""
+
+    def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
+                 progress: bool = True, dist: DistContext | None = None) -> None:
+        cfg.validate()
+        self.dist = dist or DistContext()
+        self.dist.shard(cfg.meta_batch)  # a clear error if the tasks do not split evenly
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(cfg.device)
+        self.progress = progress
+        self.sampler = make_sampler(cfg, cfg.episodes_per_task)
+        space = self.sampler.env
+        obs_dim = space.observation_space.shape[0]  # type: ignore[attr-defined]
+        act_dim = space.action_space.shape[0]  # type: ignore[attr-defined]
+        torch.manual_seed(cfg.seed)
+        self.policy = build_policy(cfg, obs_dim, act_dim).to(self.device)
+        self.learner = build_learner(cfg, self.policy)
+        self.learner.reduce = self.dist.mean
+        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
+        self.iteration = 0
+        self.train_seconds = 0.0
+        self.bad_steps = 0
+        self.log_window: dict[str, list[float]] = {}
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, Any] = {"score": -math.inf, "iteration": 0,
+                                     "selected_by": cfg.select_best}
+        self.val_history: list[dict[str, Any]] = []
+        self._eval_sampler: MultiTaskSampler | None = None
+        self._drift_warned = False
+        self._scored_policy: dict[str, torch.Tensor] | None = None
+        """With select_best train-return: θ as it was sampled this iteration, before the TRPO
+        step (the iteration's returns score it, not the stepped θ)."""
+        self.before_outer: Callable[[Support, PGBatch], None] | None = None
+        """Called with (support, query) before each TRPO step (diagnostics, e.g.
+        scripts/analysis/step_anatomy.py); it must leave the policy unchanged."""
+        if resume:
+            self._resume()
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "iteration": self.iteration,
+            "policy": self.policy.state_dict(),
+            "model_signature": model_signature(self.policy),
+            "policy_spec": {"obs_dim": self.policy.obs_dim, "act_dim": self.policy.act_dim,
+                            "hidden_sizes": list(self.policy.hidden_sizes),
+                            "activation": self.policy.activation},
+            "train_seconds": self.train_seconds,
+            **loop_state(self),
+            "history": self.history,
+            "best": self.best,
+            "val_history": self.val_history,
+            "config": self.cfg.identity(),
+        }
+
+    def save(self) -> Path:
+        return self.checkpoints.save(self.iteration, self.state())
+
+    def _resume(self) -> None:
+        found = load_latest_state(self.checkpoints, KIND, self.device,
+                                  resuming=self.dist.is_main, model=self.policy)
+        if found is None:
+            return
+        path, state = found
+        self.restore(state, path)
+        say(f"resumed from {path} at iteration {self.iteration}")
+
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint's ``state`` (read from ``path``, named in errors)."""
+        check_signature(state["model_signature"], self.policy, path)
+        self.policy.load_state_dict(state["policy"])
+        self.iteration = int(state["iteration"])
+        self.train_seconds = float(state["train_seconds"])
+        restore_loop_state(self, state)
+        self.history = list(state["history"])
+        self.best = dict(state.get("best", self.best))
+        self.val_history = list(state.get("val_history", []))
+
+    # -------------------------------------------------------------- training
+    def train(self, on_stop: Callable[[], object] | None = None) -> None:
+        """Run until ``cfg.iterations`` meta-iterations are done; on SIGINT/SIGTERM checkpoint,
+        call ``on_stop`` (rank 0) and raise :class:`SystemExit` (see :func:`run_loop`)."""
+        run_loop(self, run_dir=self.run_dir, iterations=self.cfg.iterations, log_every=1,
+                 checkpoint_every=self.cfg.checkpoint_every,
+                 max_bad_steps=self.cfg.max_nan_steps, desc="maml-trpo", progress=self.progress,
+                 dist=self.dist, on_stop=on_stop)
+
+    def rngs(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """This iteration's task generator (shared by all ranks) and rollout generator
+        (this rank's), derived from (seed, iteration, rank): nothing to checkpoint, and a
+        resumed run draws exactly what an uninterrupted one would."""
+        seed, it = self.cfg.seed, self.iteration
+        return (np.random.default_rng([seed, it, 0]),
+                np.random.default_rng([seed, it, 1 + self.dist.rank]))
+
+    def step(self) -> tuple[dict[str, float], bool]:
+        """One meta-iteration; False when TRPO had to reject a non-finite step.
+
+        Distributed: all ranks draw the same meta-batch of tasks and each rolls out, adapts
+        and differentiates its contiguous shard; TRPO averages over ranks.
+        """
+        cfg = self.cfg
+        prep = functools.partial(to_pg_batch, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+                                 normalize_advantages=cfg.normalize_advantages)
+        spent = {"sampling": 0.0, "inner": 0.0, "outer": 0.0}
+        mark = self._clock()
+
+        def lap(part: str) -> None:
+            nonlocal mark
+            now = self._clock()
+            spent[part] += now - mark
+            mark = now
+
+        task_rng, rollout_rng = self.rngs()
+        tasks = self.sampler.env.sample_tasks(cfg.meta_batch, task_rng)
+        tasks = tasks[self.dist.shard(cfg.meta_batch)]
+        theta = {k: v.detach() for k, v in self.policy.named_parameters()}
+        support_eps = self.sampler.sample(tasks, self.policy, theta, rollout_rng)
+        simulated = self.sampler.last_steps_simulated
+        lap("sampling")
+        first = prep(support_eps)
+        support: Support = first
+        rollouts = [support_eps]
+        if cfg.inner_batches == "fresh" and cfg.inner_steps > 1:
+            # steps 2, 3, ... each on episodes of the policy after the steps before
+            batches = [first]
+            for _ in range(1, cfg.inner_steps):
+                partial = self.learner.adapted_for_sampling(batches)
+                lap("inner")
+                rollouts.append(self.sampler.sample(tasks, self.policy, partial, rollout_rng))
+                simulated += self.sampler.last_steps_simulated
+                lap("sampling")
+                batches.append(prep(rollouts[-1]))
+            support = batches
+        adapted = self.learner.adapted_for_sampling(support)
+        lap("inner")
+        query_eps = self.sampler.sample(tasks, self.policy, adapted, rollout_rng)
+        simulated += self.sampler.last_steps_simulated
+        lap("sampling")
+        query = prep(query_eps)
+        if self.before_outer is not None:
+            self.before_outer(support, query)
+        if cfg.select_best == "train-return" and self.dist.is_main:
+            self._scored_policy = {k: v.detach().clone()
+                                   for k, v in self.policy.state_dict().items()}
+        stats = self.learner.step(support, query)
+        lap("outer")
+        scalars = self.dist.mean_scalars({
+            "returns/before_adaptation": support_eps.task_returns().mean().item(),
+            "returns/after_adaptation": query_eps.task_returns().mean().item(),
+            "episodes/per_task_before_adaptation": len(support_eps.table.task) / len(tasks),
+            "episodes/per_task_after_adaptation": len(query_eps.table.task) / len(tasks),
+            # the share of episodes the env ended (the Ant's fall, navigation's goal)
+            "episodes/terminated_before_adaptation":
+                support_eps.table.terminated.float().mean().item(),
+            "episodes/terminated_after_adaptation":
+                query_eps.table.terminated.float().mean().item(),
+            "actions/clipped_before_adaptation": self.sampler.clipped_fraction(support_eps),
+            "actions/clipped_after_adaptation": self.sampler.clipped_fraction(query_eps),
+            # env steps per task and batch: simulated (dropped episodes' steps included) and kept
+            "steps/simulated_per_task": simulated / ((len(rollouts) + 1) * len(tasks)),
+            "steps/kept_per_task": sum(e.mask.sum().item() for e in (*rollouts, query_eps))
+            / ((len(rollouts) + 1) * len(tasks)),
+            **{f"time/{part}": seconds for part, seconds in spent.items()},
+            # the returns of the fresh batches between the first and the last inner step
+            **{f"returns/after_{k}_inner_steps": eps.task_returns().mean().item()
+               for k, eps in enumerate(rollouts) if k > 0},
+            # each reward term's mean per env step (AntVel's reward_forward: the speed error)
+            **{f"reward_terms/{name}_{when}_adaptation": value.mean().item()
+               for when, eps in (("before", support_eps), ("after", query_eps))
+               for name, value in eps.task_reward_terms().items()},
+        })
+        scalars.update({f"trpo/{k}": v for k, v in stats.items()})
+        self.history.append({"iteration": self.iteration + 1, **scalars})
+        return scalars, stats.get("nonfinite", 0.0) == 0.0
+
+    def _clock(self) -> float:
+        """``time.perf_counter()`` once the GPU's queued work is done: without the sync, work
+        launched in one part of the iteration (adaptation) would be billed to the next
+        (sampling) in the time split."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def after_iteration(self, logger: RunLogger) -> None:
+        """Model selection (see the module docstring) and the warning of a run going wrong
+        (:func:`drift_warning`, once); rank 0 only."""
+        cfg = self.cfg
+        if not self.dist.is_main:
+            return
+        message = None if self._drift_warned else drift_warning(self.history,
+                                                                  max_kl=cfg.trpo.max_kl)
+        if message:
+            say(f"warning: {message}")
+            self._drift_warned = True
+        if cfg.select_best == "train-return":
+            # the returns were earned by the policy sampled this iteration, before its step
+            self._consider(self.history[-1]["returns/after_adaptation"],
+                           policy=self._scored_policy, iteration=self.iteration - 1)
+        elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
+            means = self.validate()
+            score = float(np.mean(means[1:]))
+            self.val_history.append({"iteration": self.iteration, "returns": means,
+                                     "score": score})
+            logger.log(self.iteration, {f"val/return_after_{k}_steps": v
+                                        for k, v in enumerate(means)})
+            self._consider(score)
+
+    def _consider(self, score: float, *, policy: dict[str, torch.Tensor] | None = None,
+                  iteration: int | None = None) -> None:
+        """Keep the scored policy as best.pt if ``score`` beats the best so far: the current
+        one, or ``policy`` as it was after ``iteration`` updates."""
+        if math.isfinite(score) and score > self.best["score"]:
+            at = self.iteration if iteration is None else iteration
+            self.best = {"score": score, "iteration": at, "selected_by": self.cfg.select_best}
+            state = self.state()
+            if policy is not None:
+                state.update(policy=policy, iteration=at)
+            self.checkpoints.save_best(state)
+
+    def validate(self) -> list[float]:
+        """Mean return over the validation goals after 0..eval_steps adaptation steps (the
+        test protocol: ``eval_timesteps`` steps per goal and step, step sizes α then α/2)."""
+        cfg = self.cfg
+        if self._eval_sampler is None:
+            slots = evaluation_episodes(self.sampler.horizon, cfg.eval_timesteps)
+            self._eval_sampler = make_sampler(cfg, slots)
+        sampler = self._eval_sampler
+        tasks = sampler.env.sample_tasks(cfg.eval_tasks, np.random.default_rng([cfg.eval_seed, 0]))
+        theta = {k: v.detach() for k, v in self.policy.named_parameters()}
+        returns, _ = evaluate_adaptation(
+            sampler, self.learner, theta, tasks, steps=cfg.eval_steps,
+            lrs=paper_step_sizes(cfg.inner_lr, cfg.eval_steps),
+            rng=np.random.default_rng([cfg.eval_seed, 1]), gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda, normalize_advantages=cfg.normalize_advantages)
+        return [float(v) for v in returns.mean(0)]
+
+
+def evaluate_adaptation(
+    sampler: MultiTaskSampler,
+    learner: MAMLTRPO,
+    params: Params,
+    tasks: Sequence[Task],
+    *,
+    steps: int,
+    lrs: Sequence[float],
+    rng: np.random.Generator,
+    gamma: float = 0.99,
+    gae_lambda: float = 1.0,
+    normalize_advantages: bool = True,
+    diagnostics: dict[str, list[Any]] | None = None,
+    on_rollout: Callable[[int, np.ndarray], None] | None = None,
+) -> tuple[np.ndarray, Params]:
+    """The paper's protocol: sample, adapt, sample again, ``steps`` times.
+
+    At step k every task's current policy (θ at k = 0) rolls out a fresh batch (the paper:
+    4000 steps, ``batch="steps"``); its mean episode return is recorded, and one first-order
+    step of ``learner``'s inner loss (the paper: REINFORCE) of size ``lrs[k]`` (the paper: α,
+    then α/2), on advantages made as in training (``gamma``, ``gae_lambda``,
+    ``normalize_advantages``), moves the task's parameters. Returns the mean episode
+    return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
+    If ``diagnostics`` is given, it receives per step the norm of each task's parameter
+    change (``step_norm``) and the policy's mean log σ over tasks before the step
+    (``log_std_mean``), to see how far each adaptation step moves the policy, and per
+    rollout the episodes per task (``episodes``), the fraction of action components the
+    action box clipped (``clipped_fraction``), each reward term's mean per step per task
+    (``reward_terms``: ``{name: [per task]}``, e.g. AntVel's speed error) and the fraction of
+    each task's episodes the env ended (``terminated``: falls, goals reached).
+    ``on_rollout(k, returns)``, if given, is called
+    after each rollout with the step and its per-task returns (for progress reports: an Ant
+    evaluation takes minutes).
+    """
+    if len(lrs) < steps:
+        raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
+    current = {k: v.detach() for k, v in expand(params, len(tasks)).items()}
+    returns = np.zeros((len(tasks), steps + 1))
+    policy = learner.policy
+    for k in range(steps + 1):
+        episodes = sampler.sample(tasks, policy, current, rng)
+        returns[:, k] = episodes.task_returns().double().cpu().numpy()
+        if on_rollout is not None:
+            on_rollout(k, returns[:, k])
+        if diagnostics is not None:
+            diagnostics.setdefault("episodes", []).append(
+                torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())
+            diagnostics.setdefault("clipped_fraction", []).append(
+                sampler.clipped_fraction(episodes))
+            diagnostics.setdefault("reward_terms", []).append(
+                {name: v.tolist() for name, v in episodes.task_reward_terms().items()})
+            diagnostics.setdefault("terminated", []).append(
+                episodes.task_terminated_fraction().tolist())
+        if k < steps:
+            batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda,
+                                normalize_advantages=normalize_advantages)
+            new = learner.adapt_stacked(current, batch, lrs[k])
+            if diagnostics is not None:
+                sq = cast(torch.Tensor,
+                          sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current))
+                diagnostics.setdefault("step_norm", []).append(torch.sqrt(sq).tolist())
+                log_std = [v for n, v in current.items() if n.endswith("log_std")]
+                diagnostics.setdefault("log_std_mean", []).append(
+                    float(log_std[0].mean()) if log_std else float("nan"))
+            current = new
+    return returns, current
+
+
+def drift_warning(history: Sequence[dict[str, float]], *, max_kl: float,
+                  factor: float = 5.0) -> str | None:
+    """A warning when one TRPO step moved the pre-update policy π_θ by more than
+    ``factor · max_kl`` (``trpo/kl_initial``, its KL on the support observations).
+
+    The paper's trust region bounds only the adapted policies; π_θ can move far along
+    directions the inner step undoes, or on states only π_θ visits, and the next iteration
+    samples from the moved π_θ (:mod:`metarl.rl.analysis` splits the two: at the jumps of
+    the failed navigation seeds they hid a factor 9 and 34 from the constraint, against ≤ 1.1
+    in healthy seeds). Measured on navigation (docs/results.md): in every healthy
+    run ``kl_initial`` stayed ≤ 1.4 · max_kl in all iterations; in every failed one it passed
+    5 · max_kl by iteration 3-10, and the pre-update return then fell to −300 to −500; the
+    pre-update policy's samples then mostly hit the action box, 7-18 iterations after this
+    warning (``actions/clipped_before_adaptation`` is logged; a warning on it was dropped:
+    it came later in every failed navigation run and fired in healthy HalfCheetah runs).
+    With ``--trpo.trust-region adapted+initial`` the constraint bounds it, so this never
+    fires.
+    """
+    last = history[-1] if history else {}
+    moved = last.get("trpo/kl_initial")
+    if moved is None or moved <= factor * max_kl:
+        return None
+    iteration = int(last.get("iteration", len(history)))
+    return (f"at iteration {iteration} the TRPO step moved the pre-update policy by KL "
+            f"{moved:.3g}, {moved / max_kl:.0f}x the trust region ({max_kl:g}) that bounds the "
+            "adapted policies: every failed navigation run in docs/results.md began this way "
+            "(the pre-update policy then drives off at full speed). If returns/before_adaptation "
+            "falls while returns/after_adaptation stalls, restart with another --seed; "
+            f"scripts/analysis/step_anatomy.py --run-dir <this run> --first {iteration} takes "
+            "the step apart")
+
+
+def paper_step_sizes(alpha: float, steps: int) -> list[float]:
+    """α for the first step, α/2 for the later ones (MAML section 5.3's evaluation)."""
+    return [alpha] + [alpha / 2.0] * max(steps - 1, 0)
+
+
+def evaluation_episodes(horizon: int, timesteps: int = 4000) -> int:
+    """Sampler slots per goal for a budget of ``timesteps`` (the paper: 4000): with
+    ``batch="steps"`` they take ``timesteps`` steps (rounded down to whole horizons)."""
+    return max(1, timesteps // horizon)
