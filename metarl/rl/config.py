@@ -211,7 +211,7 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
     # training, and 0.5 then 0.25 at test.
     "navigation-code": {**_NAV, "inner_lr": 0.5},
     # The paper's time step, the v1 ids (docs/envs.md): HalfCheetah at 0.01 s per step (v0,
-    # Gymnasium's 0.05 s, ran the finished runs of docs/gpu-runs/hc-*.tgz); the Ant at 0.02 s
+    # Gymnasium's 0.05 s, ran the pretrained halfcheetah-*-v0 runs); the Ant at 0.02 s
     # from rllab's standing pose (on v0 a random policy fell within 50 steps).
     "halfcheetah-vel": {**_LOCO, "env": "metarl/HalfCheetahVel-v1"},
     "halfcheetah-dir": {**_LOCO, "env": "metarl/HalfCheetahDir-v1"},

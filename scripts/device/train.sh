@@ -8,8 +8,8 @@
 #     END=550 PRESETS="halfcheetah-vel" bash scripts/device/train.sh  # timeout_s: 600
 #
 # It installs the carried wheels and metarl into /tmp/site (metarl maps envs/ to metarl.envs,
-# so the source tree alone is not importable), unpacks the run folders committed in
-# $ARCHIVES (docs/gpu-runs/<run>.tgz, e.g. ant-vel.tgz) if there are any, and trains the runs
+# so the source tree alone is not importable), unpacks the unfinished run folders committed
+# as $ARCHIVES/<run>.tgz (default docs/runs/; none today) if there are any, and trains the runs
 # side by side (8 physics threads each; the GPU holds the policies and the TRPO steps) until
 # END seconds after it started, when SIGTERM makes each trainer checkpoint and write
 # results.json. The packed run folders, logs and machine facts come back through $OUT; copy
@@ -19,7 +19,7 @@
 # paper-protocol run has finished: only the tests and benchmarks asked for run);
 # each run's folder is runs/<run>, <run> being the preset with "halfcheetah" shortened to
 # "hc" and, for HalfCheetah, "-v1" appended (runs/hc-vel-v1, runs/ant-dir): the presets run
-# the paper's time step, and hc-vel.tgz / hc-dir.tgz hold the finished runs on v0.
+# the paper's time step (the finished runs are in metarl/pretrained/).
 # BENCH=1 first runs the TRPO-step and sampler benchmarks (docs/benchmarks.md, ≈ 90 s).
 # TESTS=1 first runs the CUDA tests (tests/ -k cuda) against the /tmp/site install, from /tmp
 # with --import-mode=importlib so that the source tree's metarl (no envs/) cannot shadow it;
@@ -32,7 +32,7 @@ set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 END=${END:-550}
 GRACE=${GRACE:-45}
-ARCHIVES=${ARCHIVES:-$REPO/docs/gpu-runs}
+ARCHIVES=${ARCHIVES:-$REPO/docs/runs}
 DEV=${DEV:-cuda}
 PRESETS=${PRESETS:-}
 OUT=${OUT:?set OUT to the folder whose files come back}
