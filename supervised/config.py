@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from metarl.errors import MetaRLError, require
-from metarl.supervised.models import NORM_STYLES
-from metarl.supervised.presets import PRESETS
+from metarl.errors import require
+from metarl.runs.cli import with_preset
+from metarl.supervised.models import MlpInit, NormStyle
+from metarl.supervised.presets import PRESETS, SupervisedPreset
 from metarl.supervised.trainer import LoopConfig
 
-FAMILIES = ("sinusoid", "omniglot", "miniimagenet")
+Family = Literal["sinusoid", "omniglot", "miniimagenet"]
 
 
 @dataclass
 class SupervisedConfig(LoopConfig):
     """Meta-train MAML / FOMAML / Reptile (or the pretrained baseline) on a few-shot family."""
 
-    family: str = "sinusoid"
+    family: Family = "sinusoid"
     """Task family: sinusoid, omniglot or miniimagenet."""
     k_shot: int = 10
     """Support examples per task (sinusoid) or per class (classification): the K in K-shot."""
@@ -28,10 +29,10 @@ class SupervisedConfig(LoopConfig):
     """Classes per task (classification only): the N in N-way."""
     eval_query: int = 100
     """Query examples per task (sinusoid) or per class (classification) at evaluation."""
-    mlp_init: str = "torch"
+    mlp_init: MlpInit = "torch"
     """Initialisation of the sinusoid MLP: torch (PyTorch's default) or maml (the original
     code's truncated normal, std 0.01, zero biases)."""
-    batch_norm: str = "fast"
+    batch_norm: NormStyle = "fast"
     """Batch norm's affine map (classification only): fast -- scale and shift, both adapted in
     the inner loop; original -- a shift only, meta-learned by the outer update alone, as in
     the original code (docs/conventions.md). original needs --algo maml, fomaml or pretrained."""
@@ -41,21 +42,16 @@ class SupervisedConfig(LoopConfig):
     """Run folder: config, checkpoints, TensorBoard events, results.json, plots."""
     resume: bool = False
     """Continue the run in --out-dir from its newest valid checkpoint."""
-    preset: str | None = None
-    """Named settings to start from (see supervised/presets.py); explicit flags override."""
+    preset: SupervisedPreset | None = None
+    """Named settings to start from (--preset NAME --help shows the values it sets);
+    explicit flags override."""
 
     def validate(self) -> None:
         super().validate()
-        require(self.family in FAMILIES,
-                f"unknown --family {self.family!r}; choose one of {', '.join(FAMILIES)}")
         require(self.k_shot >= 1, f"--k-shot must be at least 1, got {self.k_shot}")
         require(self.k_query >= 1, f"--k-query must be at least 1, got {self.k_query}")
         require(self.eval_query >= 1, f"--eval-query must be at least 1, got {self.eval_query}")
         require(self.n_way >= 2, f"--n-way must be at least 2, got {self.n_way}")
-        require(self.mlp_init in ("torch", "maml"),
-                f"unknown --mlp-init {self.mlp_init!r}; choose torch or maml")
-        require(self.batch_norm in NORM_STYLES,
-                f"unknown --batch-norm {self.batch_norm!r}; choose {' or '.join(NORM_STYLES)}")
         if self.batch_norm == "original":
             require(self.family != "sinusoid",
                     "--batch-norm original applies to omniglot and miniimagenet (the sinusoid "
@@ -74,10 +70,4 @@ class SupervisedConfig(LoopConfig):
 
 def apply_preset(cfg: SupervisedConfig, name: str | None) -> SupervisedConfig:
     """``cfg`` with the named preset's values (unknown names get a clear error)."""
-    if name is None:
-        return cfg
-    if name not in PRESETS:
-        raise MetaRLError(f"unknown --preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
-    known = {f.name for f in fields(SupervisedConfig)}
-    overrides = {k: v for k, v in PRESETS[name].items() if k in known}
-    return replace(cfg, preset=name, **overrides)
+    return with_preset(cfg, PRESETS, name)

@@ -16,6 +16,9 @@ from torch._C._functorch import TransformType, get_interpreter_stack
 
 from metarl.core.functional import Params
 
+MlpInit = Literal["torch", "maml"]
+"""How :class:`MLP` initialises its weights (see its ``init`` argument)."""
+
 
 class MLP(nn.Module):
     """A fully connected ReLU network, e.g. the 1-40-40-1 regressor of MAML section 5.1.
@@ -28,7 +31,7 @@ class MLP(nn.Module):
             ``"maml"`` draws weights from a normal truncated at two standard deviations with
             std 0.01 and zero biases, as the original code does (cbfinn/maml,
             ``construct_fc_weights``). On sinusoids the PyTorch default meta-trains to a
-            lower post-adaptation MSE (docs/results.md), so it is the default.
+            lower post-adaptation MSE, so it is the default.
     """
 
     def __init__(
@@ -36,7 +39,7 @@ class MLP(nn.Module):
         in_dim: int = 1,
         hidden: Sequence[int] = (40, 40),
         out_dim: int = 1,
-        init: str = "torch",
+        init: MlpInit = "torch",
     ):
         super().__init__()
         sizes = [in_dim, *hidden, out_dim]

@@ -6,7 +6,17 @@ accept as ``--preset NAME``. Sources are cited beside each entry.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from metarl.runs.cli import presets_as_text
+
+SupervisedPreset = Literal[
+    "sinusoid", "sinusoid-demo",
+    "omniglot-5way-1shot", "omniglot-5way-5shot", "omniglot-20way-1shot", "omniglot-20way-5shot",
+    "miniimagenet-5way-1shot", "miniimagenet-5way-5shot",
+    "omniglot-5way-1shot-cpu", "miniimagenet-5way-1shot-cpu",
+]
+"""The names of :data:`PRESETS`."""
 
 PRESETS: dict[str, dict[str, Any]] = {}
 
@@ -80,3 +90,8 @@ PRESETS["miniimagenet-5way-1shot-cpu"] = {
     "eval_query": 5, "eval_every": 200, "eval_tasks": 20, "test_tasks": 200,
     "checkpoint_every": 200, "eval_chunk": 10, "threads": 1,
 }
+
+
+def describe_presets() -> str:
+    """Every preset of train_supervised.py with the flags it stands for, as text."""
+    return presets_as_text(PRESETS)

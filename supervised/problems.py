@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import cast
 
-from metarl.errors import MetaRLError
 from metarl.supervised.config import SupervisedConfig
-from metarl.supervised.fewshot import FAMILIES, fewshot_problem
-from metarl.supervised.models import NormStyle
+from metarl.supervised.fewshot import fewshot_problem
 from metarl.supervised.sinusoid import sinusoid_problem
 from metarl.supervised.tasks import SupervisedProblem
 
@@ -18,11 +15,8 @@ def build_problem(cfg: SupervisedConfig) -> SupervisedProblem:
     if cfg.family == "sinusoid":
         return sinusoid_problem(cfg.k_shot, cfg.k_query, cfg.eval_query, device=cfg.device,
                                 init=cfg.mlp_init)
-    if cfg.family in FAMILIES:
-        return fewshot_problem(cfg.family, cfg.n_way, cfg.k_shot, cfg.k_query, cfg.eval_query,
-                               data_root=cfg.data_root, device=cfg.device,
-                               norm=cast(NormStyle, cfg.batch_norm))
-    raise MetaRLError(f"family {cfg.family!r} is not available in this build")
+    return fewshot_problem(cfg.family, cfg.n_way, cfg.k_shot, cfg.k_query, cfg.eval_query,
+                           data_root=cfg.data_root, device=cfg.device, norm=cfg.batch_norm)
 
 
 def data_digest(problem: SupervisedProblem) -> str | None:

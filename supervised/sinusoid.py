@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from metarl.core.functional import Params, functional_loss
 from metarl.errors import require
-from metarl.supervised.models import MLP
+from metarl.supervised.models import MLP, MlpInit
 from metarl.supervised.tasks import SupervisedProblem, TaskBatch
 
 AMPLITUDE = (0.1, 5.0)
@@ -89,7 +89,7 @@ def sinusoid_problem(
     eval_query: int = 100,
     hidden: tuple[int, ...] = (40, 40),
     device: str | torch.device = "cpu",
-    init: str = "torch",
+    init: MlpInit = "torch",
 ) -> SupervisedProblem:
     """The MLP 1-40-40-1 regressor with MSE loss, and samplers for every split.
 

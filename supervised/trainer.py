@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from metarl.core.batching import PATHS, TASK_BATCHINGS, TaskBatching, choose_path, time_paths
+from metarl.core.batching import PATHS, TaskBatching, choose_path, time_paths
 from metarl.core.functional import Params, concat_examples, detach, params_of, tree_map
 from metarl.core.meta import (
     MetaOutput,
@@ -40,6 +40,7 @@ from metarl.runs.checkpoint import (
     load_checkpoint,
     model_signature,
 )
+from metarl.runs.cli import check_choices
 from metarl.runs.distributed import DistContext
 from metarl.runs.io import atomic_write_json
 from metarl.runs.logger import RunLogger, say
@@ -47,15 +48,15 @@ from metarl.runs.loop import load_latest_state, loop_state, restore_loop_state, 
 from metarl.supervised.evaluation import evaluate, tune_step_size
 from metarl.supervised.tasks import SupervisedProblem, TaskBatch
 
-ALGORITHMS = ("maml", "fomaml", "reptile", "pretrained")
-OPTIMIZERS = ("adam", "sgd")
+Algorithm = Literal["maml", "fomaml", "reptile", "pretrained"]
+Optimizer = Literal["adam", "sgd"]
 
 
 @dataclass
 class LoopConfig:
     """Settings of the shared meta-training loop (every family uses these)."""
 
-    algo: str = "maml"
+    algo: Algorithm = "maml"
     """Meta-learning algorithm: maml (second order), fomaml (first-order MAML), reptile, or
     pretrained (joint training on all tasks without adaptation: the paper's baseline)."""
     iterations: int = 70000
@@ -68,7 +69,7 @@ class LoopConfig:
     """Inner step size α, for a MEAN loss over the support examples (docs/conventions.md)."""
     outer_lr: float = 1e-3
     """Outer (meta) learning rate β."""
-    outer_optimizer: str = "adam"
+    outer_optimizer: Optimizer = "adam"
     """Outer optimiser: adam or sgd (plain SGD with outer_lr=1 is Reptile's original step)."""
     eval_inner_steps: int = 10
     """Inner steps at evaluation; results are reported after each of 0..eval_inner_steps."""
@@ -118,10 +119,7 @@ class LoopConfig:
 
     def validate(self) -> None:
         """Raise one clear :class:`MetaRLError` for the first invalid setting."""
-        require(self.algo in ALGORITHMS,
-                f"unknown --algo {self.algo!r}; choose one of {', '.join(ALGORITHMS)}")
-        require(self.outer_optimizer in OPTIMIZERS,
-                f"unknown --outer-optimizer {self.outer_optimizer!r}; choose adam or sgd")
+        check_choices(self)
         for name in ("iterations", "meta_batch", "test_tasks", "keep_checkpoints", "log_every",
                      "max_nan_steps", "checkpoint_every", "eval_chunk"):
             value = getattr(self, name)
@@ -143,9 +141,6 @@ class LoopConfig:
             require_seed(getattr(self, name), f"--{name.replace('_', '-')}")
         require(self.algo != "reptile" or self.inner_steps >= 1,
                 "reptile needs --inner-steps >= 1 (its update is θ − mean θ')")
-        require(self.task_batching in TASK_BATCHINGS,
-                f"unknown --task-batching {self.task_batching!r}; choose one of "
-                f"{', '.join(TASK_BATCHINGS)}")
         require(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
                 f"unknown --device {self.device!r}; choose cpu or cuda")
         if self.device.startswith("cuda"):

@@ -509,27 +509,6 @@ def test_halfcheetah_smoke(tmp_path):
     assert np.asarray(ev["terminated_fraction_per_task"]).sum() == 0
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--env", "metarl/Nope-v0"], "unknown --env 'metarl/Nope-v0'"),
-        (["--preset", "walker"], "unknown --preset 'walker'"),
-        (["--inner-loss", "dice"], "unknown --inner-loss 'dice'"),
-        (["--meta-batch", "0"], "--meta-batch must be at least 1"),
-        (["--batch", "trajectories"], "unknown --batch 'trajectories'; choose steps or episodes"),
-        (["--inner-batches", "reused"],
-         "unknown --inner-batches 'reused'; choose shared or fresh"),
-        (["--later-inner-lr", "0"], "--later-inner-lr must be a positive number, got 0.0"),
-        (["--trpo.trust-region", "initial"],
-         "unknown --trpo.trust-region 'initial'; choose adapted or adapted+initial"),
-    ],
-)
-def test_train_rl_bad_input(tmp_path, args, message):
-    proc = call_script("train_rl.py", *args, "--out-dir", str(tmp_path / "x"))
-    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
-    assert not (tmp_path / "x").exists()
-
-
 def test_bench_trpo_smoke(tmp_path):
     out = call_script("bench_trpo.py", "--tasks", "2", "--episodes", "2", "--horizon", "6",
                       "--obs-dim", "3", "--act-dim", "2", "--repeats", "1",

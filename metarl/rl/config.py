@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
 from metarl.errors import MetaRLError, require, require_positive_number, require_seed
-from metarl.rl.maml_trpo import FISHER, MODES, TRUST_REGIONS, TRPOSettings
-from metarl.rl.pg import INNER_LOSSES
+from metarl.rl.maml_trpo import Mode, TRPOSettings
+from metarl.rl.sampler import Batch
+from metarl.runs.cli import check_choices, presets_as_text, with_preset
 
-BATCHES = ("steps", "episodes")
-INNER_BATCHES = ("shared", "fresh")
-SELECTIONS = ("validation", "train-return", "last")
+EnvId = Literal[
+    "metarl/Navigation2D-v0",
+    "metarl/HalfCheetahVel-v0", "metarl/HalfCheetahDir-v0",
+    "metarl/AntVel-v0", "metarl/AntDir-v0", "metarl/AntPos-v0",
+    "metarl/HalfCheetahVel-v1", "metarl/HalfCheetahDir-v1",
+    "metarl/AntVel-v1", "metarl/AntDir-v1", "metarl/AntPos-v1",
+]
+"""The ids :mod:`metarl.envs` registers (its ``ENV_IDS``), named here so that reading this
+module does not import MuJoCo."""
+InnerBatches = Literal["shared", "fresh"]
+InnerLoss = Literal["reinforce", "lvc"]
+Activation = Literal["relu", "tanh"]
+Selection = Literal["validation", "train-return", "last"]
+RLPreset = Literal["navigation", "navigation-code", "halfcheetah-vel", "halfcheetah-dir",
+                   "ant-vel", "ant-dir", "ant-pos"]
+"""The names of :data:`RL_PRESETS`."""
+
+BATCHES: tuple[str, ...] = get_args(Batch)
 
 
 @dataclass
 class RLConfig:
     """Meta-train a Gaussian MLP policy with MAML-TRPO on a metarl task distribution."""
 
-    env: str = "metarl/Navigation2D-v0"
-    """Registered task distribution (metarl/Navigation2D-v0, metarl/HalfCheetahVel-v1, ...)."""
+    env: EnvId = "metarl/Navigation2D-v0"
+    """Registered task distribution (the v1 locomotion ids have the paper's time step)."""
     iterations: int = 500
     """Meta-iterations (outer TRPO steps)."""
     meta_batch: int = 20
@@ -30,7 +46,7 @@ class RLConfig:
     episodes_per_task: int = 20
     """Episodes sampled per task before and after adaptation (the paper: 20); with
     --batch steps, the budget is this many horizons of environment steps per task."""
-    batch: str = "steps"
+    batch: Batch = "steps"
     """How a task's batch is counted: steps (episodes_per_task × horizon environment steps,
     episodes that end early followed by new ones -- the original code's sampler, whose batch
     size counts steps) or episodes (exactly episodes_per_task episodes)."""
@@ -40,7 +56,7 @@ class RLConfig:
     """REINFORCE steps in the inner loop during meta-training."""
     inner_lr: float = 0.1
     """Inner step size α (the paper: 0.1; the original navigation scripts use up to 0.5)."""
-    inner_batches: str = "shared"
+    inner_batches: InnerBatches = "shared"
     """Where inner steps 2, 3, ... of meta-training get their episodes: shared (every step on
     the one support batch sampled by θ) or fresh (step k on a new batch sampled by the policy
     after k - 1 steps: the original code's num_grad_updates > 1, and how adapt_rl.py
@@ -50,7 +66,7 @@ class RLConfig:
     original code; the test protocol takes α/2)."""
     first_order: bool = False
     """First-order MAML: ignore second derivatives through the inner step."""
-    inner_loss: str = "reinforce"
+    inner_loss: InnerLoss = "reinforce"
     """Inner estimator: reinforce (the paper's) or lvc (ProMP's low-variance curvature)."""
     gamma: float = 0.99
     """Discount factor."""
@@ -62,11 +78,11 @@ class RLConfig:
     """The TRPO outer update (trust region, conjugate gradient, line search)."""
     hidden_sizes: tuple[int, ...] = (100, 100)
     """Hidden layer sizes of the policy MLP (the paper: two layers of 100)."""
-    activation: str = "relu"
+    activation: Activation = "relu"
     """Hidden activation: relu (the paper) or tanh."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
-    mode: str = "stacked"
+    mode: Mode = "stacked"
     """How the inner update is batched over tasks: stacked, vmap or loop (same results)."""
     device: str = "cpu"
     """Where the policy, adaptation and TRPO run (cpu or cuda); physics is always on CPU."""
@@ -76,7 +92,7 @@ class RLConfig:
     """torch intra-op threads for adaptation and TRPO (default: torch's choice)."""
     seed: int = 0
     """Seed of the policy initialisation, task draws and rollouts."""
-    select_best: str = "validation"
+    select_best: Selection = "validation"
     """Which policy adapt_rl.py evaluates from this run, kept as checkpoints/best.pt. The paper
     (appendix A.2) trained "for up to 500 meta-iterations" and used "the model with the best
     average return during training": train-return does that (the post-adaptation return of
@@ -103,32 +119,14 @@ class RLConfig:
     """Run folder: config, checkpoints, TensorBoard events, results.json, plots."""
     resume: bool = False
     """Continue the run in --out-dir from its newest valid checkpoint."""
-    preset: str | None = None
-    """Named settings to start from (see metarl/rl/config.py); explicit flags override."""
+    preset: RLPreset | None = None
+    """Named settings to start from (--preset NAME --help shows the values it sets);
+    explicit flags override."""
 
     def validate(self) -> None:
         """Raise one clear :class:`MetaRLError` for the first invalid setting."""
-        import metarl.envs  # noqa: F401  (registers the ids)
-        from metarl.envs import ENV_IDS
-
-        require(self.env in ENV_IDS,
-                f"unknown --env {self.env!r}; choose one of {', '.join(ENV_IDS)}")
-        require(self.inner_loss in INNER_LOSSES,
-                f"unknown --inner-loss {self.inner_loss!r}; choose reinforce or lvc")
-        require(self.mode in MODES, f"unknown --mode {self.mode!r}; choose {', '.join(MODES)}")
-        require(self.select_best in SELECTIONS,
-                f"unknown --select-best {self.select_best!r}; choose {', '.join(SELECTIONS)}")
-        require(self.inner_batches in INNER_BATCHES,
-                f"unknown --inner-batches {self.inner_batches!r}; "
-                f"choose {' or '.join(INNER_BATCHES)}")
-        require(self.batch in BATCHES,
-                f"unknown --batch {self.batch!r}; choose {' or '.join(BATCHES)}")
+        check_choices(self)
         t = self.trpo
-        require(t.fisher in FISHER,
-                f"unknown --trpo.fisher {t.fisher!r}; choose {', '.join(FISHER)}")
-        require(t.trust_region in TRUST_REGIONS,
-                f"unknown --trpo.trust-region {t.trust_region!r}; "
-                f"choose {' or '.join(TRUST_REGIONS)}")
         require(t.cg_iterations >= 1 and t.ls_steps >= 1,
                 "--trpo.cg-iterations and --trpo.ls-steps must be at least 1")
         require(t.max_kl > 0, f"--trpo.max-kl must be positive, got {t.max_kl}")
@@ -136,8 +134,6 @@ class RLConfig:
         require(0 < t.ls_ratio < 1, f"--trpo.ls-ratio must be in (0, 1), got {t.ls_ratio}")
         require(self.torch_threads is None or self.torch_threads >= 1,
                 "--torch-threads must be at least 1")
-        require(self.activation in ("relu", "tanh"),
-                f"unknown --activation {self.activation!r}; choose relu or tanh")
         for name in ("iterations", "meta_batch", "episodes_per_task", "checkpoint_every",
                      "keep_checkpoints", "max_nan_steps", "eval_every", "eval_tasks",
                      "eval_steps", "eval_timesteps"):
@@ -223,10 +219,9 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
 
 def apply_rl_preset(cfg: RLConfig, name: str | None) -> RLConfig:
     """``cfg`` with the named preset's values (unknown names get a clear error)."""
-    if name is None:
-        return cfg
-    if name not in RL_PRESETS:
-        raise MetaRLError(
-            f"unknown --preset {name!r}; choose one of {', '.join(sorted(RL_PRESETS))}")
-    known = {f.name for f in fields(RLConfig)}
-    return replace(cfg, preset=name, **{k: v for k, v in RL_PRESETS[name].items() if k in known})
+    return with_preset(cfg, RL_PRESETS, name)
+
+
+def describe_presets() -> str:
+    """Every preset of train_rl.py with the flags it stands for, as text."""
+    return presets_as_text(RL_PRESETS)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor
@@ -42,12 +42,15 @@ from metarl.rl.pg import INNER_LOSSES, PGBatch, mean_kl, surrogate_loss
 from metarl.rl.policies import GaussianDist, GaussianMLPPolicy
 from metarl.rl.trpo import conjugate_gradient, line_search
 
-MODES = ("stacked", "vmap", "loop")
+Mode = Literal["stacked", "vmap", "loop"]
+MODES: tuple[str, ...] = get_args(Mode)
 Support = PGBatch | Sequence[PGBatch]
 """The inner loop's data: one batch for all ``inner_steps`` steps, or a list of k batches for
 k single steps, batch j sampled by the policy after j steps (see the module docstring)."""
-FISHER = ("gauss-newton", "autograd")
-TRUST_REGIONS = ("adapted", "adapted+initial")
+Fisher = Literal["gauss-newton", "autograd"]
+FISHER: tuple[str, ...] = get_args(Fisher)
+TrustRegion = Literal["adapted", "adapted+initial"]
+TRUST_REGIONS: tuple[str, ...] = get_args(TrustRegion)
 
 
 @dataclass
@@ -65,14 +68,14 @@ class TRPOSettings:
     """Backtracking factor of the line search."""
     ls_steps: int = 15
     """Line-search candidates tried before the step is rejected."""
-    trust_region: str = "adapted"
+    trust_region: TrustRegion = "adapted"
     """What the KL constraint measures. ``"adapted"`` (the paper; the original code's
     ``kl_constrain_step=-1``): only the adapted policies π_θ'_i on the query observations, so
     the pre-update policy π_θ itself may move any distance per step. ``"adapted+initial"``
     adds KL(π_θold || π_θ) on the support observations (the term of the original code's
     ``kl_constrain_step=0``), which bounds that drift too: the constraint becomes
     KL_adapted + KL_initial ≤ δ."""
-    fisher: str = "gauss-newton"
+    fisher: Fisher = "gauss-newton"
     """How KL Hessian-vector products are computed (both exact at the current θ, tested
     equal): ``"autograd"`` differentiates ∇_θ KL a second time through the inner update;
     ``"gauss-newton"`` uses that ∇_θ' KL = 0 at the current θ, so the Hessian is exactly

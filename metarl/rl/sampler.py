@@ -85,7 +85,7 @@ from metarl.envs.physics import Backend, PhysicsPool
 from metarl.errors import MetaRLError
 from metarl.rl.policies import GaussianMLPPolicy
 
-Batch = Literal["episodes", "steps"]
+Batch = Literal["steps", "episodes"]
 
 
 class EpisodeTable(NamedTuple):
