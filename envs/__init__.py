@@ -21,7 +21,8 @@ standing pose (``ENV_KWARGS``).
 >>> tasks = env.unwrapped.sample_tasks(40, np.random.default_rng(0))
 >>> env.unwrapped.set_task(tasks[0]); obs, info = env.reset(seed=0)
 
-``docs/envs.md`` has the definitions and their differences from the paper's rllab versions.
+Each env's class docstring has its definition and its differences from the paper's rllab
+version (``help(metarl.envs.AntDirEnv)``).
 """
 
 from collections.abc import Mapping

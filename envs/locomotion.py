@@ -189,8 +189,8 @@ class LocomotionTaskEnv(MetaEnv):
         except Exception as err:  # GL errors come in many types; say what to do, keep the cause
             raise MetaRLError(
                 f"rendering {type(self).__name__} failed ({type(err).__name__}: {err}); "
-                "headless machines need MUJOCO_GL=egl (or osmesa) in the environment before "
-                "Python starts"
+                "a machine without a display needs MUJOCO_GL=egl (or osmesa) set before the "
+                "first frame is drawn; adapt_rl.py --video chooses one that works here"
             ) from err
 
     # --- the vectorised twin -------------------------------------------------------------------

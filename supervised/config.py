@@ -35,9 +35,10 @@ class SupervisedConfig(LoopConfig):
     batch_norm: NormStyle = "fast"
     """Batch norm's affine map (classification only): fast -- scale and shift, both adapted in
     the inner loop; original -- a shift only, meta-learned by the outer update alone, as in
-    the original code (docs/conventions.md). original needs --algo maml, fomaml or pretrained."""
+    the original code. original needs --algo maml, fomaml or pretrained."""
     data_root: Path | None = None
-    """Dataset folder (classification only); see docs/data.md for the default location."""
+    """Dataset folder (classification only); default: $METARL_OMNIGLOT or
+    $METARL_MINIIMAGENET, else ~/.cache/metarl/<family>."""
     out_dir: Path = Path("runs/sinusoid-maml")
     """Run folder: config, checkpoints, TensorBoard events, results.json, plots."""
     resume: bool = False

@@ -1,8 +1,9 @@
 """Few-shot image classification problems (MAML section 5.2): Omniglot and MiniImagenet.
 
 :func:`fewshot_problem` returns a :class:`~metarl.supervised.tasks.SupervisedProblem`: the conv4
-network, the mean cross-entropy (inner and query loss; see ``docs/conventions.md`` for why
-MAML's step sizes are multiplied by N for it), query accuracy as the metric, and an
+network, the mean cross-entropy (inner and query loss; the original code's inner loss, summed
+over the N·K support images and divided by K, is N times this mean, so the presets multiply
+MAML's step sizes by N), query accuracy as the metric, and an
 :class:`EpisodeSampler` per split over a uint8 tensor that lives on ``device`` for the whole
 run.
 """

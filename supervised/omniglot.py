@@ -14,8 +14,8 @@ Two layers:
   sets pooled, shuffled with a fixed seed, 1100 for meta-training, 100 for validation and the
   remaining 423 for testing (the original code's ``num_train=1200`` of which ``num_val=100``
   are held out); images resampled to 28×28 and inverted so ink is bright; every character
-  also seen rotated by 90°, 180° and 270° as new classes (Santoro et al., 2016). The exact
-  split is stated in ``docs/data.md``.
+  also seen rotated by 90°, 180° and 270° as new classes (Santoro et al., 2016)
+  (:class:`OmniglotProtocol` holds the seed and the counts).
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ PRESETS["sinusoid-demo"] = {**PRESETS["sinusoid"], "iterations": 20000, "eval_ev
 #
 # inner_lr is for our MEAN cross-entropy over the support set. The original code sums the
 # per-example loss over the N·K support images and divides by K (utils.xent), i.e. it
-# descends N × the mean, so the paper's α is multiplied by N here (docs/conventions.md,
-# "Inner-loss reduction"): Omniglot 5-way α 0.4 → 2.0, 20-way α 0.1 → 2.0, MiniImagenet
-# 5-way α 0.01 → 0.05. Adam (β = 1e-3) is invariant to the constant scale of the outer loss.
+# descends N × the mean, so the paper's α is multiplied by N here: Omniglot 5-way α 0.4 → 2.0,
+# 20-way α 0.1 → 2.0, MiniImagenet 5-way α 0.01 → 0.05. Adam (β = 1e-3) is invariant to the
+# constant scale of the outer loss.
 #
 # Query sizes follow the original code: Omniglot draws K query images per class in training
 # and testing (main.py, DataGenerator(update_batch_size*2)); MiniImagenet uses 15 per class
@@ -76,7 +76,7 @@ for _n in (5, 20):
 for _k in (1, 5):
     PRESETS[f"miniimagenet-5way-{_k}shot"] = _miniimagenet(_k)
 
-# Short CPU runs (2 shared cores, minutes rather than hours; docs/results.md). Same problem,
+# Short CPU runs (2 shared cores, minutes rather than hours). Same problem,
 # step sizes and inner loop as the paper's presets, fewer and smaller meta-batches; one thread
 # (several OpenMP threads on shared cores stall each other).
 PRESETS["omniglot-5way-1shot-cpu"] = {

@@ -94,7 +94,7 @@ def _stored_config(run_dir: Path) -> dict[str, Any]:
 
 def _data_place(cfg: SupervisedConfig) -> str:
     return (f"--data-root {cfg.data_root}" if cfg.data_root is not None
-            else "the default data folder (docs/data.md)")
+            else "the default data folder (see --data-root in --help)")
 
 
 def check_data(stored: dict[str, Any], digest: str | None, cfg: SupervisedConfig,

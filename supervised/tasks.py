@@ -40,7 +40,8 @@ class SupervisedProblem:
     Attributes:
         model: the network; its parameters are the meta-parameters θ.
         loss_fn: ``(params, (x, y)) -> scalar``, the inner and the query loss (mean over
-            examples; see ``docs/conventions.md`` for the step-size conversion).
+            examples; the presets scale MAML's step sizes, given for the original code's
+            sums, to it).
         metric_fn: optional ``(params, (x, y)) -> {name: scalar}`` (e.g. accuracy).
         splits: a task sampler per split, at least ``"train"`` and ``"test"``
             (``"val"`` is used for periodic evaluation when present).

@@ -66,7 +66,8 @@ class LoopConfig:
     inner_steps: int = 1
     """Inner gradient steps per task during meta-training."""
     inner_lr: float = 0.01
-    """Inner step size α, for a MEAN loss over the support examples (docs/conventions.md)."""
+    """Inner step size α, for a MEAN loss over the support examples (the presets scale MAML's
+    step sizes, given for the original code's sums, to it)."""
     outer_lr: float = 1e-3
     """Outer (meta) learning rate β."""
     outer_optimizer: Optimizer = "adam"
@@ -110,9 +111,10 @@ class LoopConfig:
     meta-batch of this run's shapes before training and keep the faster (the same numbers up
     to rounding; a resumed run keeps the path it started with)."""
     compile: bool = False
-    """torch.compile the meta-objective (slower start, faster iterations; see
-    docs/benchmarks.md). MAML/FOMAML on a family with a stacked loss (sinusoid) then uses the
-    compiled vmap path instead of the eager stacked one, which is about as fast."""
+    """torch.compile the meta-objective (slower start, faster iterations;
+    scripts/benchmarks/bench_supervised.py --compile times it). MAML/FOMAML on a family with a
+    stacked loss (sinusoid) then uses the compiled vmap path instead of the eager stacked one,
+    which is about as fast."""
     threads: int | None = None
     """torch intra-op threads (default: torch's choice). 1 is fastest for small models and
     avoids oversubscription when several runs share the cores."""

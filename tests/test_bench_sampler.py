@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import run_script
 
 
@@ -20,10 +22,15 @@ def test_bench_sampler_writes_results(tmp_path):
     assert {"cpu", "torch", "mujoco", "load_average_start", "load_average_end"} <= set(
         written["machine"])
     assert set(results) == {"HalfCheetah", "Ant"}
-    for rows in results.values():
+    for name, rows in results.items():
         assert set(rows) == {"ceiling", "sync", "sampler"}
-        assert rows["ceiling"]["ratio_to_ceiling"] == 1.0
-        assert rows["sampler"]["env_steps_per_s"] > 0
+        top, sync = rows["ceiling"]["env_steps_per_s"], rows["sync"]["env_steps_per_s"]
+        for method, row in rows.items():  # each rate against the ceiling's and the sync one's
+            rate = row["env_steps_per_s"]
+            assert rate > 0 and row["cpu_us_per_step"] > 0
+            assert row["ratio_to_ceiling"] == pytest.approx(rate / top)
+            assert row["ratio_to_sync"] == pytest.approx(rate / sync)
+            assert f"| {name:11} | {method:15} | {rate:11,.0f} | {rate / top:8.2f} |" in proc.stdout
     assert "| ×ceiling |" in proc.stdout
 
 

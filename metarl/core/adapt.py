@@ -146,7 +146,7 @@ def adapt_stacked(
     ``task_losses`` returns the T per-task losses. Task t's loss depends only on its own slice
     of the parameters, so one ``autograd.grad`` of their sum gives every task's own gradient
     -- the same numbers as ``vmap(adapt)``, computed with plain batched kernels and no
-    functorch transform (about 2x faster for the sinusoid MLP on CPU, docs/benchmarks.md).
+    functorch transform (``scripts/benchmarks/bench_supervised.py`` times both).
     Second order (``create_graph``) unless ``first_order``.
     """
 

@@ -43,8 +43,8 @@ def functional_loss(
     """Build ``loss(params, (x, y)) = criterion(module_with_params(x), y)``.
 
     The forward pass is ``module.forward_with(params, x)`` when the module defines that pure
-    function (it skips :func:`torch.func.functional_call`'s parameter swapping, ~10% of a
-    sinusoid meta-iteration), else ``functional_call(module, params, (x,))``. The module's
+    function (it skips :func:`torch.func.functional_call`'s parameter swapping on every
+    call), else ``functional_call(module, params, (x,))``. The module's
     buffers are used as they are; the models in this project keep none that change during a
     forward pass (batch norm uses batch statistics, see :mod:`metarl.supervised.models`).
     """

@@ -2,7 +2,7 @@
 
 The paper's constraint bounds the KL of the *adapted* policies π_θ'_i on the query
 observations; the pre-update policy π_θ is not in it, and in runs that fail it moves many
-times δ in one step (``trpo/kl_initial``, docs/results.md). For the proposed step Δ (before
+times δ in one step (``trpo/kl_initial``). For the proposed step Δ (before
 the line search) this module measures the quadratic KL model of four policies, each
 ``½ Δᵀ H Δ`` with H the Hessian of the named mean KL at the current θ:
 

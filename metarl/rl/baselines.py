@@ -8,9 +8,8 @@ times, as in rllab's ``LinearFeatureBaseline``. All tasks are solved at once by 
 factorisation of the ``[tasks, F, F]`` stack of normal matrices ``XᵀX + reg·I``, which are
 symmetric positive definite. (Not by LU with pivoting, ``torch.linalg.solve``: on the Ant's
 214 features, several of them constant or all zero, MKL's batched LU with two or more threads
-returned zero pivots for some tasks and the solve raised, at random and only multi-threaded;
-measured 2026-11-30 with torch 2.13 on AntVel's first meta-batch. Cholesky solved the same
-stack on every try.)
+can return zero pivots for some tasks, at random, and the solve then raises; Cholesky solves
+the same stack.)
 """
 
 from __future__ import annotations

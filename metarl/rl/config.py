@@ -206,9 +206,9 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
     # (maml_examples/test_maml_point.py loads "trpomaml1_fbs20_mbs20_flr_0.5"): α = 0.5 in
     # training, and 0.5 then 0.25 at test.
     "navigation-code": {**_NAV, "inner_lr": 0.5},
-    # The paper's time step, the v1 ids (docs/envs.md): HalfCheetah at 0.01 s per step (v0,
-    # Gymnasium's 0.05 s, ran the pretrained halfcheetah-*-v0 runs); the Ant at 0.02 s
-    # from rllab's standing pose (on v0 a random policy fell within 50 steps).
+    # The paper's time step, the v1 ids (metarl.envs.ENV_KWARGS): HalfCheetah at 0.01 s per
+    # step (v0, Gymnasium's 0.05 s, ran the pretrained halfcheetah-*-v0 runs); the Ant at
+    # 0.02 s from rllab's standing pose, where a random policy stays up longer than on v0.
     "halfcheetah-vel": {**_LOCO, "env": "metarl/HalfCheetahVel-v1"},
     "halfcheetah-dir": {**_LOCO, "env": "metarl/HalfCheetahDir-v1"},
     "ant-vel": {**_LOCO, "env": "metarl/AntVel-v1"},

@@ -114,7 +114,7 @@ def read_goals_file(path: Path) -> list[list[float]]:
     field, or ``[1.5, 0.3]`` for one-number tasks), or text with one goal per line (numbers
     separated by commas or spaces; ``#`` comments). A fixed goal set makes results comparable
     across runs and with other code bases (e.g. the 40 navigation goals of the original
-    MAML code, docs/results.md). The values are checked by the env's task space later."""
+    MAML code). The values are checked by the env's task space later."""
     if path.is_dir():
         raise MetaRLError(f"goals file {path} is a folder; give a JSON or text file of goals")
     if not path.is_file():
@@ -385,7 +385,7 @@ def split_by_goal_distance(result: dict[str, Any], distance: float) -> dict[str,
     velocity zero) and over the rest, with their counts and the median goal.
 
     Where an evaluation's mean comes from: e.g. far navigation goals need a longer move than
-    one or two adaptation steps achieve (docs/results.md)."""
+    one or two adaptation steps achieve."""
     returns, tasks = _returns_and_tasks(result)
     far = np.linalg.norm(tasks, axis=1) >= distance
     return {"distance": distance, "steps": result["steps"],
@@ -407,7 +407,7 @@ def split_by_task_value(result: dict[str, Any]) -> dict[str, Any]:
 
     A uniform draw of 40 directions is rarely 20 / 20, so when the pre-update policy favours
     one direction the plain mean over goals depends on the draw's mix; the balanced mean does
-    not (docs/results.md, HalfCheetahDir v1)."""
+    not."""
     returns, tasks = _returns_and_tasks(result)
     values, inverse = np.unique(tasks, axis=0, return_inverse=True)
     if len(values) > MAX_TASK_GROUPS:
@@ -439,7 +439,7 @@ def summarize_seeds(results: Sequence[dict[str, Any]],
     """Across-seed spread of evaluations of independently trained policies on the same goals.
 
     One training run is one draw: meta-RL results vary between training seeds far more than
-    the 95% CI over goals of a single evaluation shows (docs/results.md). Per adaptation step:
+    the 95% CI over goals of a single evaluation shows. Per adaptation step:
     the seeds' mean returns (over the goals), their mean, sample standard deviation, median,
     min and max. With ``reference`` (e.g. a paper's numbers, one per step from step 0), also
     how many seeds reach it (mean return ≥ reference).
@@ -500,7 +500,7 @@ def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return before adaptation is nearly a function of its distance from the start), so the
     paired difference has a far narrower interval than the two means' own CIs suggest: the
     right test of "does policy a adapt as well as b" -- e.g. ours against the MAML paper's
-    per-goal data on the original code's test goals (docs/results.md). A CI that contains 0
+    per-goal data on the original code's test goals. A CI that contains 0
     means the goals cannot tell the two apart."""
     goals = _shared_goals([a, b])
     ra = np.asarray(a["returns_per_task"], dtype=np.float64).reshape(len(goals), -1)

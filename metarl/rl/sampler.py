@@ -46,8 +46,8 @@ Each task has ``episodes_per_task`` *slots* (environments). What a slot holds de
   would run one after another until the budget (rllab's ``whole_paths``), between ``budget``
   and ``budget + horizon - 1`` steps per task. An episode is stepped until it ends or until
   the budget is sure to drop it (``stop_dropped``; the batch is the same bit for bit).
-  Without that cut the task's other slots would each add the rest of their last episode (the
-  Ant's first meta-batch had 23 % more steps than the budget). Whether an episode is kept
+  Without that cut the task's other slots would each add the rest of their last episode (up
+  to ``horizon - 1`` simulated steps each, all dropped). Whether an episode is kept
   depends only on the episodes started before it, never on its own outcome, so short
   episodes are not favoured, as they would be by dropping the unfinished ones (the original
   code's training sampler did that). A policy that reaches a goal in 5 steps thus yields
@@ -345,9 +345,7 @@ class MultiTaskSampler:
         pipeline: number of task groups whose policy forward and physics overlap (1: none).
         policy_threads: torch intra-op threads for a CPU policy while sampling (restored
             after each call); None leaves torch's setting. One is the default because torch's
-            OpenMP workers compete with the physics threads for the same cores: on 2 cores,
-            HalfCheetah with 800 envs cost 35 µs of CPU per env step with 1 thread and 171 µs
-            with 2 (``docs/benchmarks.md``).
+            OpenMP workers would compete with the physics threads for the same cores.
         stop_dropped: with ``batch="steps"``, stop stepping an episode as soon as the budget
             is sure to drop it (:meth:`_Bookkeeping.stop_dropped`); the batch is the same
             either way, bit for bit. False simulates every episode to its end (for
@@ -581,9 +579,9 @@ class MultiTaskSampler:
 
         Why it is worth watching: the reward does not depend on how far beyond the edge an
         action was, so for a policy whose samples mostly fall outside the box the REINFORCE
-        gradient of the inner step is mostly noise -- the failure of one navigation training
-        seed in docs/results.md, whose pre-update mean action left the box. A Gaussian with
-        mean 0 and standard deviation 1 in a ±1 box (the initial policy) has 0.32.
+        gradient of the inner step is mostly noise (a navigation run fails this way when its
+        pre-update mean action leaves the box). A Gaussian with mean 0 and standard deviation
+        1 in a ±1 box (the initial policy) has 0.32.
         """
         low = torch.as_tensor(self._low, dtype=episodes.actions.dtype,
                               device=episodes.actions.device)

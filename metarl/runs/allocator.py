@@ -4,11 +4,10 @@ PyTorch allocates CPU tensors with ``malloc``. glibc serves every request above 
 threshold (at most 32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` on free, so
 each such tensor costs a page fault per 4 KiB page when it is first written. A task-stacked
 MAML-TRPO outer step builds hundreds of activation and gradient tensors of tasks × steps ×
-100 hidden units × 4 bytes -- 64 MiB at the paper's HalfCheetah batch -- and on this
-project's 2-core CPU spent half its time in those faults: ``scripts/benchmarks/bench_trpo.py
---compare-malloc`` measured 64.3 s per step with glibc's defaults and 32.4 s with the heap
-kept (docs/benchmarks.md). Smaller batches gain less (1.09× at 20 navigation tasks), and
-on other allocators or platforms there is nothing to do.
+100 hidden units × 4 bytes -- 64 MiB at the paper's HalfCheetah batch -- so a large batch can
+spend much of its step in those faults (``scripts/benchmarks/bench_trpo.py --compare-malloc``
+times a step both ways); smaller batches gain less, and on other allocators or platforms
+there is nothing to do.
 
 :func:`keep_freed_memory` switches the current process to heap-only allocation (``mallopt``:
 no ``mmap`` for large blocks, no trimming of the heap's top), which is what a long training

@@ -262,8 +262,8 @@ def end_rank(status: int = 0) -> None:
     the process group destroyed, gloo can leave a joinable thread behind that the C++ runtime
     meets while the interpreter finalises, and the rank then aborts (``terminate called
     without an active exception``, SIGABRT) after all its work is done: rarely, at random,
-    and enough to make ``torchrun`` report the whole job failed (pytorch/pytorch#190489;
-    about 1 run in 5-20 of our two-rank TRPO test, measured 2026-11-30). ``os._exit`` skips
+    and enough to make ``torchrun`` report the whole job failed (pytorch/pytorch#190489).
+    ``os._exit`` skips
     that finalisation. Everything a run writes is closed by then (checkpoints, results and
     event files are written atomically and closed), so only the standard streams are
     flushed first.

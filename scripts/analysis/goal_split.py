@@ -4,7 +4,7 @@
 An evaluation's mean over goals can hide where it loses or where it comes from. For 2D
 navigation the goals far from the start need a longer move than one or two adaptation steps
 make; for the direction tasks a pre-update policy that favours one direction makes the
-0-step mean depend on the draw's mix of directions (docs/results.md). Per evaluation of
+0-step mean depend on the draw's mix of directions. Per evaluation of
 adapt_rl.py / baselines_rl.py this prints the mean return (± 95% CI) after each adaptation
 step: with ``--by distance`` over the goals nearer than --distance and over the rest, and the
 median goal; with ``--by task`` per distinct task (e.g. direction −1 and +1) and the mean of

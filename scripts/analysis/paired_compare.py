@@ -9,8 +9,8 @@ per-goal difference (first − second) with its 95% CI, and on how many goals th
 higher. A CI that contains 0 means the goals cannot tell the two apart.
 
 The second evaluation can be any results.json with ``steps``, ``tasks`` and
-``returns_per_task``: e.g. the MAML paper's per-goal Figure 5 data, converted as
-docs/results.md shows, against adapt_rl.py run with ``--goals-file`` on the same goals.
+``returns_per_task``: e.g. the MAML paper's per-goal Figure 5 data (converted into such a
+file), against adapt_rl.py run with ``--goals-file`` on the same goals.
 --out also writes the comparison as JSON.
 
 Example::

@@ -2,7 +2,7 @@
 """Why did a MAML-TRPO step move the pre-update policy beyond the trust region?
 
 Training warns when one step moves the pre-update policy π_θ by more than 5 δ (the first
-sign of every failed navigation seed, docs/results.md). This replays the run's iterations
+sign of a navigation seed that fails). This replays the run's iterations
 exactly -- its config.json, from its newest checkpoint before --first (or from the start; a
 resumed run draws exactly what the original did) -- in memory: the run's files are only
 read, and the results go to a new anatomy-<first>-<last> folder inside it (or --out-dir).

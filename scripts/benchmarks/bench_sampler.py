@@ -226,7 +226,7 @@ def main(cfg: Config) -> dict:
     config["out"] = str(cfg.out)
     results: dict[str, Any] = {"config": config, "machine": machine(), "results": {}}
     print(f"{n} envs, {threads} threads, policy {cfg.hidden_sizes} on {cfg.device}")
-    lines = [  # a markdown table, ready for docs/benchmarks.md
+    lines = [  # a markdown table
         f"| {'model':11} | {'method':15} | {'env-steps/s':>11} | ×ceiling | ×sync | cpu µs/step |",
         f"| {'-' * 11} | {'-' * 15} | {'-' * 10}: | -------: | ----: | ----------: |",
     ]
