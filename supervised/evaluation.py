@@ -40,7 +40,18 @@ def _task_curve(
     return {k: torch.stack(v) for k, v in out.items()}
 
 
-def per_task_curves(
+def summarise(curves: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Mean and 95% CI per step for every measured quantity."""
+    out: dict[str, Any] = {}
+    for name, values in curves.items():
+        stats = [mean_ci95(values[:, s]) for s in range(values.shape[1])]
+        out[f"{name}_mean"] = [m for m, _ in stats]
+        out[f"{name}_ci95"] = [c for _, c in stats]
+        out[f"{name}_median"] = [float(np.median(values[:, s])) for s in range(values.shape[1])]
+    return out
+
+
+def evaluate(
     loss_fn: LossFn,
     metric_fn: MetricFn | None,
     params: Params,
@@ -49,12 +60,17 @@ def per_task_curves(
     n_tasks: int,
     steps: int,
     lr: LearningRate,
-    rng: np.random.Generator,
+    seed: int,
     chunk: int = 100,
     vectorize: bool = True,
-) -> dict[str, np.ndarray]:
-    """Query loss/metrics of every task after 0..steps steps: arrays ``[n_tasks, steps+1]``."""
+) -> dict[str, Any]:
+    """Adaptation curve over ``n_tasks`` tasks drawn with ``numpy.random.default_rng(seed)``:
+    the query loss and metrics of every task after 0..steps steps, summarised per step.
+
+    Tasks are adapted ``chunk`` at a time, in one vmap call (``vectorize``) or one by one.
+    """
     theta = detach(params)
+    rng = np.random.default_rng(seed)
     pieces: dict[str, list[np.ndarray]] = {}
     done = 0
     while done < n_tasks:
@@ -81,51 +97,11 @@ def per_task_curves(
         for k, v in curves.items():
             pieces.setdefault(k, []).append(v.detach().double().cpu().numpy())
         done += n
-    return {k: np.concatenate(v) for k, v in pieces.items()}
-
-
-def summarise(curves: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Mean and 95% CI per step for every measured quantity."""
-    out: dict[str, Any] = {}
-    for name, values in curves.items():
-        stats = [mean_ci95(values[:, s]) for s in range(values.shape[1])]
-        out[f"{name}_mean"] = [m for m, _ in stats]
-        out[f"{name}_ci95"] = [c for _, c in stats]
-        out[f"{name}_median"] = [float(np.median(values[:, s])) for s in range(values.shape[1])]
-    return out
-
-
-def evaluate(
-    loss_fn: LossFn,
-    metric_fn: MetricFn | None,
-    params: Params,
-    sampler: TaskSampler,
-    *,
-    n_tasks: int,
-    steps: int,
-    lr: LearningRate,
-    seed: int,
-    chunk: int = 100,
-    vectorize: bool = True,
-) -> dict[str, Any]:
-    """Adaptation curve over ``n_tasks`` tasks drawn with ``numpy.random.default_rng(seed)``."""
-    curves = per_task_curves(
-        loss_fn,
-        metric_fn,
-        params,
-        sampler,
-        n_tasks=n_tasks,
-        steps=steps,
-        lr=lr,
-        rng=np.random.default_rng(seed),
-        chunk=chunk,
-        vectorize=vectorize,
-    )
     lr_out: float | list[float] = (
         float(lr) if isinstance(lr, (int, float)) else [float(x) for x in lr]  # type: ignore[union-attr]
     )
     return {"n_tasks": n_tasks, "steps": list(range(steps + 1)), "inner_lr": lr_out,
-            **summarise(curves)}
+            **summarise({k: np.concatenate(v) for k, v in pieces.items()})}
 
 
 def tune_step_size(
@@ -145,11 +121,9 @@ def tune_step_size(
     """
     scores: dict[float, float] = {}
     for lr in candidates:
-        curves = per_task_curves(
-            loss_fn, None, params, sampler, n_tasks=n_tasks, steps=steps, lr=lr,
-            rng=np.random.default_rng(seed),
-        )
-        score = float(np.mean(curves["loss"][:, 1:]))
+        result = evaluate(loss_fn, None, params, sampler, n_tasks=n_tasks, steps=steps, lr=lr,
+                          seed=seed)
+        score = float(np.mean(result["loss_mean"][1:]))
         scores[lr] = score if np.isfinite(score) else float("inf")
     best = min(scores, key=scores.__getitem__)
     return best, scores

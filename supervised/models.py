@@ -59,7 +59,7 @@ class MLP(nn.Module):
 
         With task-stacked parameters (weights ``[T, out, in]``, biases ``[T, out]``) and
         inputs ``[T, N, in]``, task t's inputs go through task t's parameters (batched
-        matmuls), for :func:`metarl.core.adapt.adapt_stacked`.
+        matmuls), for ``metarl.core.adapt.adapt(..., autograd=True)``.
         """
         n = len(self.layers)
         for i in range(n):

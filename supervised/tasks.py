@@ -47,7 +47,7 @@ class SupervisedProblem:
             (``"val"`` is used for periodic evaluation when present).
         task_losses: optional ``loss_fn`` for task-stacked parameters (per-task losses);
             when present, the vectorised meta-gradient uses it instead of vmap
-            (:func:`metarl.core.adapt.adapt_stacked`).
+            (``metarl.core.adapt.adapt(..., autograd=True)``).
         outer_only: names of parameters the inner loop leaves as they are; they are
             meta-learned by the outer update alone (e.g. the original code's batch-norm
             offsets, :func:`metarl.supervised.models.outer_only_names`). Empty: every

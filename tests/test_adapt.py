@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from metarl.core.adapt import adapt, adapt_path, adapt_plain, adapt_stacked, step_sizes
+from metarl.core.adapt import adapt, adapt_path, step_sizes
 from metarl.core.functional import flatten, functional_loss, params_of
 from metarl.core.meta import grads_of, maml_objective, reptile_pseudo_gradient
 from metarl.core.reference import loop_adapt, loop_maml_loss
@@ -207,11 +207,11 @@ def test_metric_fn_loss_is_used_as_the_query_loss():
                           rtol=1e-12)
 
 
-def test_adapt_stacked_equals_adapt_per_task():
+def test_autograd_adapt_of_task_stacked_parameters_equals_adapt_per_task():
     model, loss_fn, support, _ = tiny_problem(n_tasks=3)
     theta = {k: v.detach() for k, v in params_of(model).items()}  # no grad: still adapts
-    stacked = adapt_stacked(stacked_mse(model), {k: v.expand(3, *v.shape) for k, v in
-                                                 theta.items()}, support, steps=2, lr=0.05)
+    stacked = adapt(stacked_mse(model), {k: v.expand(3, *v.shape) for k, v in theta.items()},
+                    support, steps=2, lr=0.05, autograd=True)
     for t in range(3):
         one = adapt(loss_fn, theta, (support[0][t], support[1][t]), steps=2, lr=0.05)
         for k in theta:
@@ -228,7 +228,7 @@ def test_mlp_functional_forward_equals_functional_call():
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_adapt_plain_equals_adapt_to_second_order(first_order):
+def test_autograd_adapt_equals_adapt_to_second_order(first_order):
     """autograd.grad in place of the torch.func.grad transform: the same adapted parameters
     and the same meta-gradient through them (float64), unused parameters get zero steps."""
     torch.manual_seed(0)
@@ -239,8 +239,9 @@ def test_adapt_plain_equals_adapt_to_second_order(first_order):
     x = torch.randn(6, 1, dtype=torch.float64)
     support, query = (x, torch.sin(x)), (x + 0.5, torch.sin(x + 0.5))
     meta = {}
-    for name, inner in (("func", adapt), ("plain", adapt_plain)):
-        adapted = inner(loss_fn, params, support, steps=2, lr=0.05, first_order=first_order)
+    for name, autograd in (("func", False), ("plain", True)):
+        adapted = adapt(loss_fn, params, support, steps=2, lr=0.05, first_order=first_order,
+                        autograd=autograd)
         assert torch.equal(adapted["unused"].detach(), params["unused"].detach())
         meta[name] = flatten(grads_of(loss_fn(adapted, query), params))
     torch.testing.assert_close(meta["plain"], meta["func"], rtol=1e-12, atol=1e-14)

@@ -115,43 +115,37 @@ def nav(out, seed: int, iterations: int, *extra: str) -> Outcome:
     return call_script("train_rl.py", *args, "--seed", str(seed), "--out-dir", str(out), *extra)
 
 
-def test_a_checkpoint_of_another_run_is_skipped_kept_and_never_resumed(tmp_path):
-    """Issue 34's reproduction: another run's checkpoint (of the same iteration: only the run
-    id tells) copied over this run's newest. The resume skips it with a warning, continues
-    from this run's previous checkpoint exactly as an uninterrupted run would, and keeps the
-    foreign file (set aside when the run reaches its iteration)."""
-    for name, seed, iterations in (("a", 1, 6), ("b", 2, 6), ("straight", 1, 8)):
-        assert sin(tmp_path / name, seed, iterations).returncode == 0
+@pytest.mark.parametrize(
+    "stack,ours,theirs,previous,said",
+    [
+        # another run's checkpoint of the same iteration: only the run id tells
+        ("supervised", 6, 6, 4, ("skipping checkpoint that is not this run's",
+                                 "written by another run")),
+        # the issue's iteration-1 checkpoint of another run as this run's newest
+        ("rl", 3, 1, 2, ("holds iteration 1, not the 3 its name says",)),
+    ],
+)
+def test_a_checkpoint_of_another_run_is_skipped_kept_and_never_resumed(
+        tmp_path, stack, ours, theirs, previous, said):
+    """Issue 34's reproduction: another run's checkpoint (iteration ``theirs``) copied over
+    this run's newest (``ours``). The resume skips it with a warning, continues from this run's
+    previous checkpoint exactly as an uninterrupted run would (no history lost or made up), and
+    keeps the foreign file (set aside when the run reaches its iteration)."""
+    train, key = {"supervised": (sin, "model"), "rl": (nav, "policy")}[stack]
+    total = ours + 2
+    for name, seed, iterations in (("a", 1, ours), ("b", 2, theirs), ("straight", 1, total)):
+        assert train(tmp_path / name, seed, iterations).returncode == 0
     run = tmp_path / "a"
-    foreign = (tmp_path / "b" / "checkpoints" / "ckpt_00000006.pt").read_bytes()
-    (run / "checkpoints" / "ckpt_00000006.pt").write_bytes(foreign)
-    proc = sin(run, 1, 8, "--resume")
+    foreign = (tmp_path / "b" / "checkpoints" / f"ckpt_{theirs:08d}.pt").read_bytes()
+    (run / "checkpoints" / f"ckpt_{ours:08d}.pt").write_bytes(foreign)
+    proc = train(run, 1, total, "--resume")
     assert proc.returncode == 0, proc.stderr
-    assert "skipping checkpoint that is not this run's" in proc.stderr, proc.stderr
-    assert "written by another run" in proc.stderr
-    assert "ckpt_00000004.pt at iteration 4" in proc.stderr
-    assert (run / "checkpoints" / "ckpt_00000006-set-aside.pt").read_bytes() == foreign
-    assert_same(final_state(tmp_path / "straight", "model"), final_state(run, "model"))
-    assert logged(run) == logged(tmp_path / "straight")  # no history lost or made up
-    assert json.loads((run / "results.json").read_text())["iterations"] == 8
-
-
-def test_a_checkpoint_of_another_rl_run_is_skipped_and_kept(tmp_path):
-    """The same for train_rl.py, with the issue's iteration-1 checkpoint of another run as
-    this run's newest (iteration 3): it neither cuts this run's history back nor is lost."""
-    for name, seed, iterations in (("a", 1, 3), ("b", 2, 1), ("straight", 1, 4)):
-        assert nav(tmp_path / name, seed, iterations).returncode == 0
-    run = tmp_path / "a"
-    foreign = (tmp_path / "b" / "checkpoints" / "ckpt_00000001.pt").read_bytes()
-    (run / "checkpoints" / "ckpt_00000003.pt").write_bytes(foreign)
-    proc = nav(run, 1, 4, "--resume")
-    assert proc.returncode == 0, proc.stderr
-    assert "holds iteration 1, not the 3 its name says" in proc.stderr, proc.stderr
-    assert "ckpt_00000002.pt at iteration 2" in proc.stderr
-    assert (run / "checkpoints" / "ckpt_00000003-set-aside.pt").read_bytes() == foreign
-    assert_same(final_state(tmp_path / "straight", "policy"), final_state(run, "policy"))
+    assert all(words in proc.stderr for words in said), proc.stderr
+    assert f"ckpt_{previous:08d}.pt at iteration {previous}" in proc.stderr
+    assert (run / "checkpoints" / f"ckpt_{ours:08d}-set-aside.pt").read_bytes() == foreign
+    assert_same(final_state(tmp_path / "straight", key), final_state(run, key))
     assert logged(run) == logged(tmp_path / "straight")
-    assert [h["iteration"] for h in final_state(run, "history")] == [1, 2, 3, 4]
+    assert json.loads((run / "results.json").read_text())["iterations"] == total
 
 
 def _other_model_before_run_ids(run) -> None:

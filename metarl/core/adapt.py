@@ -12,8 +12,8 @@ forms its outer update differently; MAML-RL runs it on a REINFORCE surrogate.
 The gradient is taken with :func:`torch.func.grad`, a function transform, so that the very same
 code works on one task and under :func:`torch.func.vmap` over a stacked meta-batch, and so that
 an outer ``backward()`` (or ``torch.autograd.grad``) still sees through it to θ.
-:func:`adapt_plain` is the same loop with ``torch.autograd.grad``, for a per-task loop outside
-vmap.
+``adapt(..., autograd=True)`` is the same loop with ``torch.autograd.grad``, for a per-task
+loop outside vmap or a whole meta-batch of task-stacked parameters.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ def step_sizes(lr: LearningRate, steps: int) -> list[float | Tensor]:
 
 
 def adapt(
-    loss_fn: LossFn,
+    loss_fn: LossFn | TaskLossesFn,
     params: Params,
     batch: Any,
     *,
     steps: int = 1,
     lr: LearningRate = 0.01,
     first_order: bool = False,
+    autograd: bool = False,
 ) -> Params:
     """Take ``steps`` SGD steps of ``loss_fn(·, batch)`` from ``params``; return θ'.
 
@@ -68,45 +69,42 @@ def adapt(
         lr: the inner step size α, a float or one per step.
         first_order: FOMAML -- treat each inner gradient as a constant, so the outer gradient
             is the query-loss gradient at θ' (no second derivatives are ever built).
+        autograd: take each gradient with ``torch.autograd.grad`` instead of the
+            ``torch.func.grad`` transform: the same numbers without the transform's
+            per-operation overhead, for a plain call outside vmap and torch.compile. It serves
+            a whole meta-batch at once too: with ``params[k]`` of shape ``[T, *shape]``
+            (typically ``θ.expand(T, ...)``) and a ``loss_fn`` returning the T per-task losses
+            (a :data:`~metarl.core.functional.TaskLossesFn`) whose task t depends only on its
+            own slice, the gradient of their sum is every task's own gradient -- the numbers
+            of ``vmap(adapt)`` from plain batched kernels. Unlike the transform,
+            ``autograd.grad`` also follows tensors the loss captures from outside its
+            arguments, so ``loss_fn`` must depend on ``params`` through its arguments only (the
+            supervised losses do; a loss closing over quantities computed from θ, as MAML-RL's
+            may, must use the transform).
 
     Returns:
         A new parameter dict θ'. The input dict and any module behind it are left unchanged.
     """
-    grad_fn = torch.func.grad(loss_fn)
+    if autograd:
+        gradient = _autograd_gradient(loss_fn, batch, first_order)
+    else:
+        grad_fn = torch.func.grad(loss_fn)
 
-    def gradient(p: Params) -> Params:
-        grads = grad_fn(p, batch)
-        return {k: g.detach() for k, g in grads.items()} if first_order else grads
+        def gradient(p: Params) -> Params:
+            grads = grad_fn(p, batch)
+            return {k: g.detach() for k, g in grads.items()} if first_order else grads
 
-    return _sgd(gradient, params, lr, steps)
-
-
-def adapt_plain(
-    loss_fn: LossFn,
-    params: Params,
-    batch: Any,
-    *,
-    steps: int = 1,
-    lr: LearningRate = 0.01,
-    first_order: bool = False,
-) -> Params:
-    """:func:`adapt` for a plain call on one task, with ``torch.autograd.grad`` instead of the
-    ``torch.func.grad`` transform: the same numbers without the transform's per-operation
-    overhead, for a per-task loop outside vmap.
-
-    Unlike the transform, ``autograd.grad`` also follows tensors the loss captures from outside
-    its arguments, so ``loss_fn`` must depend on ``params`` through its arguments only (the
-    supervised losses do; a loss closing over quantities computed from θ, as MAML-RL's may,
-    must use :func:`adapt`). It cannot run under vmap or torch.compile.
-    """
-    return _sgd(_autograd_gradient(loss_fn, batch, first_order), params, lr, steps)
+    for alpha in step_sizes(lr, steps):
+        grads = gradient(params)
+        params = {k: p - alpha * grads[k] for k, p in params.items()}
+    return params
 
 
 def _autograd_gradient(loss_fn: Callable[[Params, Any], Tensor], batch: Any,
                        first_order: bool) -> Callable[[Params], Params]:
-    """``p -> ∇_p loss_fn(p, batch)`` by ``torch.autograd.grad``; second order (the result
-    stays in the graph) unless ``first_order``. Parameters the loss does not use get zeros,
-    as ``torch.func.grad`` gives them."""
+    """``p -> ∇_p loss_fn(p, batch).sum()`` by ``torch.autograd.grad``; second order (the
+    result stays in the graph) unless ``first_order``. Parameters the loss does not use get
+    zeros, as ``torch.func.grad`` gives them."""
 
     def gradient(p: Params) -> Params:
         keys = list(p)
@@ -120,37 +118,6 @@ def _autograd_gradient(loss_fn: Callable[[Params, Any], Tensor], batch: Any,
                 for k, leaf, g in zip(keys, leaves, grads)}
 
     return gradient
-
-
-def _sgd(gradient: Callable[[Params], Params], params: Params, lr: LearningRate,
-         steps: int) -> Params:
-    """``steps`` plain SGD steps θ ← θ − α_k gradient(θ): the update both inner loops share."""
-    for alpha in step_sizes(lr, steps):
-        grads = gradient(params)
-        params = {k: p - alpha * grads[k] for k, p in params.items()}
-    return params
-
-
-def adapt_stacked(
-    task_losses: TaskLossesFn,
-    params: Params,
-    batch: Any,
-    *,
-    steps: int = 1,
-    lr: LearningRate = 0.01,
-    first_order: bool = False,
-) -> Params:
-    """:func:`adapt` for a whole meta-batch whose parameters carry a leading task axis.
-
-    ``params[k]`` has shape ``[T, *shape]`` (typically ``θ.expand(T, ...)``) and
-    ``task_losses`` returns the T per-task losses. Task t's loss depends only on its own slice
-    of the parameters, so one ``autograd.grad`` of their sum gives every task's own gradient
-    -- the same numbers as ``vmap(adapt)``, computed with plain batched kernels and no
-    functorch transform (``scripts/benchmarks/bench_supervised.py`` times both).
-    Second order (``create_graph``) unless ``first_order``.
-    """
-
-    return _sgd(_autograd_gradient(task_losses, batch, first_order), params, lr, steps)
 
 
 def adapt_path(

@@ -11,7 +11,7 @@ the CPU kernels run slower than ungrouped ones, and it cannot use the fused batc
 candidates on a meta-batch of the run's own shapes before training and keeps the fastest.
 
 * ``batched``: the whole meta-batch in one call -- :func:`torch.func.vmap` over tasks, or the
-  family's task-stacked loss where it has one (:func:`metarl.core.adapt.adapt_stacked`);
+  family's task-stacked loss where it has one (``adapt(..., autograd=True)``);
 * ``loop``: a Python loop over the tasks, each with ordinary (unbatched) kernels.
 """
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from metarl.core.adapt import LearningRate, adapt, adapt_plain, adapt_stacked
+from metarl.core.adapt import LearningRate, adapt
 from metarl.core.functional import LossFn, Params, TaskLossesFn, index_tasks
 
 MetricFn = Callable[[Params, Any], dict[str, Tensor]]
@@ -91,21 +91,21 @@ def maml_objective(
         steps, lr, first_order: the inner loop, see :func:`metarl.core.adapt.adapt`.
         metric_fn: optional extra per-task numbers (e.g. accuracy) measured at θ'.
         vectorize: vmap over tasks (one batched call) instead of a Python loop.
-        stacked: the same loss written for task-stacked parameters (see
-            :func:`metarl.core.adapt.adapt_stacked`); when given with ``vectorize`` and no
+        stacked: the same loss written for task-stacked parameters (see ``autograd`` of
+            :func:`metarl.core.adapt.adapt`); when given with ``vectorize`` and no
             ``metric_fn``, θ is expanded along a task axis and the meta-batch runs without vmap
             -- identical numbers, less overhead.
     """
     if stacked is not None and vectorize and metric_fn is None:
         n = _num_tasks(support)
         theta = {k: v.expand(n, *v.shape) for k, v in params.items()}
-        adapted = adapt_stacked(stacked, theta, support, steps=steps, lr=lr,
-                                first_order=first_order)
+        adapted = adapt(stacked, theta, support, steps=steps, lr=lr, first_order=first_order,
+                        autograd=True)
         return MetaOutput(stacked(adapted, query).mean(), {})
 
     def per_task(p: Params, s: Any, q: Any) -> tuple[Tensor, dict[str, Tensor]]:
-        inner = adapt if vectorize else adapt_plain  # outside vmap, without the transform
-        adapted = inner(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order)
+        adapted = adapt(loss_fn, p, s, steps=steps, lr=lr, first_order=first_order,
+                        autograd=not vectorize)  # outside vmap, without the transform
         return query_loss_and_metrics(loss_fn, metric_fn, adapted, q)
 
     if vectorize:

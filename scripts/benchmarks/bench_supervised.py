@@ -6,10 +6,11 @@ over the tasks of the meta-batch with ``torch.autograd.grad(create_graph=True)``
 step (:mod:`metarl.core.reference`). Ours is :func:`metarl.core.meta.maml_objective`: one
 ``torch.func.vmap`` call over tasks (``vmap``), and, for families whose model takes
 task-stacked parameters (sinusoid MLP), the stacked path that the trainer uses in eager mode
-(``stacked``, :func:`metarl.core.adapt.adapt_stacked`); ``--compile`` adds the vmap path under
-``torch.compile``. All run on the same model, the same meta-batches and the same device; a
-meta-iteration is forward + backward + Adam step. Before timing, the vmap and stacked paths'
-meta-gradients are compared with the loop's in float64 (the compiled path is not checked).
+(``stacked``, ``metarl.core.adapt.adapt(..., autograd=True)``); ``--compile`` adds the vmap
+path under ``torch.compile``. All run on the same model, the same meta-batches and the same
+device; a meta-iteration is forward + backward + Adam step. Before timing, the vmap and
+stacked paths' meta-gradients are compared with the loop's in float64 (the compiled path is
+not checked).
 
 Example::
 
