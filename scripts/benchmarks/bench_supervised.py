@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from metarl.core.reference import loop_maml_loss
 from metarl.errors import require
 from metarl.runs.cli import cli_errors
 from metarl.runs.machine import machine, write_results
-from metarl.supervised.config import SupervisedConfig, apply_preset
+from metarl.supervised.config import Family, SupervisedConfig, apply_preset
+from metarl.supervised.presets import SupervisedPreset
 from metarl.supervised.problems import build_problem
 
 FAMILY_PRESETS = {"sinusoid": "sinusoid", "omniglot": "omniglot-5way-1shot",
@@ -45,9 +47,9 @@ FAMILY_PRESETS = {"sinusoid": "sinusoid", "omniglot": "omniglot-5way-1shot",
 class BenchConfig:
     """Benchmark one second-order meta-iteration: vmap path vs per-task loop."""
 
-    family: str = "sinusoid"
-    """Task family (sinusoid, omniglot, miniimagenet)."""
-    preset: str | None = None
+    family: Family = "sinusoid"
+    """Task family."""
+    preset: SupervisedPreset | None = None
     """Preset to take the shapes from (explicit flags below override; default: the family's
     paper setting: sinusoid, omniglot-5way-1shot, miniimagenet-5way-1shot)."""
     meta_batch: int | None = None
@@ -56,7 +58,7 @@ class BenchConfig:
     """Support examples per task / class (default: the preset's)."""
     inner_steps: int | None = None
     """Inner steps (default: the preset's)."""
-    algo: str = "maml"
+    algo: Literal["maml", "fomaml"] = "maml"
     """maml (second order) or fomaml."""
     device: str = "cpu"
     """cpu or cuda."""
