@@ -20,39 +20,12 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from metarl.rl.config import SETTINGS_ADDED_LATER, RLConfig, apply_rl_preset
 from metarl.rl.trainer import MetaRLTrainer
 from metarl.runs.allocator import keep_freed_memory
 from metarl.runs.cli import cli_errors, parse_with_preset
 from metarl.runs.distributed import DistContext, init_distributed, process_group, run_rank
-from metarl.runs.io import atomic_write_json
-from metarl.runs.logger import read_metrics
-from metarl.runs.plotting import plot_training_curves
 from metarl.runs.rundir import open_run_dir, start_resumed_leg
-
-
-def summarise(trainer: MetaRLTrainer, last: int = 10) -> dict:
-    """Means over the last ``last`` iterations of the logged quantities."""
-    recent = trainer.history[-last:]
-    keys = [k for k in recent[0] if k != "iteration"] if recent else []
-    return {k: float(np.mean([h[k] for h in recent])) for k in keys}
-
-
-def write_results(cfg: RLConfig, trainer: MetaRLTrainer, run_dir: Path, *,
-                  finished: bool) -> dict:
-    """results.json of the run as it stands; ``finished`` is False when it was stopped before
-    ``cfg.iterations`` (a stale file from an earlier, shorter leg of a resumed run is never
-    left behind). Returns the last-10-iteration summary."""
-    summary = summarise(trainer)
-    results = {"env": cfg.env, "algo": "maml-trpo", "iterations": trainer.iteration,
-               "finished": finished, "train_seconds": trainer.train_seconds,
-               "last_10_iterations": summary, "config": cfg.identity(),
-               "checkpoint": str(trainer.checkpoints.upto(trainer.iteration)[-1][1]),
-               "best": trainer.best, "validation": trainer.val_history}
-    atomic_write_json(run_dir / "results.json", results)
-    return summary
 
 
 @cli_errors
@@ -80,21 +53,20 @@ def run(cfg: RLConfig, ctx: DistContext) -> None:
     if cfg.resume:  # the checkpoint passed every check: only now does the folder change
         start_resumed_leg(ctx, run_dir, cfg.identity())
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
-    trainer.train(on_stop=lambda: write_results(cfg, trainer, run_dir, finished=False))
+    trainer.train(on_stop=lambda: trainer.write_results(trainer.results(finished=False)))
     if not ctx.is_main:  # rank 0 alone writes the results
         return
-    summary = write_results(cfg, trainer, run_dir, finished=True)
-    records = read_metrics(run_dir)
-    plot_training_curves(records, run_dir / "training.png", title=f"MAML-TRPO on {cfg.env}")
+    summary = trainer.finish()["last_10_iterations"]
     print(f"\nMAML-TRPO on {cfg.env}: {trainer.iteration} iterations in "
           f"{trainer.train_seconds:.0f} s")
     print(f"  return before adaptation (last 10 iterations): "
           f"{summary['returns/before_adaptation']:.2f}")
     print(f"  return after adaptation  (last 10 iterations): "
           f"{summary['returns/after_adaptation']:.2f}")
-    if math.isfinite(trainer.best["score"]):
-        print(f"  selected policy (checkpoints/best.pt, by {trainer.best['selected_by']}): "
-              f"iteration {trainer.best['iteration']}, score {trainer.best['score']:.2f}")
+    best = trainer.best
+    if math.isfinite(best.score):
+        print(f"  selected policy (checkpoints/best.pt, by {best.selected_by}): "
+              f"iteration {best.iteration}, score {best.score:.2f}")
     print(f"results: {run_dir / 'results.json'}\nplots:   {run_dir / 'training.png'}")
     print(f"evaluate: python scripts/adapt_rl.py --run-dir {run_dir}")
 

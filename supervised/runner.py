@@ -33,7 +33,7 @@ from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem, data_digest
 from metarl.supervised.tasks import SupervisedProblem
-from metarl.supervised.trainer import MetaTrainer, write_results
+from metarl.supervised.trainer import MetaTrainer
 
 
 def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | None:
@@ -69,8 +69,8 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     if cfg.resume:  # the checkpoint passed every check: only now does the folder change
         start_resumed_leg(ctx, run_dir, identity)
     # A stop (SIGINT/SIGTERM) ends in SystemExit after the checkpoint and this results.json.
-    trainer.train(on_stop=lambda: write_results(run_dir, _run_summary(cfg, trainer,
-                                                                       finished=False)))
+    trainer.train(on_stop=lambda: trainer.write_results(_run_summary(cfg, trainer,
+                                                                     finished=False)))
     if not ctx.is_main:  # rank 0 alone evaluates and writes; the others are done
         return None
     tic = time.perf_counter()
@@ -78,7 +78,7 @@ def _train_rank(cfg: SupervisedConfig, ctx: DistContext, progress: bool) -> dict
     results = {**_run_summary(cfg, trainer, finished=True),
                "eval_seconds": time.perf_counter() - tic, **evaluation}
     results["plots"] = [str(p.name) for p in plot_run(run_dir, problem, trainer.params, results)]
-    write_results(run_dir, results)
+    trainer.write_results(results)
     return results
 
 
@@ -139,9 +139,7 @@ def _run_summary(cfg: SupervisedConfig, trainer: MetaTrainer, *, finished: bool)
         "algo": cfg.algo,
         "k_shot": cfg.k_shot,
         "n_way": cfg.n_way if cfg.family != "sinusoid" else None,
-        "iterations": trainer.iteration,
-        "finished": finished,
-        "train_seconds": trainer.train_seconds,
+        **trainer.record(finished=finished),
         "task_batching": {"path": trainer.task_batching, "ms": trainer.batching_ms},
         "config": cfg.identity(),
         "val_history": trainer.val_history,

@@ -12,7 +12,6 @@ uninterrupted one on CPU), NaN/inf guards, and a clean stop on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -34,17 +33,12 @@ from metarl.core.meta import (
     reptile_pseudo_gradient,
 )
 from metarl.errors import require, require_positive_number, require_seed
-from metarl.runs.checkpoint import (
-    SUPERVISED,
-    CheckpointDir,
-    load_checkpoint,
-    model_signature,
-)
+from metarl.runs.checkpoint import SUPERVISED, load_checkpoint
 from metarl.runs.cli import check_choices
 from metarl.runs.distributed import DistContext
-from metarl.runs.io import atomic_write_json
 from metarl.runs.logger import RunLogger, say
-from metarl.runs.loop import load_latest_state, loop_state, restore_loop_state, run_loop
+from metarl.runs.loop import run_loop
+from metarl.runs.state import Best, RunState
 from metarl.supervised.evaluation import evaluate, tune_step_size
 from metarl.supervised.tasks import SupervisedProblem, TaskBatch
 
@@ -226,12 +220,20 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig, *,
     return gradient_step
 
 
-class MetaTrainer:
+class MetaTrainer(RunState):
     """Meta-trains ``problem.model`` in ``run_dir`` according to ``cfg``.
 
     Call :meth:`train` (resumes from the newest valid checkpoint when ``resume``), then
-    :meth:`final_evaluation` for the test-set numbers that go into ``results.json``.
+    :meth:`final_evaluation` for the test-set numbers that go into ``results.json``. Its run
+    state (progress, the outer optimiser, the task stream's generator, checkpoints, resume,
+    best.pt) is a :class:`~metarl.runs.state.RunState` whose model selection minimises the
+    validation loss.
     """
+
+    optimizer: torch.optim.Optimizer
+    """The outer optimiser (every supervised run has one)."""
+    rng: np.random.Generator
+    """The generator the training meta-batches are drawn from."""
 
     def __init__(
         self,
@@ -250,26 +252,21 @@ class MetaTrainer:
             torch.set_num_threads(cfg.threads)
         self.problem = problem
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
-        self.model = problem.model.to(self.device)
-        self.params = params_of(self.model)
-        self.optimizer = self._make_optimizer()
-        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
-        self.config_dict = config_dict or {}
+        model = problem.model.to(self.device)
+        self.params = params_of(model)
         self.progress = progress
         train_seq, _ = np.random.SeedSequence(cfg.seed).spawn(2)
-        self.rng = np.random.default_rng(train_seq)
-        self.iteration = 0
-        self.train_seconds = 0.0
-        self.bad_steps = 0
-        self.log_window: dict[str, list[float]] = {}
-        self.val_history: list[dict[str, Any]] = []
-        self.best_score = math.inf
+        super().__init__(run_dir, kind=SUPERVISED, model=model, model_key="model",
+                         best=Best.none_yet("minimise",
+                                            "validation" if cfg.select_best else "last"),
+                         config=config_dict or {}, keep_checkpoints=cfg.keep_checkpoints,
+                         optimizer=self._make_optimizer(), rng=np.random.default_rng(train_seq),
+                         torch_rng=True)
         self.task_batching: str = cfg.task_batching  # "auto" until chosen
         self.batching_ms: dict[str, float] = {}
         if resume:
-            self._resume()  # an auto run resumes on the path it started with
+            self.resume(self.device, resuming=self.dist.is_main)
         if self.task_batching == "auto":
             self.task_batching = self._choose_batching()
         self.outer_step = make_outer_step(problem, cfg,
@@ -283,46 +280,17 @@ class MetaTrainer:
         return torch.optim.SGD(values, lr=self.cfg.outer_lr)
 
     def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly where the run stands."""
-        return {
-            "kind": SUPERVISED,
-            "iteration": self.iteration,
-            "model": self.model.state_dict(),
-            "model_signature": model_signature(self.model),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "train_seconds": self.train_seconds,
-            **loop_state(self),
-            "val_history": self.val_history,
-            "best_score": self.best_score,
-            "task_batching": self.task_batching,
-            "task_batching_ms": self.batching_ms,
-            "config": self.config_dict,
-        }
+        """The run state and the meta-batch path in use (with its timings)."""
+        return {**super().state(), "task_batching": self.task_batching,
+                "task_batching_ms": self.batching_ms}
 
-    def save(self) -> Path:
-        return self.checkpoints.save(self.iteration, self.state())
-
-    def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, SUPERVISED, self.device,
-                                  resuming=self.dist.is_main, model=self.model)
-        if found is None:
-            return
-        path, state = found
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"].cpu())  # map_location moved it with the rest
-        self.iteration = int(state["iteration"])
-        self.train_seconds = float(state["train_seconds"])
-        restore_loop_state(self, state)
-        self.val_history = list(state["val_history"])
-        self.best_score = float(state["best_score"])
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint's ``state``; an auto run keeps the path it started
+        with."""
+        super().restore(state, path)
         if self.cfg.task_batching == "auto" and state.get("task_batching") in PATHS:
             self.task_batching = state["task_batching"]
             self.batching_ms = dict(state.get("task_batching_ms") or {})
-        say(f"resumed from {path} at iteration {self.iteration}")
 
     def _choose_batching(self) -> str:
         """The faster path for this run's meta-batches (:mod:`metarl.core.batching`), timed on one
@@ -381,7 +349,8 @@ class MetaTrainer:
             state = load_checkpoint(best, map_location=self.device)
             self.model.load_state_dict(state["model"])
             out["evaluated"] = {"iteration": int(state["iteration"]),
-                                "selected_by": "validation", "val_score": state["best_score"]}
+                                "selected_by": "validation",
+                                "val_score": self.best.read_from(state).score}
         lr = self.eval_lr
         if self.cfg.algo == "pretrained" and self.cfg.eval_inner_lr is None:
             split = "val" if "val" in self.problem.splits else "train"
@@ -438,9 +407,8 @@ class MetaTrainer:
         res = self.evaluate(split, self.cfg.eval_tasks)
         losses = res["loss_mean"]
         score = float(np.mean(losses[1:])) if len(losses) > 1 else float(losses[0])
-        if self.cfg.select_best and math.isfinite(score) and score < self.best_score:
-            self.best_score = score
-            self.checkpoints.save_best(self.state())
+        if self.cfg.select_best:
+            self.keep_best(score)
         entry = {"iteration": self.iteration, "split": split}
         scalars = {}
         for key, values in res.items():
@@ -453,9 +421,3 @@ class MetaTrainer:
         self.val_history.append(entry)
         logger.log(self.iteration, scalars)
 
-
-def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
-    """Write ``results.json`` atomically (the machine-readable summary of a run)."""
-    path = Path(run_dir) / "results.json"
-    atomic_write_json(path, results)
-    return path

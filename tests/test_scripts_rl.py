@@ -22,11 +22,13 @@ from metarl.rl.evaluation import (
     split_by_task_value,
     summarize_seeds,
 )
-from metarl.rl.trainer import MetaRLTrainer, drift_warning
+from metarl.rl.protocol import drift_warning
+from metarl.rl.trainer import MetaRLTrainer
 from metarl.runs.checkpoint import CheckpointDir, load_checkpoint
 from metarl.runs.rundir import unique_path
 
 from .conftest import REPO, TINY, call_script, run_script, snapshot
+from .test_run_state import to_old_rl_form
 
 
 def test_train_rl_writes_everything(nav_run):
@@ -385,7 +387,7 @@ def test_repeats_average_independent_draws_of_each_goal(tmp_path):
 
 def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
     """The policy kept is the one that earned the best return: θ as sampled in that
-    iteration, before its TRPO step (after ``best["iteration"]`` updates)."""
+    iteration, before its TRPO step (after ``best.iteration`` updates)."""
     cfg = RLConfig(iterations=4, meta_batch=2, episodes_per_task=2, horizon=8,
                    hidden_sizes=(8,), threads=1, select_best="train-return",
                    checkpoint_every=1, keep_checkpoints=10)
@@ -393,10 +395,10 @@ def test_train_return_selection_keeps_the_best_training_iteration(tmp_path):
     initial = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     trainer.train()
     after = [h["returns/after_adaptation"] for h in trainer.history]
-    assert trainer.best["iteration"] == int(np.argmax(after))
-    assert trainer.best["score"] == max(after) and not trainer.val_history
+    assert trainer.best.iteration == int(np.argmax(after))
+    assert trainer.best.score == max(after) and not trainer.val_history
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
-    assert best["iteration"] == trainer.best["iteration"]
+    assert best["iteration"] == trainer.best.iteration
     at = best["iteration"]
     scored = initial if at == 0 else load_checkpoint(trainer.checkpoints.path_for(at))["policy"]
     assert all(torch.equal(best["policy"][k], scored[k]) for k in scored)
@@ -445,15 +447,20 @@ def test_drift_warning_is_given_once_in_training(tmp_path, capsys, monkeypatch):
     assert err.count("moved the pre-update policy") == 1 and f"at iteration {first} " in err
 
 
-@pytest.mark.parametrize("inner", [{}, {"inner_steps": 2, "inner_batches": "fresh",
-                                         "later_inner_lr": 0.05}])
-def test_rl_resume_reproduces_uninterrupted_run(tmp_path, inner):
+@pytest.mark.parametrize("inner, old_form", [
+    ({}, False), ({"inner_steps": 2, "inner_batches": "fresh", "later_inner_lr": 0.05}, False),
+    ({}, True)])
+def test_rl_resume_reproduces_uninterrupted_run(tmp_path, inner, old_form):
+    """A resumed run ends exactly where an uninterrupted one does, also when it resumes from
+    a checkpoint written before the shared run state (``old_form``)."""
     base = RLConfig(iterations=4, meta_batch=3, episodes_per_task=2, horizon=10,
                     hidden_sizes=(16,), threads=1, checkpoint_every=2, eval_every=1,
                     eval_tasks=2, eval_timesteps=20, **inner)
     full = MetaRLTrainer(base, tmp_path / "full", progress=False)
     full.train()
     MetaRLTrainer(replace(base, iterations=2), tmp_path / "part", progress=False).train()
+    if old_form:
+        to_old_rl_form(CheckpointDir(tmp_path / "part" / "checkpoints").path_for(2))
     resumed = MetaRLTrainer(base, tmp_path / "part", resume=True, progress=False)
     assert resumed.iteration == 2
     resumed.train()

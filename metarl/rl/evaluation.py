@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, cast
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from metarl.core.functional import Params
 from metarl.core.stats import mean_ci95
@@ -32,9 +31,10 @@ from metarl.envs.base import MetaEnv, Task
 from metarl.errors import MetaRLError, require_positive_number, require_seed
 from metarl.rl.config import BATCHES, config_from_identity
 from metarl.rl.maml_trpo import MAMLTRPO
-from metarl.rl.policies import GaussianMLPPolicy
+from metarl.rl.policies import GaussianMLPPolicy, policy_spec
+from metarl.rl.policies import policy_from_spec as policy_from_spec  # the scripts' import
+from metarl.rl.protocol import evaluate_adaptation, evaluation_episodes, paper_step_sizes
 from metarl.rl.sampler import Batch, MultiTaskSampler
-from metarl.rl.trainer import evaluate_adaptation, evaluation_episodes, paper_step_sizes
 from metarl.runs.checkpoint import ADAPTED, save_checkpoint
 from metarl.runs.io import atomic_write_bytes, atomic_write_json, read_json
 from metarl.runs.logger import say
@@ -46,25 +46,38 @@ class EvalSettings:
     """The evaluation protocol (defaults: the paper's)."""
 
     env: str
+    """The registered env id whose goals are evaluated."""
     num_tasks: int = 40
+    """Goals drawn with ``seed`` when none are given."""
     seed: int = 1
+    """Seed of the goal draws and (plus one) of the rollouts."""
     steps: int = 3
+    """Adaptation steps; returns are recorded after each of 0..steps."""
     alpha: float = 0.1
+    """The first step's size (later steps take α/2: :func:`paper_step_sizes`)."""
     timesteps: int = 4000
+    """Environment steps per goal and rollout (:func:`evaluation_episodes`)."""
     batch: str = "steps"
+    """How a rollout's budget is counted: whole episodes or env steps (:data:`BATCHES`)."""
     horizon: int | None = None
+    """Steps per episode (default: the env's own)."""
     device: str = "cpu"
+    """Where the policy and its adaptation run."""
     threads: int | None = None
+    """Physics threads of the sampler (default: all CPUs)."""
     inner_loss: str = "reinforce"
     """The adaptation step's estimator, advantages and discounting: a meta-trained policy is
     adapted at test time the way its training adapted it (:func:`inner_update_of`)."""
     gamma: float = 0.99
+    """Discount of the adaptation step's returns."""
     gae_lambda: float = 1.0
+    """GAE's λ for the adaptation step's advantages (1: plain returns minus the baseline)."""
     normalize_advantages: bool = True
+    """Normalise each goal's advantages before the adaptation step."""
     repeats: int = 1
-    """Independent draws per goal (rollouts and adaptation steps alike), averaged: one
-    evaluation of 40 navigation goals moves its 2-step mean with an sd of 0.1-0.6 from rollout
-    sampling alone (docs/results.md), as large as the differences one may want to read."""
+    """Independent draws per goal (rollouts and adaptation steps alike), averaged: rollout
+    sampling alone moves one evaluation's mean by as much as the differences one may want to
+    read between policies."""
 
     def __post_init__(self) -> None:
         if self.batch not in BATCHES:
@@ -475,20 +488,6 @@ def summarize_seeds(results: Sequence[dict[str, Any]],
         out["seeds_reaching_reference"] = [int((per_seed[:, k] >= v).sum())
                                            for k, v in enumerate(ref)]
     return out
-
-
-def policy_spec(policy: GaussianMLPPolicy) -> dict[str, Any]:
-    """What rebuilds the policy: sizes and activation."""
-    return {"obs_dim": policy.obs_dim, "act_dim": policy.act_dim,
-            "hidden_sizes": list(policy.hidden_sizes), "activation": policy.activation}
-
-
-def policy_from_spec(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> GaussianMLPPolicy:
-    """Rebuild a policy from :func:`policy_spec` and a state dict."""
-    policy = GaussianMLPPolicy(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden_sizes"]),
-                               spec["activation"])
-    policy.load_state_dict(state)
-    return policy
 
 
 def paired_difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -144,3 +144,19 @@ class GaussianMLPPolicy(nn.Module):
             )
             actions = d.mean + torch.exp(d.log_std) * noise
             return actions, gaussian_log_prob(d, actions)
+
+
+def policy_spec(policy: GaussianMLPPolicy) -> dict[str, Any]:
+    """What rebuilds the policy with :func:`policy_from_spec`: its sizes and activation, as
+    every file that holds a policy (training checkpoints, baselines' policy files, adapted
+    policies) records them."""
+    return {"obs_dim": policy.obs_dim, "act_dim": policy.act_dim,
+            "hidden_sizes": list(policy.hidden_sizes), "activation": policy.activation}
+
+
+def policy_from_spec(spec: dict[str, Any], state: dict[str, Tensor]) -> GaussianMLPPolicy:
+    """Rebuild a policy from :func:`policy_spec` and a state dict."""
+    policy = GaussianMLPPolicy(spec["obs_dim"], spec["act_dim"], tuple(spec["hidden_sizes"]),
+                               spec["activation"])
+    policy.load_state_dict(state)
+    return policy

@@ -27,9 +27,8 @@ multi-step adaptation the evaluation reports.
 from __future__ import annotations
 
 import functools
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -37,23 +36,24 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from metarl.core.functional import Params, expand
-from metarl.envs.base import Task
 from metarl.rl.advantages import to_pg_batch
 from metarl.rl.config import RLConfig
 from metarl.rl.maml_trpo import MAMLTRPO, Support
 from metarl.rl.pg import PGBatch
-from metarl.rl.policies import GaussianMLPPolicy
-from metarl.rl.sampler import Batch, MultiTaskSampler
-from metarl.runs.checkpoint import (
-    MAML_TRPO,
-    CheckpointDir,
-    check_signature,
-    model_signature,
+from metarl.rl.policies import GaussianMLPPolicy, policy_spec
+from metarl.rl.protocol import (
+    drift_warning,
+    evaluate_adaptation,
+    evaluation_episodes,
+    paper_step_sizes,
 )
+from metarl.rl.sampler import Batch, MultiTaskSampler
+from metarl.runs.checkpoint import MAML_TRPO
 from metarl.runs.distributed import DistContext
-from metarl.runs.logger import RunLogger, say
-from metarl.runs.loop import load_latest_state, loop_state, restore_loop_state, run_loop
+from metarl.runs.logger import RunLogger, read_metrics, say
+from metarl.runs.loop import run_loop
+from metarl.runs.plotting import plot_training_curves
+from metarl.runs.state import Best, RunState
 
 KIND = MAML_TRPO
 
@@ -79,8 +79,10 @@ def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> Multi
                             env_kwargs={"oracle": True} if oracle else None)
 
 
-class MetaRLTrainer:
-    """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring)."""
+class MetaRLTrainer(RunState):
+    """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring); its run
+    state (progress, checkpoints, resume, best.pt) is a :class:`~metarl.runs.state.RunState`
+    whose model selection maximises the return."""
 
     def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
                  progress: bool = True, dist: DistContext | None = None) -> None:
@@ -90,7 +92,6 @@ class MetaRLTrainer:
         if cfg.torch_threads:
             torch.set_num_threads(cfg.torch_threads)
         self.cfg = cfg
-        self.run_dir = Path(run_dir)
         self.device = torch.device(cfg.device)
         self.progress = progress
         self.sampler = make_sampler(cfg, cfg.episodes_per_task)
@@ -101,15 +102,10 @@ class MetaRLTrainer:
         self.policy = build_policy(cfg, obs_dim, act_dim).to(self.device)
         self.learner = build_learner(cfg, self.policy)
         self.learner.reduce = self.dist.mean
-        self.checkpoints = CheckpointDir(self.run_dir / "checkpoints", keep=cfg.keep_checkpoints)
-        self.iteration = 0
-        self.train_seconds = 0.0
-        self.bad_steps = 0
-        self.log_window: dict[str, list[float]] = {}
+        super().__init__(run_dir, kind=KIND, model=self.policy, model_key="policy",
+                         best=Best.none_yet("maximise", cfg.select_best),
+                         config=cfg.identity(), keep_checkpoints=cfg.keep_checkpoints)
         self.history: list[dict[str, float]] = []
-        self.best: dict[str, Any] = {"score": -math.inf, "iteration": 0,
-                                     "selected_by": cfg.select_best}
-        self.val_history: list[dict[str, Any]] = []
         self._eval_sampler: MultiTaskSampler | None = None
         self._drift_warned = False
         self._scored_policy: dict[str, torch.Tensor] | None = None
@@ -119,48 +115,38 @@ class MetaRLTrainer:
         """Called with (support, query) before each TRPO step (diagnostics, e.g.
         scripts/analysis/step_anatomy.py); it must leave the policy unchanged."""
         if resume:
-            self._resume()
+            self.resume(self.device, resuming=self.dist.is_main)
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        return {
-            "kind": KIND,
-            "iteration": self.iteration,
-            "policy": self.policy.state_dict(),
-            "model_signature": model_signature(self.policy),
-            "policy_spec": {"obs_dim": self.policy.obs_dim, "act_dim": self.policy.act_dim,
-                            "hidden_sizes": list(self.policy.hidden_sizes),
-                            "activation": self.policy.activation},
-            "train_seconds": self.train_seconds,
-            **loop_state(self),
-            "history": self.history,
-            "best": self.best,
-            "val_history": self.val_history,
-            "config": self.cfg.identity(),
-        }
-
-    def save(self) -> Path:
-        return self.checkpoints.save(self.iteration, self.state())
-
-    def _resume(self) -> None:
-        found = load_latest_state(self.checkpoints, KIND, self.device,
-                                  resuming=self.dist.is_main, model=self.policy)
-        if found is None:
-            return
-        path, state = found
-        self.restore(state, path)
-        say(f"resumed from {path} at iteration {self.iteration}")
+        """The run state, the policy's spec and the per-iteration history."""
+        return {**super().state(), "policy_spec": policy_spec(self.policy),
+                "history": self.history}
 
     def restore(self, state: dict[str, Any], path: Path) -> None:
         """Continue from a checkpoint's ``state`` (read from ``path``, named in errors)."""
-        check_signature(state["model_signature"], self.policy, path)
-        self.policy.load_state_dict(state["policy"])
-        self.iteration = int(state["iteration"])
-        self.train_seconds = float(state["train_seconds"])
-        restore_loop_state(self, state)
+        super().restore(state, path)
         self.history = list(state["history"])
-        self.best = dict(state.get("best", self.best))
-        self.val_history = list(state.get("val_history", []))
+
+    def results(self, *, finished: bool) -> dict[str, Any]:
+        """results.json of the run as it stands: how far it got, the means of the logged
+        quantities over its last 10 iterations, its newest checkpoint, the selected policy
+        and the validations; ``finished`` is False when it was stopped before
+        ``cfg.iterations`` (a stale file from an earlier, shorter leg of a resumed run is
+        never left behind)."""
+        return {"env": self.cfg.env, "algo": "maml-trpo", **self.record(finished=finished),
+                "last_10_iterations": recent_means(self.history), "config": self.cfg.identity(),
+                "checkpoint": str(self.checkpoints.upto(self.iteration)[-1][1]),
+                "best": self.best.as_dict(), "validation": self.val_history}
+
+    def finish(self) -> dict[str, Any]:
+        """Write a finished run's results.json (:meth:`results`) and its training curves,
+        training.png (rank 0's work); returns the results."""
+        results = self.results(finished=True)
+        self.write_results(results)
+        plot_training_curves(read_metrics(self.run_dir), self.run_dir / "training.png",
+                             title=f"MAML-TRPO on {self.cfg.env}")
+        return results
 
     # -------------------------------------------------------------- training
     def train(self, on_stop: Callable[[], object] | None = None) -> None:
@@ -281,8 +267,8 @@ class MetaRLTrainer:
             self._drift_warned = True
         if cfg.select_best == "train-return":
             # the returns were earned by the policy sampled this iteration, before its step
-            self._consider(self.history[-1]["returns/after_adaptation"],
-                           policy=self._scored_policy, iteration=self.iteration - 1)
+            self.keep_best(self.history[-1]["returns/after_adaptation"],
+                           model_state=self._scored_policy, iteration=self.iteration - 1)
         elif cfg.select_best == "validation" and self.iteration % cfg.eval_every == 0:
             means = self.validate()
             score = float(np.mean(means[1:]))
@@ -290,19 +276,7 @@ class MetaRLTrainer:
                                      "score": score})
             logger.log(self.iteration, {f"val/return_after_{k}_steps": v
                                         for k, v in enumerate(means)})
-            self._consider(score)
-
-    def _consider(self, score: float, *, policy: dict[str, torch.Tensor] | None = None,
-                  iteration: int | None = None) -> None:
-        """Keep the scored policy as best.pt if ``score`` beats the best so far: the current
-        one, or ``policy`` as it was after ``iteration`` updates."""
-        if math.isfinite(score) and score > self.best["score"]:
-            at = self.iteration if iteration is None else iteration
-            self.best = {"score": score, "iteration": at, "selected_by": self.cfg.select_best}
-            state = self.state()
-            if policy is not None:
-                state.update(policy=policy, iteration=at)
-            self.checkpoints.save_best(state)
+            self.keep_best(score)
 
     def validate(self) -> list[float]:
         """Mean return over the validation goals after 0..eval_steps adaptation steps (the
@@ -322,112 +296,8 @@ class MetaRLTrainer:
         return [float(v) for v in returns.mean(0)]
 
 
-def evaluate_adaptation(
-    sampler: MultiTaskSampler,
-    learner: MAMLTRPO,
-    params: Params,
-    tasks: Sequence[Task],
-    *,
-    steps: int,
-    lrs: Sequence[float],
-    rng: np.random.Generator,
-    gamma: float = 0.99,
-    gae_lambda: float = 1.0,
-    normalize_advantages: bool = True,
-    diagnostics: dict[str, list[Any]] | None = None,
-    on_rollout: Callable[[int, np.ndarray], None] | None = None,
-) -> tuple[np.ndarray, Params]:
-    """The paper's protocol: sample, adapt, sample again, ``steps`` times.
-
-    At step k every task's current policy (θ at k = 0) rolls out a fresh batch (the paper:
-    4000 steps, ``batch="steps"``); its mean episode return is recorded, and one first-order
-    step of ``learner``'s inner loss (the paper: REINFORCE) of size ``lrs[k]`` (the paper: α,
-    then α/2), on advantages made as in training (``gamma``, ``gae_lambda``,
-    ``normalize_advantages``), moves the task's parameters. Returns the mean episode
-    return per task and step ``[tasks, steps + 1]`` and the final per-task parameters.
-    If ``diagnostics`` is given, it receives per step the norm of each task's parameter
-    change (``step_norm``) and the policy's mean log σ over tasks before the step
-    (``log_std_mean``), to see how far each adaptation step moves the policy, and per
-    rollout the episodes per task (``episodes``), the fraction of action components the
-    action box clipped (``clipped_fraction``), each reward term's mean per step per task
-    (``reward_terms``: ``{name: [per task]}``, e.g. AntVel's speed error) and the fraction of
-    each task's episodes the env ended (``terminated``: falls, goals reached).
-    ``on_rollout(k, returns)``, if given, is called
-    after each rollout with the step and its per-task returns (for progress reports: an Ant
-    evaluation takes minutes).
-    """
-    if len(lrs) < steps:
-        raise ValueError(f"need {steps} step sizes, got {len(lrs)}")
-    current = {k: v.detach() for k, v in expand(params, len(tasks)).items()}
-    returns = np.zeros((len(tasks), steps + 1))
-    policy = learner.policy
-    for k in range(steps + 1):
-        episodes = sampler.sample(tasks, policy, current, rng)
-        returns[:, k] = episodes.task_returns().double().cpu().numpy()
-        if on_rollout is not None:
-            on_rollout(k, returns[:, k])
-        if diagnostics is not None:
-            diagnostics.setdefault("episodes", []).append(
-                torch.bincount(episodes.table.task, minlength=len(tasks)).tolist())
-            diagnostics.setdefault("clipped_fraction", []).append(
-                sampler.clipped_fraction(episodes))
-            diagnostics.setdefault("reward_terms", []).append(
-                {name: v.tolist() for name, v in episodes.task_reward_terms().items()})
-            diagnostics.setdefault("terminated", []).append(
-                episodes.task_terminated_fraction().tolist())
-        if k < steps:
-            batch = to_pg_batch(episodes, gamma=gamma, gae_lambda=gae_lambda,
-                                normalize_advantages=normalize_advantages)
-            new = learner.adapt_stacked(current, batch, lrs[k])
-            if diagnostics is not None:
-                sq = cast(torch.Tensor,
-                          sum(((new[n] - current[n]) ** 2).flatten(1).sum(1) for n in current))
-                diagnostics.setdefault("step_norm", []).append(torch.sqrt(sq).tolist())
-                log_std = [v for n, v in current.items() if n.endswith("log_std")]
-                diagnostics.setdefault("log_std_mean", []).append(
-                    float(log_std[0].mean()) if log_std else float("nan"))
-            current = new
-    return returns, current
-
-
-def drift_warning(history: Sequence[dict[str, float]], *, max_kl: float,
-                  factor: float = 5.0) -> str | None:
-    """A warning when one TRPO step moved the pre-update policy π_θ by more than
-    ``factor · max_kl`` (``trpo/kl_initial``, its KL on the support observations).
-
-    The paper's trust region bounds only the adapted policies; π_θ can move far along
-    directions the inner step undoes, or on states only π_θ visits, and the next iteration
-    samples from the moved π_θ (:mod:`metarl.rl.analysis` splits the two: at the jumps of
-    the failed navigation seeds they hid a factor 9 and 34 from the constraint, against ≤ 1.1
-    in healthy seeds). Measured on navigation (docs/results.md): in every healthy
-    run ``kl_initial`` stayed ≤ 1.4 · max_kl in all iterations; in every failed one it passed
-    5 · max_kl by iteration 3-10, and the pre-update return then fell to −300 to −500; the
-    pre-update policy's samples then mostly hit the action box, 7-18 iterations after this
-    warning (``actions/clipped_before_adaptation`` is logged; a warning on it was dropped:
-    it came later in every failed navigation run and fired in healthy HalfCheetah runs).
-    With ``--trpo.trust-region adapted+initial`` the constraint bounds it, so this never
-    fires.
-    """
-    last = history[-1] if history else {}
-    moved = last.get("trpo/kl_initial")
-    if moved is None or moved <= factor * max_kl:
-        return None
-    iteration = int(last.get("iteration", len(history)))
-    return (f"at iteration {iteration} the TRPO step moved the pre-update policy by KL "
-            f"{moved:.3g}, {moved / max_kl:.0f}x the trust region ({max_kl:g}) that bounds the "
-            "adapted policies: every failed navigation run in docs/results.md began this way "
-            "(the pre-update policy then drives off at full speed). If returns/before_adaptation "
-            "falls while returns/after_adaptation stalls, restart with another --seed; "
-            f"scripts/analysis/step_anatomy.py --run-dir <this run> --first {iteration} takes "
-            "the step apart")
-
-
-def paper_step_sizes(alpha: float, steps: int) -> list[float]:
-    """α for the first step, α/2 for the later ones (MAML section 5.3's evaluation)."""
-    return [alpha] + [alpha / 2.0] * max(steps - 1, 0)
-
-
-def evaluation_episodes(horizon: int, timesteps: int = 4000) -> int:
-    """Sampler slots per goal for a budget of ``timesteps`` (the paper: 4000): with
-    ``batch="steps"`` they take ``timesteps`` steps (rounded down to whole horizons)."""
-    return max(1, timesteps // horizon)
+def recent_means(history: list[dict[str, float]], last: int = 10) -> dict[str, float]:
+    """Means over the last ``last`` iterations of the quantities logged in ``history``."""
+    recent = history[-last:]
+    keys = [k for k in recent[0] if k != "iteration"] if recent else []
+    return {k: float(np.mean([h[k] for h in recent])) for k in keys}

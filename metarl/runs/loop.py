@@ -42,7 +42,8 @@ def short_names(values: dict[str, str]) -> dict[str, str]:
 
 
 class Trainable(Protocol):
-    """What :func:`run_loop` needs from a trainer."""
+    """What :func:`run_loop` needs from a trainer (:class:`metarl.runs.state.RunState` holds
+    and checkpoints the counts; the trainer adds :meth:`step` and :meth:`after_iteration`)."""
 
     iteration: int
     """Completed iterations (restored on resume)."""
@@ -68,19 +69,6 @@ class Trainable(Protocol):
     def after_iteration(self, logger: RunLogger) -> None:
         """Periodic work after each iteration (e.g. validation)."""
         ...
-
-
-def loop_state(trainer: Trainable) -> dict[str, Any]:
-    """What :func:`run_loop` keeps on a trainer between iterations, for its checkpoint."""
-    return {"bad_steps": trainer.bad_steps,
-            "log_window": {k: list(v) for k, v in trainer.log_window.items()}}
-
-
-def restore_loop_state(trainer: Trainable, state: Mapping[str, Any]) -> None:
-    """Set :func:`loop_state`'s part of a checkpoint's ``state`` back on ``trainer``
-    (checkpoints written before it existed resume with none skipped and no window open)."""
-    trainer.bad_steps = int(state.get("bad_steps", 0))
-    trainer.log_window = {k: list(v) for k, v in state.get("log_window", {}).items()}
 
 
 def load_latest_state(

@@ -25,6 +25,8 @@ from metarl.runs.io import atomic_write_json, read_json, unwritable_reason
 from metarl.runs.runlock import lock_run_dir
 
 CONFIG_NAME = "config.json"
+RESULTS_NAME = "results.json"
+"""The machine-readable summary of a run, written by :func:`write_results`."""
 RUN_ID = "run_id"
 """The key of the run's identity in config.json (and in its checkpoints)."""
 LEFT_BEFORE_ANY_RESULT = frozenset({CONFIG_NAME, "checkpoints", "tb", "metrics.jsonl"})
@@ -220,10 +222,18 @@ def is_finished(results: Mapping[str, Any]) -> bool:
     return results.get("finished", True) is not False
 
 
+def write_results(run_dir: str | os.PathLike[str], results: Mapping[str, Any]) -> Path:
+    """Write a run's results.json atomically: a reader (or a resume deciding whether the run
+    is finished, :func:`completed_results`) sees the previous file or this one, never a part."""
+    path = Path(run_dir) / RESULTS_NAME
+    atomic_write_json(path, dict(results))
+    return path
+
+
 def completed_results(out_dir: str | os.PathLike[str], iterations: int) -> dict[str, Any] | None:
     """The results.json of a finished run in ``out_dir`` that has reached ``iterations``, else
     None (no run, a stopped one, or one resumed for more iterations)."""
-    path = Path(out_dir) / "results.json"
+    path = Path(out_dir) / RESULTS_NAME
     if not path.is_file():
         return None
     try:
@@ -278,7 +288,7 @@ def start_resumed_leg(ctx: DistContext, out_dir: str | os.PathLike[str],
 
     def start() -> None:
         write_config(Path(out_dir), config)
-        _mark_unfinished(Path(out_dir) / "results.json")
+        _mark_unfinished(Path(out_dir) / RESULTS_NAME)
 
     ctx.run_on_main(start)
     ctx.barrier()
