@@ -156,7 +156,7 @@ def test_checkpoint_of_another_model(tmp_path):
 
 def test_adapt_rl_needs_exactly_one_source(tmp_path):
     proc = call_script("adapt_rl.py")
-    one_line_error(proc, "give exactly one of --run-dir, --checkpoint or --policy")
+    one_line_error(proc, "give exactly one of --run-dir, --pretrained, --checkpoint or --policy")
 
 
 def test_evaluate_unknown_split(tmp_path):

@@ -1,12 +1,15 @@
-"""Every script command the docs show still parses: flags renamed or removed since a command
-was written would otherwise leave README/docs lines that fail when a user pastes them.
+"""Every script command and ``metarl`` command the docs show still parses: flags renamed or
+removed since a command was written would otherwise leave README/docs lines that fail when a
+user pastes them.
 
-Each command is run through its script's real entry point (``runpy`` with ``__main__``) with
-``tyro``'s parser wrapped so the script stops right after its flags parsed -- nothing is
-trained, written or loaded. Commands come from fenced shell blocks in README.md and docs/*.md
-(``\\`` continuations joined, ``NAME="..."`` assignments of the block substituted), from
-inline code spans that give a script with at least one flag, and from the usage lines in the
-scripts' own docstrings. docs/bad_inputs.md is left out: its commands are wrong on purpose.
+Each command is run through its real entry point (a script through ``runpy`` with
+``__main__``, a ``metarl …`` line through :func:`metarl.commands.main`) with ``tyro``'s parser
+wrapped so that it stops right after its flags parsed -- nothing is trained, written or
+loaded. Commands come from fenced shell blocks in README.md and docs/*.md (``\\``
+continuations joined, ``NAME="..."`` assignments of the block substituted), from inline code
+spans that give a command with at least one flag, and from the usage lines in the docstrings
+of the scripts and of the ``metarl`` command's modules. docs/bad_inputs.md is left out: its
+commands are wrong on purpose.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import pytest
 import tyro
 import tyro.extras
 
+import metarl.commands
+
 from .conftest import REPO
 
+METARL = "metarl"
+"""The name under which a ``metarl …`` command is collected (in place of a script's)."""
 SCRIPTS = {p.name: p for p in (REPO / "scripts").rglob("*.py") if "device" not in p.parts}
 """Every tyro script by file name (names are unique under scripts/); scripts/device/ is left
 out: its scripts use argparse, as they run on a GPU machine before anything is installed."""
@@ -53,8 +60,9 @@ def _fenced_lines(text: str) -> Iterator[str]:
 
 def _script_calls(line: str, *, inline: bool) -> Iterator[tuple[str, list[str]]]:
     """``(script, args)`` for each ``[VAR=x] [python | torchrun …] scripts/name.py args`` in one
-    line; in an inline span the ``scripts/`` may be left out, but a flag must be given (else it
-    is a mention of the script, not a command)."""
+    line, and ``("metarl", args)`` for each ``metarl args`` (or ``python -m metarl args``); in
+    an inline span the ``scripts/`` may be left out, but a flag must be given (else it is a
+    mention of the script, not a command)."""
     if any(p in line for p in PLACEHOLDERS):
         return
     try:
@@ -73,8 +81,14 @@ def _script_calls(line: str, *, inline: bool) -> Iterator[tuple[str, list[str]]]
         if seg and Path(seg[0]).name in ("python", "python3"):
             seg = seg[1:]
         elif seg and Path(seg[0]).name == "torchrun":  # its own options, up to the script
-            while seg and not seg[0].endswith(".py"):
+            while seg and not seg[0].endswith(".py") and seg[:2] != ["-m", METARL]:
                 seg = seg[1:]
+        if seg[:2] == ["-m", METARL]:
+            seg = seg[1:]
+        if seg and seg[0] == METARL:
+            if not inline or any(a.startswith("--") for a in seg[1:]):
+                yield METARL, seg[1:]
+            continue
         if not seg or Path(seg[0]).name not in SCRIPTS:
             continue
         args = seg[1:]
@@ -103,10 +117,11 @@ def documented_commands() -> list[tuple[str, str, list[str]]]:
         for span in re.findall(r"`([^`\n]+)`", text):
             for script, args in _script_calls(span, inline=True):
                 found.append((path.name, script, args))
-    for source in sorted(SCRIPTS.values()):
+    modules = sorted((REPO / "metarl" / "commands").glob("*.py"))
+    for source in [*sorted(SCRIPTS.values()), *modules]:
         docstring = ast.get_docstring(ast.parse(source.read_text())) or ""
         for line in docstring.replace("\\\n", " ").splitlines():
-            if line.strip().startswith("python scripts/"):
+            if line.strip().startswith(("python scripts/", f"{METARL} ")):
                 for name, args in _script_calls(line, inline=False):
                     found.append((str(source.relative_to(REPO)), name, args))
     return found
@@ -124,10 +139,19 @@ def test_the_docs_show_commands_of_every_kind():
     scripts = {Path(script).name for _, script, _ in COMMANDS}
     assert len(COMMANDS) >= 50
     assert {"train_rl.py", "adapt_rl.py", "baselines_rl.py", "train_supervised.py",
-            "reproduce_sinusoid.py", "evaluate.py", "plot_rl.py"} <= scripts
+            "reproduce_sinusoid.py", "evaluate.py", "plot_rl.py", METARL} <= scripts
     # README's torchrun lines (the torchrun options are dropped, the script's kept)
     torchrun = [a for w, s, a in COMMANDS if w == "README.md" and "runs/sin-ddp" in a]
     assert torchrun and torchrun[0][:2] == ["--preset", "sinusoid"]
+
+
+def test_every_metarl_command_shows_an_example():
+    """Each command's own module shows at least one use of it in its docstring (its --help)."""
+    shown = [" ".join(args) + " " for where, script, args in COMMANDS
+             if script == METARL and where.startswith("metarl/commands/")]
+    for words, command in metarl.commands.leaves():
+        assert any(line.startswith(words + " ") for line in shown), \
+            f"metarl {words}: no example in the docstring of {command.target}"
 
 
 @pytest.mark.parametrize(
@@ -146,6 +170,9 @@ def test_documented_command_parses(where, script, args, monkeypatch):
 
     monkeypatch.setattr(tyro, "cli", parse_then_stop(real_cli))
     monkeypatch.setattr(tyro.extras, "subcommand_cli_from_dict", parse_then_stop(real_subcommands))
+    if script == METARL:
+        _check_metarl_command(where, args)
+        return
     path = REPO / script if "/" in script else SCRIPTS[script]
     assert path.is_file(), f"{where}: `{script}` is not a script of this repository"
     monkeypatch.setattr(sys, "argv", [str(path.relative_to(REPO)), *args])
@@ -159,3 +186,22 @@ def test_documented_command_parses(where, script, args, monkeypatch):
         pytest.fail(f"{where}: `{script} {' '.join(args)}` does not parse "
                     f"(exit {exit_.code}):\n{stderr.getvalue()[-1500:]}")
     pytest.fail(f"{where}: `{script} {' '.join(args)}` ran without reaching the flag parser")
+
+
+def _check_metarl_command(where: str, args: list[str]) -> None:
+    """``metarl args`` reaches its command's flag parser and the flags parse (or, for
+    ``--help`` and ``--version``, the command line is answered without an error)."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            metarl.commands.main(args)
+    except _Parsed:
+        return
+    except SystemExit as exit_:
+        if exit_.code == 0 and "--help" in args:
+            return
+        pytest.fail(f"{where}: `metarl {' '.join(args)}` does not parse "
+                    f"(exit {exit_.code}):\n{stderr.getvalue()[-1500:]}")
+    if args[-1:] in (["--help"], ["-h"], ["--version"]):
+        return
+    pytest.fail(f"{where}: `metarl {' '.join(args)}` ran without reaching the flag parser")

@@ -6,6 +6,7 @@ function): what each layer may use, and no circles.
     metarl.envs        task environments: nothing of core, rl or supervised
     metarl.rl          may use core, runs, envs -- never supervised
     metarl.supervised  may use core, runs -- never rl or envs
+    metarl.commands    the `metarl` command: may use everything; nothing else uses it
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ FOLDERS = {"metarl": REPO / "metarl", "metarl.envs": REPO / "envs",
 """Installed package name -> the folder it is built from (pyproject's package-dir)."""
 
 FORBIDDEN = {
-    "metarl.core": ("metarl.runs", "metarl.rl", "metarl.supervised", "metarl.envs"),
-    "metarl.runs": ("metarl.core", "metarl.rl", "metarl.supervised", "metarl.envs"),
-    "metarl.envs": ("metarl.core", "metarl.rl", "metarl.supervised"),
-    "metarl.rl": ("metarl.supervised",),
-    "metarl.supervised": ("metarl.rl", "metarl.envs"),
+    "metarl.core": ("metarl.runs", "metarl.rl", "metarl.supervised", "metarl.envs",
+                    "metarl.commands"),
+    "metarl.runs": ("metarl.core", "metarl.rl", "metarl.supervised", "metarl.envs",
+                    "metarl.commands"),
+    "metarl.envs": ("metarl.core", "metarl.rl", "metarl.supervised", "metarl.commands"),
+    "metarl.rl": ("metarl.supervised", "metarl.commands"),
+    "metarl.supervised": ("metarl.rl", "metarl.envs", "metarl.commands"),
     "metarl.errors": ("metarl.",),
 }
 """Layer (a module or package prefix) -> the prefixes its modules must not import."""
