@@ -75,6 +75,17 @@ def test_each_command_has_help_under_its_own_name(words):
     assert "Example" in proc.stdout
 
 
+def test_the_installed_executable_runs_the_command():
+    """The ``metarl`` file pip writes beside the interpreter (where this environment has it
+    installed) answers like ``python -m metarl``."""
+    executable = Path(sys.executable).with_name("metarl")
+    if not executable.is_file():
+        pytest.skip("metarl is not installed as an executable in this environment")
+    proc = subprocess.run([str(executable), "train", "rl", "--help"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "100"})
+    assert proc.returncode == 0 and "usage: metarl train rl " in proc.stdout, proc.stderr
+
+
 def test_a_group_lists_its_commands():
     out = metarl_here("plot", "--help")
     assert out.returncode == 0 and out.stdout.startswith("usage: metarl plot <command>")
@@ -121,6 +132,7 @@ SAME_FUNCTION = [
     ("reproduce_sinusoid.py", "sinusoid", "reproduce_sinusoid", ["--iterations", "5"]),
     ("train_supervised.py", "train supervised", "train", ["--preset", "sinusoid",
                                                           "--out-dir", "x"]),
+    ("train_rl.py", "train rl", "train", ["--preset", "navigation", "--out-dir", "x"]),
 ]
 """(script, command, the package function both run, flags): every script in scripts/ that is
 a command."""
@@ -149,11 +161,12 @@ def test_a_script_and_its_command_run_the_same_function(
     assert len(calls) == 2 and calls[0] == calls[1] and calls[0] != ((), {})
 
 
-def test_every_script_that_is_a_command_is_checked():
-    """Every command has a script of the same function in the table above, but for the
-    RL training script, which is checked in tests/test_scripts_rl.py by running it."""
-    checked = {words for _, words, _, _ in SAME_FUNCTION}
-    assert checked | {"train rl"} >= {words for words, _ in leaves()}
+def test_every_command_and_script_is_checked():
+    """The table above holds every command, and every script in scripts/ that is one."""
+    assert {words for _, words, _, _ in SAME_FUNCTION} == {words for words, _ in leaves()}
+    scripts = {p.name for p in (REPO / "scripts").glob("*.py")
+               if "script_main(" in p.read_text()}
+    assert scripts == {script for script, *_ in SAME_FUNCTION}
 
 
 def test_pretrained_names_are_the_choices(tmp_path):
@@ -183,3 +196,19 @@ def test_adapt_a_pretrained_policy(tmp_path, monkeypatch):
     assert result["env"] == json.loads((pretrained_run(name) / "config.json").read_text())["env"]
     assert result["tasks"] == [[1.5]] and len(result["returns_mean"]) == 2
     assert sorted(p.name for p in pretrained_run(name).iterdir()) == before
+
+
+def test_torchrun_runs_the_command_as_a_module(tmp_path):
+    """``torchrun --nproc-per-node 2 -m metarl train supervised …``: both ranks train, each
+    ends with status 0 (:func:`metarl.commands.console` ends them as a rank), rank 0 alone
+    reports and writes the run folder."""
+    out = tmp_path / "two"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "metarl", "train", "supervised", "--preset", "sinusoid", "--iterations", "4",
+         "--meta-batch", "4", "--eval-every", "0", "--test-tasks", "4", "--k-shot", "5",
+         "--out-dir", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("results: ") == 1 and (out / "results.json").is_file()

@@ -3,6 +3,7 @@
 ::
 
     metarl --help
+    metarl train rl --preset navigation --out-dir runs/nav-maml
     metarl train supervised --preset sinusoid --out-dir runs/sin-k5
     metarl adapt --pretrained halfcheetah-vel --goal 1.5
 
@@ -53,6 +54,8 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "train": Command("meta-train a run", {
+        "rl": Command("meta-train a policy with MAML-TRPO on a task distribution",
+                      "metarl.commands.train_rl"),
         "supervised": Command("meta-train on a few-shot family (sinusoid, Omniglot, "
                               "MiniImagenet)", "metarl.commands.train_supervised"),
     }),
