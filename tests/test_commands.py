@@ -212,3 +212,13 @@ def test_torchrun_runs_the_command_as_a_module(tmp_path):
         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("results: ") == 1 and (out / "results.json").is_file()
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    """``metarl --help | head -1``: the help is cut short, and no traceback follows it."""
+    proc = subprocess.Popen([sys.executable, "-m", "metarl", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the command writes: its first write finds no reader
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in err, err

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -183,7 +184,11 @@ def console() -> None:
     :func:`main`."""
     from metarl.runs.distributed import run_rank
 
-    run_rank(main)
+    try:
+        run_rank(main)
+    except BrokenPipeError:  # the reader went away (`metarl --help | head -1`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at exit's flush
+        raise SystemExit(1) from None
 
 
 class ScriptMain(Protocol):
