@@ -7,8 +7,9 @@ resumed run read like those of an uninterrupted one (a stop between two logging 
 the part of the window done so far as a row of its own, so the resumed run has one more).
 A damaged line (a write cut short, stray bytes) costs that line alone: readers skip it, and the
 resume that rewrites the file keeps the file as it was beside it. Rows are appended whole or not
-at all (:func:`metarl.runs.io.append_whole`), and a full disk is one :class:`metarl.runs.io.DiskFullError`
-from either writer, never a traceback of TensorBoard's writer thread.
+at all (:func:`metarl.runs.io.append_whole`), and a full disk is one
+:class:`metarl.runs.io.DiskFullError` from either writer, never a traceback of TensorBoard's
+writer thread.
 """
 
 from __future__ import annotations

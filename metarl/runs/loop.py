@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from metarl.errors import MetaRLError
 from metarl.runs.checkpoint import CheckpointDir, check_kind, check_signature
 from metarl.runs.distributed import DistContext
-from metarl.errors import MetaRLError
 from metarl.runs.io import DiskFullError
 from metarl.runs.logger import RunLogger, say
 from metarl.runs.plotting import plot_training_curves

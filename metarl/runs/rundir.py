@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from metarl.runs.distributed import DistContext
 from metarl.errors import MetaRLError
+from metarl.runs.distributed import DistContext
 from metarl.runs.io import atomic_write_json, read_json, unwritable_reason
 from metarl.runs.runlock import lock_run_dir
 
