@@ -97,12 +97,12 @@ def test_a_group_lists_its_commands():
     "args,message",
     [
         (["trian"], "error: metarl has no command 'trian' (did you mean train?); choose one of "
-                    "train, adapt, evaluate, baselines, plot, data, sinusoid (`metarl --help` "
-                    "says what each does)"),
+                    "train, adapt, evaluate, baselines, plot, data, sinusoid, presets "
+                    "(`metarl --help` says what each does)"),
         (["plot", "gan"], "error: metarl plot has no command 'gan'; choose one of rl, "
                           "supervised (`metarl plot --help` says what each does)"),
         ([], "error: metarl needs a command: train, adapt, evaluate, baselines, plot, data, "
-             "sinusoid (`metarl --help` says what each does)"),
+             "sinusoid, presets (`metarl --help` says what each does)"),
         (["plot"], "error: metarl plot needs a command: rl, supervised (`metarl plot --help` "
                    "says what each does)"),
     ],
@@ -117,8 +117,8 @@ def test_the_entry_point_refuses_in_one_line_too():
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [
         "error: metarl has no command 'evalute' (did you mean evaluate?); choose one of train, "
-        "adapt, evaluate, baselines, plot, data, sinusoid (`metarl --help` says what each "
-        "does)"]
+        "adapt, evaluate, baselines, plot, data, sinusoid, presets (`metarl --help` says what "
+        "each does)"]
 
 
 SAME_FUNCTION = [
@@ -161,9 +161,14 @@ def test_a_script_and_its_command_run_the_same_function(
     assert len(calls) == 2 and calls[0] == calls[1] and calls[0] != ((), {})
 
 
+WITHOUT_SCRIPT = {"presets"}
+"""Commands that have no script: they only print what the package knows."""
+
+
 def test_every_command_and_script_is_checked():
     """The table above holds every command, and every script in scripts/ that is one."""
-    assert {words for _, words, _, _ in SAME_FUNCTION} == {words for words, _ in leaves()}
+    assert {words for _, words, _, _ in SAME_FUNCTION} \
+        == {words for words, _ in leaves()} - WITHOUT_SCRIPT
     scripts = {p.name for p in (REPO / "scripts").glob("*.py")
                if "script_main(" in p.read_text()}
     assert scripts == {script for script, *_ in SAME_FUNCTION}
@@ -222,3 +227,18 @@ def test_a_reader_that_goes_away_is_no_traceback():
     proc.stdout.close()  # before the command writes: its first write finds no reader
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and "Traceback" not in err, err
+
+
+def test_presets_lists_each_kind_with_its_flags():
+    """`metarl presets` prints every preset name of the kind asked for, with the flags it sets
+    (the values come from the preset tables themselves)."""
+    from metarl.rl.config import RL_PRESETS
+    from metarl.supervised.presets import PRESETS
+
+    rl = metarl_here("presets", "--kind", "rl")
+    assert rl.returncode == 0, rl.stderr
+    assert all(f"\n{name}:\n" in rl.stdout for name in RL_PRESETS)
+    assert not any(f"\n{name}:\n" in rl.stdout for name in PRESETS if name not in RL_PRESETS)
+    both = metarl_here("presets").stdout
+    assert all(f"\n{name}:\n" in both for name in [*PRESETS, *RL_PRESETS])
+    assert "--inner-lr 2.0" in both.split("\nomniglot-5way-1shot:\n")[1].split(":\n")[0]

@@ -76,6 +76,8 @@ COMMANDS: dict[str, Command] = {
                     "metarl.commands.data"),
     "sinusoid": Command("reproduce the paper's sinusoid regression results (all algorithms)",
                         "metarl.commands.sinusoid"),
+    "presets": Command("list the training presets and the flags each one sets",
+                       "metarl.commands.presets"),
 }
 """Every command, in the order ``metarl --help`` lists them."""
 
