@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -52,7 +52,7 @@ from metarl.runs.checkpoint import MAML_TRPO
 from metarl.runs.distributed import DistContext
 from metarl.runs.logger import RunLogger, read_metrics, say
 from metarl.runs.loop import run_loop
-from metarl.runs.plotting import plot_training_curves
+from metarl.runs.plotting import Panel, plot_training_curves
 from metarl.runs.state import Best, RunState
 
 KIND = MAML_TRPO
@@ -79,10 +79,30 @@ def make_sampler(cfg: RLConfig, episodes: int, *, oracle: bool = False) -> Multi
                             env_kwargs={"oracle": True} if oracle else None)
 
 
+RL_PANELS = (
+    Panel("Return per episode", "return", (
+        ("returns/before_adaptation", "before adaptation (θ)"),
+        ("returns/after_adaptation", "after adaptation (θ')"),
+        ("val/return_after_*", "validation goals, after *"))),
+    Panel("TRPO step: KL divergence", "mean KL", (
+        ("trpo/kl", "adapted policies (constrained)"),
+        ("trpo/kl_initial", "pre-update policy"))),
+    Panel("TRPO line search", "backtracking steps", (("trpo/ls_steps", "steps taken"),)),
+    Panel("Time per iteration", "seconds", (
+        ("time/sampling", "sampling"), ("time/inner", "inner update"),
+        ("time/outer", "TRPO step"))),
+)
+"""What a researcher looks at first in an RL run's training.png (MAML Figure 5's return,
+the trust region at work, where the time goes); every other tag stays in TensorBoard and
+metrics.jsonl."""
+
+
 class MetaRLTrainer(RunState):
     """Meta-trains a policy with MAML-TRPO in ``run_dir`` (see the module docstring); its run
     state (progress, checkpoints, resume, best.pt) is a :class:`~metarl.runs.state.RunState`
     whose model selection maximises the return."""
+
+    training_panels: Sequence[Panel] | None = RL_PANELS
 
     def __init__(self, cfg: RLConfig, run_dir: Path, *, resume: bool = False,
                  progress: bool = True, dist: DistContext | None = None) -> None:
@@ -145,7 +165,7 @@ class MetaRLTrainer(RunState):
         results = self.results(finished=True)
         self.write_results(results)
         plot_training_curves(read_metrics(self.run_dir), self.run_dir / "training.png",
-                             title=f"MAML-TRPO on {self.cfg.env}")
+                             title=f"MAML-TRPO on {self.cfg.env}", panels=self.training_panels)
         return results
 
     # -------------------------------------------------------------- training

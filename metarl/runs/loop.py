@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from metarl.runs.checkpoint import CheckpointDir, check_kind, check_signature
 from metarl.runs.distributed import DistContext
 from metarl.runs.io import DiskFullError
 from metarl.runs.logger import RunLogger, say
-from metarl.runs.plotting import plot_training_curves
+from metarl.runs.plotting import Panel, plot_training_curves
 from metarl.runs.signals import StopRequest
 
 
@@ -57,6 +57,8 @@ class Trainable(Protocol):
     checkpointed, so that a run resumed after a kill logs the same records as one that was
     never interrupted."""
     checkpoints: CheckpointDir
+    training_panels: Sequence[Panel] | None
+    """The panels of training.png (None: one per logged quantity)."""
 
     def step(self) -> tuple[Mapping[str, float], bool]:
         """Run one iteration; return scalars to log and False if it was skipped (NaN/inf)."""
@@ -215,7 +217,8 @@ def run_loop(
                     if ctx.is_main:
                         curves = plot_training_curves(logger.read(), run_dir / "training.png",
                                                       title=f"{desc} (stopped at iteration "
-                                                            f"{trainer.iteration})")
+                                                            f"{trainer.iteration})",
+                                                      panels=trainer.training_panels)
                         if on_stop is not None:
                             on_stop()
                         say(f"{stop.requested or 'stop'} received: checkpoint saved to {path}, "

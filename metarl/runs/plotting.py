@@ -7,6 +7,7 @@ machines and in CI.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +31,72 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_training_curves(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
-    """One panel per logged quantity (``train/*``, ``val/*``) against the iteration.
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a training figure: the metrics.jsonl tags it draws, each with its label.
 
-    The time split and the RL reward terms (``reward_terms/*``, up to ten for the Ant) stay in
-    TensorBoard and metrics.jsonl: as panels they would double the figure."""
+    A tag may end in ``*`` to take every tag with that prefix (``val/return_after_*``), its
+    label's ``*`` replaced by the rest of each tag's name (``0 steps``)."""
+
+    title: str
+    ylabel: str
+    tags: tuple[tuple[str, str], ...]
+    """``(tag, label)`` pairs, drawn in this order."""
+
+
+FEW_POINTS = 30
+"""A series with fewer points than this is drawn with a marker at each point (a validation
+curve every few hundred iterations, a short run), so that single points stay visible."""
+
+
+def _series(records: Sequence[dict[str, Any]], panel: Panel) -> list[tuple[str, list, list]]:
+    """``(label, iterations, values)`` for every tag of ``panel`` that the records hold."""
+    found = []
+    for tag, label in panel.tags:
+        names = [tag]
+        if tag.endswith("*"):
+            names = sorted({k for r in records for k in r if k.startswith(tag[:-1])},
+                           key=lambda k: (len(k), k))
+        for name in names:
+            pts = [(r["step"], r[name]) for r in records if r.get(name) is not None]
+            if pts:
+                steps, values = zip(*pts)
+                rest = name[len(tag) - 1:].replace("_", " ")
+                shown = label.replace("*", rest) if tag.endswith("*") else label
+                found.append((shown, list(steps), list(values)))
+    return found
+
+
+def default_panels(records: Sequence[dict[str, Any]]) -> list[Panel]:
+    """One panel per logged quantity (``train/*``, ``val/*``, …) but the time split and the
+    RL reward terms, which stay in TensorBoard and metrics.jsonl."""
     tags = sorted({k for r in records for k in r
                    if k != "step" and not k.startswith(("time/", "reward_terms/"))})
-    n = max(len(tags), 1)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, tag in zip(axes.flat, tags):
-        pts = [(r["step"], r[tag]) for r in records if r.get(tag) is not None]
-        if pts:
-            steps, values = zip(*pts)
-            ax.plot(steps, values, lw=1.2)
-        ax.set_title(tag, fontsize=9)
+    return [Panel(tag, tag.split("/")[-1].replace("_", " "), ((tag, tag),)) for tag in tags]
+
+
+def plot_training_curves(records: Sequence[dict[str, Any]], path: Path, title: str,
+                         panels: Sequence[Panel] | None = None) -> Path:
+    """The training figure: ``panels`` (default: :func:`default_panels`) against the
+    iteration, at most three per row; a panel whose tags were never logged is left out."""
+    chosen = [(panel, _series(records, panel))
+              for panel in (default_panels(records) if panels is None else panels)]
+    chosen = [(panel, series) for panel, series in chosen if series] or \
+        [(Panel(title, "", ()), [])]
+    cols = min(len(chosen), 3 if panels is None else 2)
+    rows = (len(chosen) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, (panel, series) in zip(axes.flat, chosen):
+        for label, steps, values in series:
+            marker = "o" if len(steps) < FEW_POINTS else None
+            ax.plot(steps, values, lw=1.2, marker=marker, ms=3, label=label)
+        ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel("iteration")
+        ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(tags):]:
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(chosen):]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()

@@ -18,6 +18,7 @@ the best validation loss alone (``"best_score"``), an RL one the dict without it
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from torch import nn
 from metarl.runs.checkpoint import CheckpointDir, check_signature, model_signature
 from metarl.runs.logger import say
 from metarl.runs.loop import load_latest_state
+from metarl.runs.plotting import Panel
 from metarl.runs.rundir import write_results
 
 Direction = Literal["minimise", "maximise"]
@@ -98,6 +100,9 @@ class RunState:
     holds (its history, its choice of code path); the loop reads and counts ``iteration``,
     ``train_seconds``, ``bad_steps`` and ``log_window`` on it (:class:`metarl.runs.loop.Trainable`).
     """
+
+    training_panels: Sequence[Panel] | None = None
+    """The panels of the run's training.png (None: one per logged quantity)."""
 
     def __init__(
         self,
