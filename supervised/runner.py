@@ -33,7 +33,7 @@ from metarl.supervised.config import SupervisedConfig
 from metarl.supervised.plots import plot_sinusoid_predictions
 from metarl.supervised.problems import build_problem, data_digest
 from metarl.supervised.tasks import SupervisedProblem
-from metarl.supervised.trainer import MetaTrainer
+from metarl.supervised.trainer import SUPERVISED_PANELS, MetaTrainer
 
 
 def train(cfg: SupervisedConfig, *, progress: bool = True) -> dict[str, Any] | None:
@@ -152,8 +152,8 @@ def plot_run(
 ) -> list[Path]:
     """training.png, adaptation.png and (sinusoid) predictions.png for one run."""
     label = f"{results['algo']} ({results['family']}, K={results['k_shot']})"
-    out = [plot_training_curves(read_metrics(run_dir),
-                                run_dir / "training.png", title=label)]
+    out = [plot_training_curves(read_metrics(run_dir), run_dir / "training.png", title=label,
+                                panels=SUPERVISED_PANELS)]
     test = results["test"]
     metric = "accuracy" if "accuracy_mean" in test else "loss"
     ylabel = "test accuracy" if metric == "accuracy" else "mean squared error"

@@ -12,7 +12,7 @@ uninterrupted one on CPU), NaN/inf guards, and a clean stop on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +38,7 @@ from metarl.runs.cli import check_choices
 from metarl.runs.distributed import DistContext
 from metarl.runs.logger import RunLogger, say
 from metarl.runs.loop import run_loop
+from metarl.runs.plotting import Panel
 from metarl.runs.state import Best, RunState
 from metarl.supervised.evaluation import evaluate, tune_step_size
 from metarl.supervised.tasks import SupervisedProblem, TaskBatch
@@ -220,6 +221,21 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig, *,
     return gradient_step
 
 
+SUPERVISED_PANELS = (
+    Panel("Accuracy", "accuracy", (
+        ("train/query_accuracy", "training tasks' queries, adapted"),
+        ("train/accuracy", "training tasks"),
+        ("val/accuracy_*", "validation tasks, after *"))),
+    Panel("Loss", "loss", (
+        ("train/query_loss", "training tasks' queries, adapted"),
+        ("train/loss", "training tasks"),
+        ("val/loss_*", "validation tasks, after *"))),
+    Panel("Reptile pseudo-gradient", "norm", (("train/pseudo_grad_norm", "θ − mean θ'"),)),
+)
+"""The panels of a supervised run's training.png: accuracy (classification) and loss, on the
+training tasks and the validation tasks; a panel whose tags a run never logs is left out."""
+
+
 class MetaTrainer(RunState):
     """Meta-trains ``problem.model`` in ``run_dir`` according to ``cfg``.
 
@@ -229,6 +245,8 @@ class MetaTrainer(RunState):
     best.pt) is a :class:`~metarl.runs.state.RunState` whose model selection minimises the
     validation loss.
     """
+
+    training_panels: Sequence[Panel] | None = SUPERVISED_PANELS
 
     optimizer: torch.optim.Optimizer
     """The outer optimiser (every supervised run has one)."""
