@@ -158,7 +158,8 @@ def one_error_line(proc: Outcome) -> str:
     return errors[0]
 
 
-SIN = ["--preset", "sinusoid", "--iterations", "20", "--meta-batch", "2", "--k-shot", "5",
+SIN = ["--preset", "sinusoid", "--task-batching", "batched",
+       "--iterations", "20", "--meta-batch", "2", "--k-shot", "5",
        "--checkpoint-every", "4", "--eval-every", "8", "--eval-tasks", "2", "--test-tasks", "2",
        "--eval-inner-steps", "1"]
 RL = [*TINY[:1], "4", *TINY[2:]]

@@ -37,7 +37,8 @@ def torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 600):
                           cwd=REPO)
 
 
-SIN = ["--preset", "sinusoid", "--iterations", "12", "--meta-batch", "4", "--eval-every", "6",
+SIN = ["--preset", "sinusoid", "--task-batching", "batched",
+       "--iterations", "12", "--meta-batch", "4", "--eval-every", "6",
        "--eval-tasks", "10", "--test-tasks", "10", "--checkpoint-every", "6", "--k-shot", "5"]
 
 
