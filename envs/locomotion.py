@@ -190,7 +190,7 @@ class LocomotionTaskEnv(MetaEnv):
             raise MetaRLError(
                 f"rendering {type(self).__name__} failed ({type(err).__name__}: {err}); "
                 "a machine without a display needs MUJOCO_GL=egl (or osmesa) set before the "
-                "first frame is drawn; adapt_rl.py --video chooses one that works here"
+                "first frame is drawn; `metarl adapt --video` chooses one that works here"
             ) from err
 
     # --- the vectorised twin -------------------------------------------------------------------

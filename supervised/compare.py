@@ -24,16 +24,16 @@ def finished_results(run: Path) -> dict:
     path = run / "results.json"
     if not path.is_file():
         raise MetaRLError(f"{run} has no results.json; is the run finished?")
-    result = read_json(path, "a train_supervised.py results.json")
+    result = read_json(path, "a `metarl train supervised` results.json")
     if not isinstance(result, dict) or "family" not in result:
         raise MetaRLError(
-            f"{run} is not a train_supervised.py run; a train_rl.py run's adaptation is "
-            "plotted with plot_rl.py --results <its adapt-* folder>")
+            f"{run} is not a `metarl train supervised` run; a `metarl train rl` run's adaptation "
+            "is plotted with `metarl plot rl --results <its adapt-* folder>`")
     if not is_finished(result):
         raise MetaRLError(
             f"{run} was stopped at iteration {result.get('iterations')} and has no test "
-            "evaluation; finish it with train_supervised.py --resume, or evaluate a "
-            "checkpoint with evaluate.py")
+            "evaluation; finish it with `metarl train supervised --resume`, or evaluate a "
+            "checkpoint with `metarl evaluate`")
     return result
 
 

@@ -28,7 +28,7 @@ class EvalConfig:
     """Evaluate a checkpoint of a supervised run."""
 
     run_dir: Path
-    """The run folder written by train_supervised.py (holds config.json and checkpoints/)."""
+    """The run folder written by metarl train supervised (holds config.json and checkpoints/)."""
     checkpoint: Path | None = None
     """A checkpoint file to evaluate (default: the run's newest valid checkpoint)."""
     steps: int = 10

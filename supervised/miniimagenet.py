@@ -176,8 +176,8 @@ def load_split(split: str, root: str | os.PathLike[str] | None = None) -> dict[s
     path = cache_path(split, root)
     require(
         path.is_file(),
-        f"{path} not found; convert the images first with scripts/prepare_fewshot_data.py "
-        "miniimagenet --images-dir DIR (or prepare_miniimagenet()), or pass --data-root",
+        f"{path} not found; convert the images first with `metarl data miniimagenet "
+        "--images-dir DIR` (or prepare_miniimagenet()), or pass --data-root",
     )
     arrays = read_npz(path, KEYS, "delete it and convert the images again")
     images = arrays["images"]

@@ -330,7 +330,7 @@ def omniglot_splits(
         path = folder / f"{name}.npz"
         require(
             path.is_file(),
-            f"{path} not found; run scripts/prepare_fewshot_data.py omniglot (or "
+            f"{path} not found; run `metarl data omniglot` (or "
             "prepare_omniglot()) to convert the release, or pass --data-root",
         )
         sets.append(load_set(path))

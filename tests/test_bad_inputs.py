@@ -141,17 +141,18 @@ def test_checkpoint_of_another_model(tmp_path):
     sup_ckpt = next((tmp_path / "k5" / "checkpoints").glob("ckpt_*.pt"))
     proc = call_script("evaluate.py", "--run-dir", str(tmp_path / "k5"), "--checkpoint",
                       str(rl_ckpt))
-    one_line_error(proc, "is not a supervised meta-training checkpoint (train_supervised.py) "
-                         "but a MAML-TRPO checkpoint (train_rl.py)")
+    one_line_error(proc, "is not a supervised meta-training checkpoint (metarl train "
+                         "supervised) but a MAML-TRPO checkpoint (metarl train rl); use it "
+                         "with the command that wrote it")
     proc = call_script("adapt_rl.py", "--checkpoint", str(sup_ckpt))
-    one_line_error(proc, "is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
+    one_line_error(proc, "is not a MAML-TRPO checkpoint (metarl train rl) but a supervised")
     proc = call_script("adapt_rl.py", "--policy", str(rl_ckpt))
-    one_line_error(proc, "is not a policy file (baselines_rl.py) but a MAML-TRPO checkpoint")
+    one_line_error(proc, "is not a policy file (metarl baselines) but a MAML-TRPO checkpoint")
     (tmp_path / "k5" / "checkpoints" / "best.pt").write_bytes(sup_ckpt.read_bytes())
     proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "k5"))  # best.pt, then --last
-    one_line_error(proc, "best.pt is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
+    one_line_error(proc, "best.pt is not a MAML-TRPO checkpoint (metarl train rl) but a supervised")
     proc = call_script("adapt_rl.py", "--run-dir", str(tmp_path / "k5"), "--last")
-    one_line_error(proc, "is not a MAML-TRPO checkpoint (train_rl.py) but a supervised")
+    one_line_error(proc, "is not a MAML-TRPO checkpoint (metarl train rl) but a supervised")
 
 
 def test_adapt_rl_needs_exactly_one_source(tmp_path):
@@ -174,15 +175,18 @@ def test_the_wrong_script_for_a_run_folder(tmp_path):
     assert call_script("train_rl.py", *TINY_NAV, "--out-dir", str(tmp_path / "nav")).returncode == 0
     before = {p: p.read_bytes() for p in (tmp_path / "sin").rglob("*") if p.is_file()}
     proc = call_script("train_rl.py", *TINY_NAV, "--resume", "--out-dir", str(tmp_path / "sin"))
-    one_line_error(proc, "holds a train_supervised.py run, not a train_rl.py one")
+    one_line_error(proc, "holds a `metarl train supervised` run, not a `metarl train rl` "
+                         "one; resume it with `metarl train supervised` or choose")
     proc = call_script("train_supervised.py", *TINY_SIN, "--resume", "--out-dir",
                        str(tmp_path / "nav"))
-    one_line_error(proc, "holds a train_rl.py run, not a train_supervised.py one")
+    one_line_error(proc, "holds a `metarl train rl` run, not a `metarl train supervised` "
+                         "one; resume it with `metarl train rl` or choose")
     assert {p: p.read_bytes() for p in (tmp_path / "sin").rglob("*") if p.is_file()} == before
     proc = call_script("plot.py", "--runs", str(tmp_path / "nav"), "--out",
                        str(tmp_path / "figs" / "p.png"))
-    one_line_error(proc, "is not a train_supervised.py run; a train_rl.py run's adaptation is "
-                         "plotted with plot_rl.py")
+    one_line_error(proc, "is not a `metarl train supervised` run; a `metarl train rl` run's "
+                         "adaptation is plotted with `metarl plot rl --results <its adapt-* "
+                         "folder>`")
     assert not (tmp_path / "figs").exists()  # a bad input leaves no folder behind
     proc = call_script("train_rl.py", *TINY_NAV, "--resume", "--out-dir",
                        str(tmp_path / "a" / "b"))
@@ -204,8 +208,9 @@ def test_files_of_the_wrong_kind_for_the_evaluation_scripts(tmp_path):
                               ("seed_summary.py", ["--out-dir", str(tmp_path / "s")]),
                               ("paired_compare.py", [str(tmp_path / bad)])):  # two of it
             proc = call_script(script, "--results", str(tmp_path / bad), *extra)
-            one_line_error(proc, f"cannot read {tmp_path / bad} as the results.json of adapt_rl"
-                                 f".py or baselines_rl.py (pass their output folder): {why}")
+            one_line_error(proc, f"cannot read {tmp_path / bad} as the results.json of `metarl "
+                                 f"adapt` or `metarl baselines` (pass their output folder): "
+                                 f"{why}")
     assert not (tmp_path / "new").exists()  # a bad input leaves no folder behind
     proc = call_script("adapt_rl.py", "--checkpoint", str(tmp_path / "nav"))
     one_line_error(proc, "is a folder, not a checkpoint file")

@@ -139,6 +139,9 @@ def test_data_root_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("METARL_OMNIGLOT", str(tmp_path))
     assert omniglot.omniglot_root() == tmp_path
     assert omniglot.omniglot_root(tmp_path / "x") == tmp_path / "x"
+    with pytest.raises(MetaRLError, match="images_background.npz not found; run `metarl data "
+                                          "omniglot` .* to convert the release"):
+        omniglot.omniglot_splits(tmp_path / "empty")
 
 
 @needs_data

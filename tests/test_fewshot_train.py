@@ -72,5 +72,6 @@ def test_train_miniimagenet_without_cache_is_one_clear_error(tmp_path):
                       check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ")
-    assert "miniimagenet_train.npz not found; convert the images first" in proc.stderr
+    assert ("miniimagenet_train.npz not found; convert the images first with `metarl data "
+            "miniimagenet --images-dir DIR`") in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -660,6 +660,7 @@ def test_resuming_a_finished_run_changes_nothing(nav_run, tmp_path):
     proc = run_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(run),
                       "--resume", "--torch-threads", "1", "--keep-checkpoints", "4")
     assert "is a finished run (2 iterations); nothing was changed" in proc.stdout
+    assert f"evaluate: metarl adapt --run-dir {run}" in proc.stdout
     assert snapshot(run) == before
     proc = call_script("train_rl.py", "--preset", "navigation", *TINY, "--out-dir", str(run),
                        "--resume", "--seed", "7")

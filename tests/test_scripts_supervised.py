@@ -54,6 +54,8 @@ def test_evaluate_and_plot(finished_run, tmp_path):
         {"family": "sinusoid", "algo": "maml", "iterations": 7, "finished": False}))
     proc = call_script("plot.py", "--runs", str(stopped), "--out", str(tmp_path / "s.png"))
     assert proc.returncode == 2 and "stopped at iteration 7" in proc.stderr, proc.stderr
+    assert ("finish it with `metarl train supervised --resume`, or evaluate a checkpoint with "
+            "`metarl evaluate`") in proc.stderr
     assert not (tmp_path / "s.png").exists()
 
 

@@ -17,7 +17,7 @@ from metarl.rl.compare import plot_evaluations
 
 @dataclass(kw_only=True)
 class PlotRLConfig(FigureFlags):
-    """Compare evaluations written by adapt_rl.py and baselines_rl.py."""
+    """Compare evaluations written by metarl adapt and metarl baselines."""
 
     results: list[Path]
     """Folders (or results.json files) of evaluations."""

@@ -21,7 +21,7 @@ class PlotConfig(FigureFlags):
     """Plot adaptation curves of several runs against each other."""
 
     runs: list[Path]
-    """Run folders (each with a results.json written by train_supervised.py)."""
+    """Run folders (each with a results.json written by metarl train supervised)."""
     predictions: bool = True
     """Also draw predictions on one task (sinusoid runs only), into
     <out stem>-predictions.png."""

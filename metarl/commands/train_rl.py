@@ -40,7 +40,7 @@ def report(cfg: RLConfig, results: dict[str, Any]) -> None:
               f"iteration {best['iteration']}, score {best['score']:.2f}")
     run_dir = Path(cfg.out_dir)
     print(f"results: {run_dir / 'results.json'}\nplots:   {run_dir / 'training.png'}")
-    print(f"evaluate: python scripts/adapt_rl.py --run-dir {run_dir}")
+    print(f"evaluate: metarl adapt --run-dir {run_dir}")
 
 
 @cli_errors

@@ -92,16 +92,16 @@ class PolicySource:
     --policy."""
 
     run_dir: Path | None = None
-    """A train_rl.py run folder: its selected policy (checkpoints/best.pt, see train_rl.py
-    --select-best) or, with --last or when it has none, its newest valid checkpoint."""
+    """A metarl train rl run folder: its selected policy (checkpoints/best.pt, see metarl
+    train rl --select-best) or, with --last or when it has none, its newest valid checkpoint."""
     pretrained: PretrainedName | None = None
     """A meta-trained policy shipped with metarl, by name (a run folder like --run-dir's)."""
     last: bool = False
     """With --run-dir: evaluate the newest checkpoint instead of the selected one."""
     checkpoint: Path | None = None
-    """A specific checkpoint of a train_rl.py run."""
+    """A specific checkpoint of a metarl train rl run."""
     policy: Path | None = None
-    """A policy file written by baselines_rl.py (pretrained, random or oracle)."""
+    """A policy file written by metarl baselines (pretrained, random or oracle)."""
 
 
 @dataclass

@@ -59,7 +59,7 @@ class RLConfig:
     inner_batches: InnerBatches = "shared"
     """Where inner steps 2, 3, ... of meta-training get their episodes: shared (every step on
     the one support batch sampled by θ) or fresh (step k on a new batch sampled by the policy
-    after k - 1 steps: the original code's num_grad_updates > 1, and how adapt_rl.py
+    after k - 1 steps: the original code's num_grad_updates > 1, and how metarl adapt
     evaluates); the meta-gradient flows through every step either way."""
     later_inner_lr: float | None = None
     """Step size of inner steps 2, 3, ... in meta-training (default: --inner-lr, as the
@@ -93,7 +93,7 @@ class RLConfig:
     seed: int = 0
     """Seed of the policy initialisation, task draws and rollouts."""
     select_best: Selection = "validation"
-    """Which policy adapt_rl.py evaluates from this run, kept as checkpoints/best.pt. The paper
+    """Which policy metarl adapt evaluates from this run, kept as checkpoints/best.pt. The paper
     (appendix A.2) trained "for up to 500 meta-iterations" and used "the model with the best
     average return during training": train-return does that (the post-adaptation return of
     each iteration's 20-40 random tasks -- noisy); validation (default) scores the policy every
@@ -102,7 +102,7 @@ class RLConfig:
     eval_every: int = 10
     """Iterations between validations (select_best validation)."""
     eval_tasks: int = 40
-    """Validation goals, drawn with --eval-seed (the test goals of adapt_rl.py use --seed 1)."""
+    """Validation goals, drawn with --eval-seed (the test goals of metarl adapt use --seed 1)."""
     eval_steps: int = 2
     """Adaptation steps of the validation (step sizes α, then α/2)."""
     eval_timesteps: int = 4000

@@ -341,9 +341,9 @@ def load_evaluation(path: Path) -> dict[str, Any]:
     """An evaluation written by :func:`run_evaluation`: a folder or its results.json."""
     file = path / "results.json" if path.is_dir() else path
     if not file.exists():
-        raise MetaRLError(f"{path} has no results.json from adapt_rl.py or baselines_rl.py")
-    result = read_json(file, "the results.json of adapt_rl.py or baselines_rl.py (pass their "
-                       "output folder)")
+        raise MetaRLError(f"{path} has no results.json from `metarl adapt` or `metarl baselines`")
+    result = read_json(file, "the results.json of `metarl adapt` or `metarl baselines` (pass "
+                       "their output folder)")
     if not isinstance(result, dict) or "returns_mean" not in result:
         raise MetaRLError(f"{file} is not an adaptation evaluation (no returns_mean)")
     return result
@@ -466,7 +466,7 @@ def summarize_seeds(results: Sequence[dict[str, Any]],
         values = {json.dumps(r.get(key)) for r in results}
         if len(values) > 1:
             raise MetaRLError(f"the evaluations differ in {key}: {sorted(values)}; compare "
-                              "evaluations made with the same adapt_rl.py settings")
+                              "evaluations made with the same `metarl adapt` settings")
     goals = _shared_goals(results)
     per_seed = np.asarray([r["returns_mean"] for r in results], dtype=np.float64)
     n = len(per_seed)

@@ -40,12 +40,12 @@ MAML_TRPO = "metarl-maml-trpo"
 POLICY = "metarl-policy"
 ADAPTED = "metarl-adapted-policies"
 KINDS = {
-    SUPERVISED: "a supervised meta-training checkpoint (train_supervised.py)",
-    MAML_TRPO: "a MAML-TRPO checkpoint (train_rl.py)",
-    POLICY: "a policy file (baselines_rl.py)",
-    ADAPTED: "adapted policies (adapt_rl.py)",
+    SUPERVISED: "a supervised meta-training checkpoint (metarl train supervised)",
+    MAML_TRPO: "a MAML-TRPO checkpoint (metarl train rl)",
+    POLICY: "a policy file (metarl baselines)",
+    ADAPTED: "adapted policies (metarl adapt)",
 }
-"""The ``kind`` each script stamps into what it saves, and how errors name it."""
+"""The ``kind`` each command stamps into what it saves, and how errors name it."""
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
@@ -69,7 +69,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not raw.startswith(MAGIC):
         raise CheckpointError(
             f"{path} is not a metarl checkpoint (no METARL-CKPT header); "
-            "pass a file written by a metarl training script"
+            "pass a file written by a metarl training command"
         )
     try:
         header_end = raw.index(b"\n", len(MAGIC))
@@ -92,12 +92,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def check_kind(state: Mapping[str, Any], path: Path, kind: str) -> None:
     """Raise a clear :class:`CheckpointError` when the file at ``path`` is not of ``kind``
-    (a checkpoint of another script: its tensors would load into the wrong model)."""
+    (a checkpoint of another command: its tensors would load into the wrong model)."""
     found = state.get("kind")
     if found != kind:
         other = KINDS.get(str(found), f"a file of kind {found!r}")
         raise CheckpointError(f"{path} is not {KINDS[kind]} but {other}; "
-                              "use it with the script that wrote it")
+                              "use it with the command that wrote it")
 
 
 def model_signature(module: nn.Module) -> dict[str, list[int]]:

@@ -218,7 +218,7 @@ def _json_default(obj: Any) -> Any:
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:
     """The JSON in ``path``, or a :class:`MetaRLError` naming the file, what it should have
-    been (``what``, e.g. "an adapt_rl.py results.json") and why it could not be read (a
+    been (``what``, e.g. "a `metarl adapt` results.json") and why it could not be read (a
     folder, a CSV or PNG passed by mistake, a truncated file)."""
     path = Path(path)
     try:

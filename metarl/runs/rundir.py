@@ -179,8 +179,8 @@ def prepare_run_dir(
         theirs, ours = written_by(old), written_by(config)
         if theirs and ours and theirs != ours:
             raise MetaRLError(
-                f"cannot resume {path}: it holds a {theirs} run, not a {ours} one; resume it "
-                f"with {theirs} or choose a new --out-dir (nothing was changed)"
+                f"cannot resume {path}: it holds a `{theirs}` run, not a `{ours}` one; resume it "
+                f"with `{theirs}` or choose a new --out-dir (nothing was changed)"
             )
         changed = _diff(old, config, (*resumable_fields, RUN_ID), added or {})
         if changed:
@@ -203,13 +203,13 @@ def prepare_run_dir(
 
 
 def written_by(config: Mapping[str, Any]) -> str | None:
-    """The script whose run a config.json describes, told by a setting only it has (None if
-    unknown): resuming a folder with another script's settings is a mistake worth naming
+    """The command whose run a config.json describes, told by a setting only it has (None if
+    unknown): resuming a folder with another command's settings is a mistake worth naming
     rather than listing every setting that differs."""
-    for key, script in (("baseline", "baselines_rl.py"), ("family", "train_supervised.py"),
-                        ("env", "train_rl.py")):
+    for key, command in (("baseline", "metarl baselines"), ("family", "metarl train supervised"),
+                         ("env", "metarl train rl")):
         if key in config:
-            return script
+            return command
     return None
 
 
