@@ -221,17 +221,18 @@ def make_outer_step(problem: SupervisedProblem, cfg: LoopConfig, *,
     return gradient_step
 
 
-SUPERVISED_PANELS = (
-    Panel("Accuracy", "accuracy", (
-        ("train/query_accuracy", "training tasks' queries, adapted"),
-        ("train/accuracy", "training tasks"),
-        ("val/accuracy_*", "validation tasks, after *"))),
-    Panel("Loss", "loss", (
-        ("train/query_loss", "training tasks' queries, adapted"),
-        ("train/loss", "training tasks"),
-        ("val/loss_*", "validation tasks, after *"))),
-    Panel("Reptile pseudo-gradient", "norm", (("train/pseudo_grad_norm", "θ − mean θ'"),)),
-)
+def _metric_panel(title: str, metric: str) -> Panel:
+    """``metric`` (loss or accuracy) on the training tasks' queries after adaptation (the
+    pretrained baseline: on its training tasks) and on the validation tasks after 0 and K
+    steps."""
+    return Panel(title, metric, ((f"train/query_{metric}", "training tasks' queries, adapted"),
+                                 (f"train/{metric}", "training tasks"),
+                                 (f"val/{metric}_*", "validation tasks, after *")))
+
+
+SUPERVISED_PANELS = (_metric_panel("Accuracy", "accuracy"), _metric_panel("Loss", "loss"),
+                     Panel("Reptile pseudo-gradient", "norm",
+                           (("train/pseudo_grad_norm", "θ − mean θ'"),)))
 """The panels of a supervised run's training.png: accuracy (classification) and loss, on the
 training tasks and the validation tasks; a panel whose tags a run never logs is left out."""
 
