@@ -20,10 +20,9 @@ from metarl.runs.checkpoint import CheckpointDir, load_checkpoint, save_checkpoi
 from .conftest import REPO, Outcome, call_script, run_script, snapshot
 from .test_bad_inputs import one_line_error
 
-SIN = ["--preset", "sinusoid", "--task-batching", "batched",
-       "--iterations", "300", "--meta-batch", "5", "--k-shot", "5",
+SIN = ["--preset", "sinusoid", "--iterations", "300", "--meta-batch", "5", "--k-shot", "5",
        "--eval-every", "100", "--eval-tasks", "20", "--test-tasks", "20",
-       "--checkpoint-every", "25", "--eval-inner-steps", "2"]
+       "--checkpoint-every", "25", "--eval-inner-steps", "2", "--task-batching", "batched"]
 NAV = ["--preset", "navigation", "--iterations", "8", "--meta-batch", "2",
        "--episodes-per-task", "2", "--horizon", "10", "--hidden-sizes", "16", "--threads", "1",
        "--checkpoint-every", "1"]
